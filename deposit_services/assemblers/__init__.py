@@ -1,0 +1,1 @@
+"""Package assemblers: one module per package format, registered by specification."""

@@ -1,0 +1,1 @@
+"""repositories.json: load, interpolate, validate."""

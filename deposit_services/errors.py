@@ -1,0 +1,118 @@
+"""The one exception tree of deposit-services.
+
+Library exceptions (sqlalchemy, requests, paramiko, ftplib, stomp) are converted to
+these at the adapter boundary with ``raise ... from exc``. The class decides what the
+service layer does: a ``transient`` deposit error puts the Deposit in RETRY, any other
+deposit error FAILS it, a message error dead-letters the message.
+
+    DepositServicesError
+    ├── ConfigurationError          settings or repositories.json are wrong (exit 2)
+    ├── ModelError                  a PASS entity graph or metadata blob is wrong
+    │   └── GraphError              wrong type / dangling reference (names id and field)
+    ├── StoreError                  the system of record
+    │   ├── NotFound                no entity with that type and id
+    │   ├── Conflict                a write lost a race
+    │   │   ├── StaleVersion        compare-and-set on the version failed
+    │   │   └── AlreadyExists       an insert hit an existing id / unique key
+    │   └── StoreUnavailable        the store cannot be reached (transient)
+    ├── MessagingError
+    │   ├── MalformedMessage        a body we cannot decode (dead-lettered at once)
+    │   └── BrokerUnavailable       the broker cannot be reached (transient)
+    └── DepositError                one deposit cannot proceed; becomes statusMessage
+        ├── AssemblyError           a package cannot be built (unreadable file, ...)
+        ├── RepositoryConfigError   no / unusable repositories.json entry
+        └── TransferError           the transport failed
+            ├── TransientTransferError   connect refused, timeout, 5xx, 429 -> RETRY
+            └── PermanentTransferError   auth, 4xx, server error document -> FAILED
+                └── AuthenticationError
+"""
+
+from __future__ import annotations
+
+
+class DepositServicesError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigurationError(DepositServicesError):
+    """Settings or repositories.json are invalid; ``problems`` lists every one found."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems or [message]
+        super().__init__(message)
+
+
+class ModelError(DepositServicesError):
+    """A PASS entity, graph or metadata blob is not usable."""
+
+
+class GraphError(ModelError):
+    """A graph entity has a wrong type or a reference to nothing."""
+
+
+class StoreError(DepositServicesError):
+    """The system of record failed."""
+
+
+class NotFound(StoreError):
+    """No entity of that type with that id."""
+
+
+class Conflict(StoreError):
+    """A write lost a race with another writer."""
+
+
+class StaleVersion(Conflict):
+    """A compare-and-set update found a newer version than the one it read."""
+
+
+class AlreadyExists(Conflict):
+    """An insert found an entity with the same id or unique key."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now; try again later."""
+
+
+class MessagingError(DepositServicesError):
+    """The broker or a message failed."""
+
+
+class MalformedMessage(MessagingError):
+    """A message body that cannot be decoded into a command."""
+
+
+class BrokerUnavailable(MessagingError):
+    """The broker cannot be reached right now."""
+
+
+class DepositError(DepositServicesError):
+    """One deposit cannot proceed. ``transient`` errors are retried, others fail it."""
+
+    transient: bool = False
+
+
+class AssemblyError(DepositError):
+    """A package could not be built (a file cannot be read, bad options, ...)."""
+
+
+class RepositoryConfigError(DepositError):
+    """The repository has no usable entry in repositories.json."""
+
+
+class TransferError(DepositError):
+    """The transport could not hand the package over."""
+
+
+class TransientTransferError(TransferError):
+    """A fault that may go away: connection refused, timeout, 5xx, 429."""
+
+    transient = True
+
+
+class PermanentTransferError(TransferError):
+    """A fault that will not go away by retrying: 4xx, error document, bad package."""
+
+
+class AuthenticationError(PermanentTransferError):
+    """The target refused our credentials."""

@@ -1,0 +1,1 @@
+"""Message brokers: a port (base.Broker) and its adapters."""

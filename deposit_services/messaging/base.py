@@ -1,0 +1,98 @@
+"""The broker port: publish messages, receive them one at a time, settle each one.
+
+A received ``Delivery`` is invisible to other consumers until it is settled:
+``ack`` (the resulting state is committed: forget it), ``nack`` (processing failed:
+deliver it again later; after ``max_deliveries`` attempts it goes to the dead-letter
+queue with the reason) or ``dead_letter`` (it can never succeed: malformed, unknown
+id). A consumer that dies without settling gets its deliveries redelivered. Adapters
+are chosen by the broker URL scheme in ``BROKERS`` and imported lazily.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deposit_services.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message. ``attempt`` counts deliveries, starting at 1."""
+
+    queue: str
+    body: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    message_id: str = ""
+    attempt: int = 1
+    token: Any = None  # adapter-specific handle used to settle it
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    body: str
+    reason: str
+    attempts: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Broker(ABC):
+    """A message broker connection shared by the worker threads."""
+
+    @abstractmethod
+    def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
+        """Send a message; durable once this returns."""
+
+    @abstractmethod
+    def receive(self, queues: Sequence[str], timeout: float) -> Delivery | None:
+        """The next message of any of ``queues``, waiting up to ``timeout`` seconds."""
+
+    @abstractmethod
+    def ack(self, delivery: Delivery) -> None:
+        """Processing is committed: the message is done."""
+
+    @abstractmethod
+    def nack(self, delivery: Delivery, reason: str) -> None:
+        """Processing failed: redeliver later, or dead-letter once attempts run out."""
+
+    @abstractmethod
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """The message can never be processed: move it to the dead-letter queue now."""
+
+    def touch(self, delivery: Delivery) -> None:  # noqa: B027 - optional hook
+        """Still working on it: extend its invisibility (brokers with leases)."""
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """The dead-letter queue's content, where the adapter can list it."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Disconnect; unsettled deliveries will be redelivered."""
+
+
+# URL scheme -> "module:Class"
+BROKERS: dict[str, str] = {
+    "local": "deposit_services.messaging.local:LocalBroker",
+    "sqlite": "deposit_services.messaging.local:LocalBroker",
+    "postgresql": "deposit_services.messaging.local:LocalBroker",
+}
+
+
+def broker_class(url: str) -> type[Broker]:
+    scheme = url.partition(":")[0].split("+")[0].lower()
+    target = BROKERS.get(scheme)
+    if target is None:
+        raise ConfigurationError(
+            f"DEPOSIT_BROKER_URL: unknown broker scheme {scheme!r} (known: {', '.join(BROKERS)})"
+        )
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"broker {scheme!r} cannot be loaded: {exc}") from exc
+    cls: type[Broker] = getattr(module, class_name)
+    return cls

@@ -1,0 +1,1 @@
+"""PASS entities, statuses, the DepositSubmission value objects and broker messages."""

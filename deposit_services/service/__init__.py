@@ -1,0 +1,1 @@
+"""The service layer: plain functions and small classes that drive the ports."""

@@ -1,0 +1,1 @@
+"""Resolvers of a deposit's remote status (e.g. a SWORD statement)."""

@@ -1,0 +1,1 @@
+"""Transports: one module per protocol, registered by the protocol-binding name."""

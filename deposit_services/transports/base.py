@@ -1,0 +1,114 @@
+"""The transport port: hand a Package to a repository and say what happened.
+
+A transport is built once per repository from its ``transport-config`` entry
+(``protocol-binding`` for the transfer, ``auth-realms`` for status documents) and may
+be used from several threads. Adapters are registered by protocol name in
+``TRANSPORTS`` and imported lazily. Library errors become ``TransientTransferError``
+(retry later) or ``PermanentTransferError`` (fail now) at this boundary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deposit_services.assemblers.base import Package
+from deposit_services.errors import RepositoryConfigError
+from deposit_services.model.submission import DepositSubmission
+
+
+@dataclass(frozen=True)
+class TransportContext:
+    """What a transport may need besides its binding: HTTP agent, auth realms, hints."""
+
+    user_agent: str = "deposit-services"
+    auth_realms: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of a transfer.
+
+    ``accepted``: the repository took custody at once (Deposit ACCEPTED, copy COMPLETE);
+    otherwise the deposit is SUBMITTED and ``status_ref`` is followed later.
+    """
+
+    accepted: bool
+    status_ref: str | None = None
+    access_url: str | None = None
+    external_ids: tuple[str, ...] = ()
+    message: str | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+class Binding(BaseModel):
+    """Base of each transport's protocol-binding model. Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    protocol: str
+
+
+class Transport(ABC):
+    """Sends packages with one protocol. Subclasses set ``protocol`` and ``binding_model``."""
+
+    protocol: ClassVar[str]
+    binding_model: ClassVar[type[Binding]] = Binding
+
+    def __init__(self, binding: Mapping[str, Any], context: TransportContext | None = None) -> None:
+        self.binding = parse_binding(self.binding_model, binding)
+        self.context = context or TransportContext()
+
+    @abstractmethod
+    def send(self, package: Package, submission: DepositSubmission) -> Receipt:
+        """Transfer ``package``. Idempotent where the protocol allows: a package already
+        at the target under its final name with the same size is not sent again."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; default: nothing to release."""
+
+
+def parse_binding(model: type[Binding], binding: Mapping[str, Any]) -> Any:
+    try:
+        return model.model_validate(dict(binding))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(binding)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RepositoryConfigError(f"protocol-binding is invalid: {problems}") from exc
+
+
+# protocol (lower case) -> "module:Class"
+TRANSPORTS: dict[str, str] = {
+    "filesystem": "deposit_services.transports.filesystem:FilesystemTransport",
+    "devnull": "deposit_services.transports.devnull:DevNullTransport",
+}
+
+
+def transport_class(protocol: str) -> type[Transport]:
+    target = TRANSPORTS.get(protocol.strip().lower())
+    if target is None:
+        known = ", ".join(sorted(TRANSPORTS))
+        raise RepositoryConfigError(f"unknown transport protocol {protocol!r} (known: {known})")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise RepositoryConfigError(f"transport {protocol!r} cannot be loaded: {exc}") from exc
+    cls: type[Transport] = getattr(module, class_name)
+    return cls
+
+
+def create_transport(
+    binding: Mapping[str, Any], context: TransportContext | None = None
+) -> Transport:
+    protocol = str(binding.get("protocol", ""))
+    if not protocol:
+        raise RepositoryConfigError("protocol-binding has no 'protocol'")
+    return transport_class(protocol)(binding, context)
