@@ -94,7 +94,9 @@ class Assembler(ABC):
         self.options: Mapping[str, Any] = options or {}
 
     @abstractmethod
-    def assemble(self, submission: DepositSubmission, workdir: Path, timestamp: datetime) -> Package:
+    def assemble(
+        self, submission: DepositSubmission, workdir: Path, timestamp: datetime
+    ) -> Package:
         """Write the package for ``submission`` into ``workdir`` and describe it.
 
         ``timestamp`` is fixed per deposit, so that a rebuilt package has the same name

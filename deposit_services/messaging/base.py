@@ -79,6 +79,7 @@ BROKERS: dict[str, str] = {
     "local": "deposit_services.messaging.local:LocalBroker",
     "sqlite": "deposit_services.messaging.local:LocalBroker",
     "postgresql": "deposit_services.messaging.local:LocalBroker",
+    "stomp": "deposit_services.messaging.stomp:StompBroker",  # also stomp+ssl://
 }
 
 

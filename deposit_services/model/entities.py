@@ -95,7 +95,7 @@ class FileRole(_PassEnum):
 
 
 class Source(_PassEnum):
-    PASS = "PASS"
+    PASS = "PASS"  # noqa: S105 - the source name, not a password
     OTHER = "OTHER"
 
 

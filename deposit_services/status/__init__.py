@@ -1,1 +1,2 @@
-"""Resolvers of a deposit's remote status (e.g. a SWORD statement)."""
+"""Resolvers of a deposit's remote status: ``base`` (the port, the state mapping, auth
+realms) and ``sword`` (SWORDv2 Atom / ORE statements)."""

@@ -88,6 +88,7 @@ def parse_binding(model: type[Binding], binding: Mapping[str, Any]) -> Any:
 TRANSPORTS: dict[str, str] = {
     "filesystem": "deposit_services.transports.filesystem:FilesystemTransport",
     "devnull": "deposit_services.transports.devnull:DevNullTransport",
+    "swordv2": "deposit_services.transports.sword2:SwordV2Transport",
 }
 
 

@@ -1,0 +1,239 @@
+"""The command line: parse, configure logging, bootstrap, call the service layer, exit.
+
+Exit codes: EXIT_OK (0) success; EXIT_FAILURE (1) the command ran but something it did
+failed; EXIT_CONFIG (2) bad usage, settings or repositories.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from deposit_services import __version__
+from deposit_services.bootstrap import bootstrap, load_repositories_config
+from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
+from deposit_services.settings import Settings, load_settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("deposit_services.cli")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("stomp.py", "paramiko", "urllib3", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _print_problems(exc: ConfigurationError) -> None:
+    print(f"configuration error: {exc}", file=sys.stderr)
+    if exc.problems != [str(exc)]:
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+
+
+# --- commands ------------------------------------------------------------------------
+
+
+def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.service.worker import MessageHandler, Worker
+
+    for name, value in settings.masked().items():
+        log.info("setting %s = %s", name, value)
+    app = bootstrap(settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: finishing the messages in flight, then exiting",
+                 signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        handler = MessageHandler(app.context(), app.require_broker(),
+                                 touch_interval=max(settings.lease_seconds / 3, 0.2))
+        worker = Worker(handler, [settings.queue_submission, settings.queue_deposit],
+                        settings.workers_concurrency)
+        worker.run(stop)
+    finally:
+        app.close()
+    return EXIT_OK
+
+
+def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.service.intake import (
+        SubmissionExists,
+        load_submission_graph,
+        submit_graph,
+    )
+
+    graph = load_submission_graph(Path(args.graph), Path(args.files_dir) if args.files_dir
+                                  else None)
+    app = bootstrap(settings)
+    try:
+        submission = submit_graph(app.store, app.require_broker(), graph,
+                                  settings.queue_submission)
+    except SubmissionExists as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        app.close()
+    print(f"submitted {submission.id}")
+    return EXIT_OK
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.service.reports import status_report
+
+    app = bootstrap(settings, with_broker=False)
+    try:
+        try:
+            report = status_report(app.store, args.submission)
+        except NotFound as exc:
+            print(f"no such submission: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    finally:
+        app.close()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_status_table(report))
+    return EXIT_OK
+
+
+def _status_table(report: list[dict[str, Any]]) -> str:
+    if not report:
+        return "no submissions"
+    rows = [("SUBMISSION", "STATUS", "REPOSITORY", "DEPOSIT", "COPY", "MESSAGE / URL")]
+    for sub in report:
+        rows.append((sub["id"], sub["aggregatedDepositStatus"] or "-", "", "", "",
+                     sub["statusMessage"] or ""))
+        for dep in sub["deposits"]:
+            copy = dep["repositoryCopy"] or {}
+            rows.append(("", "", str(dep["repositoryKey"]), dep["depositStatus"] or "(pending)",
+                         copy.get("copyStatus") or "-",
+                         dep["statusMessage"] or copy.get("accessUrl") or ""))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    return "\n".join(
+        "  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+        for r in rows
+    )
+
+
+def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
+    config = load_repositories_config(settings)  # raises ConfigurationError listing problems
+    print(f"{settings.repository_configuration}: {len(config.entries)} repositories, OK")
+    return EXIT_OK
+
+
+def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
+    width = max(len(k) for k in settings.masked())
+    for name, value in settings.masked().items():
+        print(f"{name.ljust(width)}  {value}")
+    return EXIT_OK
+
+
+def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.assemblers.base import create_assembler
+    from deposit_services.model.builder import build_deposit_submission
+    from deposit_services.model.entities import Repository
+    from deposit_services.service.deposits import package_timestamp
+    from deposit_services.service.intake import load_submission_graph
+
+    graph = load_submission_graph(Path(args.graph), Path(args.files_dir) if args.files_dir
+                                  else None)
+    config = load_repositories_config(settings)
+    entry = config.find(Repository(id=args.repository, repository_key=args.repository))
+    if entry is None:
+        raise ConfigurationError(
+            f"no repository {args.repository!r} in {settings.repository_configuration} "
+            f"(known: {', '.join(sorted(config.entries))})"
+        )
+    submission = graph.submission
+    content = build_deposit_submission(submission, graph)
+    out_dir = Path(args.output)
+    assembler = create_assembler(entry.assembler.specification, entry.assembler.options)
+    stamp = (package_timestamp(submission) if submission.submitted_date
+             else datetime.now(UTC).replace(microsecond=0))
+    package = assembler.assemble(content, out_dir, stamp)
+    final = out_dir / package.name
+    package.path.replace(final)
+    print(f"package  {final}\nformat   {package.specification}\nsize     {package.size}\n"
+          f"md5      {package.md5}\nsha256   {package.sha256}")
+    return EXIT_OK
+
+
+# --- parsing -------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deposit-services",
+        description="Deposit research outputs from PASS into repositories.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("listen", help="run the daemon until SIGTERM/SIGINT")
+    p.set_defaults(func=cmd_listen)
+
+    p = sub.add_parser("submit", help="load a pass-core JSON graph and announce its submission")
+    p.add_argument("graph", help="pass-core JSON graph (a list of entities)")
+    p.add_argument("--files-dir", help="base directory for relative/classpath file URIs "
+                                       "(default: the graph's directory)")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", help="submissions, their deposits and copies")
+    p.add_argument("submission", nargs="?", help="one submission id (default: all)")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("package", help="build the package a repository would get (dry run)")
+    p.add_argument("graph", help="pass-core JSON graph")
+    p.add_argument("--repository", required=True, help="repositories.json key")
+    p.add_argument("-o", "--output", default=".", help="directory for the package (default .)")
+    p.add_argument("--files-dir", help="base directory for relative/classpath file URIs")
+    p.set_defaults(func=cmd_package)
+
+    config = sub.add_parser("config", help="check or show the configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    p = config_sub.add_parser("check", help="validate repositories.json (exit 2 on problems)")
+    p.set_defaults(func=cmd_config_check)
+    p = config_sub.add_parser("show", help="print the effective settings, secrets masked")
+    p.set_defaults(func=cmd_config_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    try:
+        code: int = args.func(settings, args)
+    except ConfigurationError as exc:
+        _print_problems(exc)
+        return EXIT_CONFIG
+    except DepositServicesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return code

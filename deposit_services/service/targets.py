@@ -1,0 +1,72 @@
+"""Deposit targets: a Repository's repositories.json entry, assembler and transport.
+
+Assemblers and transports are built once per repository entry and reused by every
+worker thread; building one that cannot be built (unknown format, bad binding) raises
+RepositoryConfigError, which fails only the deposits to that repository.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from deposit_services.assemblers.base import Assembler, create_assembler
+from deposit_services.config.repositories import RepositoriesConfig, RepositoryConfig
+from deposit_services.errors import RepositoryConfigError
+from deposit_services.model.entities import Repository
+from deposit_services.transports.base import Transport, TransportContext, create_transport
+
+
+@dataclass(frozen=True)
+class Target:
+    config: RepositoryConfig
+    assembler: Assembler
+    transport: Transport
+
+
+class Targets:
+    """Builds and caches the Target of each configured repository (thread-safe)."""
+
+    def __init__(self, repositories: RepositoriesConfig, user_agent: str) -> None:
+        self.repositories = repositories
+        self._user_agent = user_agent
+        self._lock = threading.Lock()
+        self._built: dict[str, Target] = {}
+
+    def config_for(self, repository: Repository) -> RepositoryConfig:
+        config = self.repositories.find(repository)
+        if config is None:
+            key = repository.repository_key or repository.name or repository.id
+            raise RepositoryConfigError(
+                f"repository {key!r} has no entry in repositories.json "
+                f"(looked up by repositoryKey, name and id); add one and retry the deposit"
+            )
+        return config
+
+    def for_repository(self, repository: Repository) -> Target:
+        config = self.config_for(repository)
+        with self._lock:
+            target = self._built.get(config.key)
+            if target is None:
+                try:
+                    assembler = create_assembler(
+                        config.assembler.specification, config.assembler.options
+                    )
+                    context = TransportContext(
+                        user_agent=self._user_agent,
+                        auth_realms=tuple(r.model_dump(by_alias=True) for r in config.auth_realms),
+                    )
+                    transport = create_transport(config.protocol_binding, context)
+                except RepositoryConfigError as exc:
+                    raise RepositoryConfigError(
+                        f"repositories.json entry {config.key!r}: {exc}"
+                    ) from exc
+                target = Target(config, assembler, transport)
+                self._built[config.key] = target
+            return target
+
+    def close(self) -> None:
+        with self._lock:
+            for target in self._built.values():
+                target.transport.close()
+            self._built.clear()

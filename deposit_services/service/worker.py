@@ -1,0 +1,105 @@
+"""The worker: N consumer threads that take messages, process them and settle them.
+
+A message is acked only after the state it leads to is committed (at-least-once): a
+crash before that leaves it unacked and the broker delivers it again. A message that
+can never succeed (malformed, unknown id) is dead-lettered at once with the reason; any
+other failure is nacked, redelivered a bounded number of times, then dead-lettered.
+``stop`` lets the in-flight messages finish and settle before the threads exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from deposit_services.errors import MalformedMessage, NotFound
+from deposit_services.messaging.base import Broker, Delivery
+from deposit_services.model.entities import Deposit
+from deposit_services.model.messages import DepositStatusChanged, SubmissionReady, parse_message
+from deposit_services.service.deposits import ServiceContext
+from deposit_services.service.heartbeat import Heartbeat
+from deposit_services.service.submissions import SubmissionProcessor, update_aggregate
+
+log = logging.getLogger(__name__)
+
+RECEIVE_TIMEOUT = 1.0
+
+
+class MessageHandler:
+    """Decodes one delivery and runs the service layer for it; settles the delivery."""
+
+    def __init__(self, ctx: ServiceContext, broker: Broker, touch_interval: float) -> None:
+        self.ctx = ctx
+        self.broker = broker
+        self.submissions = SubmissionProcessor(ctx)
+        self.touch_interval = touch_interval
+
+    def handle(self, delivery: Delivery) -> None:
+        try:
+            message = parse_message(delivery.body, delivery.headers)
+        except MalformedMessage as exc:
+            log.error("malformed message on %s dead-lettered: %s; body %.200r", delivery.queue,
+                      exc, delivery.body)
+            self.broker.dead_letter(delivery, str(exc))
+            return
+        try:
+            with Heartbeat(self.touch_interval, lambda: self.broker.touch(delivery),
+                           name=f"touch-{delivery.message_id}"):
+                self.dispatch(message)
+        except NotFound as exc:
+            log.error("message %s dead-lettered: %s", delivery.body, exc)
+            self.broker.dead_letter(delivery, f"unknown id: {exc}")
+            return
+        except Exception as exc:
+            log.exception("processing %s failed (delivery %d); it will be redelivered",
+                          delivery.body, delivery.attempt)
+            self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
+            return
+        self.broker.ack(delivery)
+
+    def dispatch(self, message: SubmissionReady | DepositStatusChanged) -> None:
+        if isinstance(message, SubmissionReady):
+            self.submissions.process(message.submission)
+        else:
+            deposit = self.ctx.store.get(Deposit, message.deposit)
+            if deposit.submission:
+                update_aggregate(self.ctx, deposit.submission)
+
+
+class Worker:
+    """Runs ``concurrency`` consumer threads until ``stop`` is set."""
+
+    def __init__(self, handler: MessageHandler, queues: Sequence[str], concurrency: int) -> None:
+        self.handler = handler
+        self.queues = list(queues)
+        self.concurrency = concurrency
+
+    def run(self, stop: threading.Event) -> None:
+        threads = [
+            threading.Thread(target=self._consume, args=(stop,), name=f"consumer-{n}")
+            for n in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("worker consuming %s with %d threads", ", ".join(self.queues), self.concurrency)
+        for thread in threads:
+            thread.join()
+        log.info("worker stopped; in-flight messages settled")
+
+    def _consume(self, stop: threading.Event) -> None:
+        broker = self.handler.broker
+        while not stop.is_set():
+            try:
+                delivery = broker.receive(self.queues, RECEIVE_TIMEOUT)
+            except Exception:
+                log.exception("receiving failed; retrying in 2 s")
+                stop.wait(2.0)
+                continue
+            if delivery is None:
+                continue
+            try:
+                self.handler.handle(delivery)
+            except Exception:
+                log.exception("settling delivery %s failed; the broker will redeliver it",
+                              delivery.message_id)

@@ -1,0 +1,147 @@
+"""SQLAlchemy engine set-up shared by the SQL store and the local queue.
+
+One place decides how we talk to SQLite and PostgreSQL, because the same database is
+shared by several threads and several processes (two ``listen`` daemons, ``submit``):
+
+* SQLite: WAL journal (readers never block the writer), a 30 s busy timeout, foreign
+  keys on, and every write transaction opened with ``BEGIN IMMEDIATE`` so that two
+  writers never deadlock upgrading a read lock to a write lock (a deferred transaction
+  that reads then writes gets SQLITE_BUSY at once, whatever the timeout). Reads that
+  are known to stay reads may run with ``read_only=True`` (plain ``BEGIN``).
+* PostgreSQL: ``postgresql://`` is rewritten to the psycopg 3 driver.
+
+``db_errors`` maps driver failures to our exception tree at the adapter boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, exc, make_url
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import cast, extract, func, literal
+from sqlalchemy.types import Float
+
+from deposit_services.errors import StoreError, StoreUnavailable
+from deposit_services.settings import mask_url
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+POOL_SIZE = 10
+POOL_MAX_OVERFLOW = 20
+# Execution option: the transaction only reads (SQLite may then begin it DEFERRED).
+READ_ONLY = "deposit_read_only"
+
+
+def normalise_url(url: str) -> URL:
+    """Parse ``url``; ``postgres(ql)://`` goes to psycopg 3, anything else but SQLite is
+    refused with a StoreError naming the masked URL."""
+    text = url.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        parsed = make_url(text)
+    except exc.ArgumentError as error:
+        raise StoreError(f"not a database URL: {mask_url(text)!r}") from error
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        if parsed.drivername in ("postgresql", "postgresql+psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend != "sqlite":
+        raise StoreError(
+            f"unsupported database URL {mask_url(text)!r}: use sqlite:/// or postgresql://"
+        )
+    return parsed
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``sqlite:///path`` (parent directory created) or ``postgresql://``.
+
+    No connection is made here; the first use connects (see ``db_errors``).
+    """
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(
+        parsed,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_MAX_OVERFLOW,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(parsed: URL) -> Engine:
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    pool: dict[str, Any] = {}
+    if database and database != ":memory:":
+        pool = {"pool_size": POOL_SIZE, "max_overflow": POOL_MAX_OVERFLOW}
+    engine = create_engine(
+        parsed,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
+        **pool,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver level: pysqlite emits no BEGIN of its own, we do.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def now_expression(engine: Engine) -> ColumnElement[float]:
+    """The database's clock as epoch seconds (a float), so that leases and visibility
+    times agree between processes and machines sharing one database."""
+    if engine.dialect.name == "postgresql":
+        return cast(extract("epoch", func.clock_timestamp()), Float)
+    # julianday('now') has millisecond precision; 2440587.5 is the Unix epoch.
+    return cast((func.julianday("now") - literal(2440587.5)) * literal(86400.0), Float)
+
+
+def masked(engine: Engine) -> str:
+    """The engine's URL with its password hidden, for messages and logs."""
+    return mask_url(engine.url.render_as_string(hide_password=False))
+
+
+@contextmanager
+def db_errors(
+    where: str,
+    *,
+    unavailable: type[Exception] = StoreUnavailable,
+    failed: type[Exception] = StoreError,
+) -> Iterator[None]:
+    """Convert SQLAlchemy/driver errors raised inside to our tree: lost or refused
+    connections and lock time-outs to ``unavailable`` (transient), any other database
+    error to ``failed``. ``where`` names the masked URL (and operation) in the message.
+    Integrity errors must be handled by the caller before this sees them."""
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
+        detail = getattr(error, "orig", None) or error
+        raise unavailable(f"database unavailable ({where}): {detail}") from error
+    except exc.DBAPIError as error:
+        if error.connection_invalidated:
+            raise unavailable(f"database connection lost ({where}): {error.orig}") from error
+        raise failed(f"database error ({where}): {error.orig}") from error

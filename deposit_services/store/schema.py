@@ -1,0 +1,170 @@
+"""The SQL schema (entities, leases, the local queue) and its migrations.
+
+One schema serves the store and the local queue, because in the embedded set-up they
+share one SQLite file. Its version is an integer in ``schema_version``; ``MIGRATIONS``
+lists the steps from version 0 (empty database) upwards, applied in order in one
+transaction by whichever process starts first. Concurrent start-ups are serialised by
+a PostgreSQL advisory lock, or on SQLite by ``BEGIN IMMEDIATE`` (see engine.py).
+
+Rule for later changes: never edit a released step; add one that alters the previous
+shape (and freeze the table definitions step 1 used if they change).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from deposit_services.errors import StoreError
+from deposit_services.model.entities import ENTITY_TYPES
+from deposit_services.store.base import INDEXED_FIELDS
+from deposit_services.store.engine import READ_ONLY, db_errors, masked
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+# Our lock id for pg_advisory_xact_lock: any constant unlikely to clash ("DEPOSIT1").
+_ADVISORY_LOCK_ID = 0x4445504F53495431
+_ID = String(255)
+_AUTO_ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: rowid alias
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _entity_table(type_name: str) -> Table:
+    indexed = INDEXED_FIELDS.get(type_name, ())
+    table_name = f"entity_{_snake(type_name)}"
+    columns: list[Column[Any]] = [
+        Column("id", _ID, primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("body", Text, nullable=False),
+        *(Column(field, _ID, nullable=True) for field in indexed),
+        Column("updated_at", Float, nullable=False),
+    ]
+    table = Table(table_name, metadata, *columns)
+    for field in indexed:
+        Index(f"ix_{table_name}_{field}", table.c[field])
+    if type_name == "Deposit":
+        table.append_constraint(
+            UniqueConstraint("submission", "repository", name="uq_deposit_submission_repository")
+        )
+    return table
+
+
+ENTITY_TABLES: dict[str, Table] = {name: _entity_table(name) for name in ENTITY_TYPES}
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("key", _ID, primary_key=True),
+    Column("owner", _ID, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# A message is visible when available_at <= now: publish time, the redelivery time
+# after a nack, or the end of the lease of the consumer holding it (kept equal to
+# lease_until while leased), so one indexed range finds the next message.
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("queue", _ID, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("available_at", Float, nullable=False),
+    Column("lease_owner", _ID, nullable=True),
+    Column("lease_token", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_queue_messages_visible", "queue", "available_at", "id"),
+)
+
+queue_dead_letters = Table(
+    "queue_dead_letters",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, nullable=False),
+    Column("queue", _ID, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("dead_at", Float, nullable=False),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    """Entities, leases and the local queue."""
+    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+LATEST = len(MIGRATIONS)
+
+
+def _current(conn: Connection) -> int:
+    if not conn.dialect.has_table(conn, schema_version.name):
+        return 0
+    value = conn.execute(select(schema_version.c.version).where(schema_version.c.id == 1)).scalar()
+    return int(value or 0)
+
+
+def ensure_schema(engine: Engine) -> int:
+    """Create or migrate the schema to ``LATEST``; returns the version found before.
+    Cheap when the schema is current (one read). Safe for concurrent start-ups."""
+    where = masked(engine)
+    with db_errors(where):
+        with engine.connect().execution_options(**{READ_ONLY: True}) as conn, conn.begin():
+            found = _current(conn)
+        if found == LATEST:
+            return found
+        if found > LATEST:
+            raise StoreError(
+                f"database {where} has schema version {found}, newer than this "
+                f"deposit-services knows ({LATEST}): upgrade deposit-services"
+            )
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
+            schema_version.create(conn, checkfirst=True)
+            found = _current(conn)  # again, under the lock: another process may have won
+            for step in range(found, LATEST):
+                log.info("migrating %s to schema version %d: %s", where, step + 1,
+                         MIGRATIONS[step].__doc__)
+                MIGRATIONS[step](conn)
+            if found == 0:
+                conn.execute(schema_version.insert().values(id=1, version=LATEST))
+            elif found < LATEST:
+                conn.execute(schema_version.update().where(schema_version.c.id == 1)
+                             .values(version=LATEST))
+        return found

@@ -1,0 +1,229 @@
+"""The SQL store adapter (SQLite or PostgreSQL) on SQLAlchemy 2 Core.
+
+Each entity type has its own table: the entity's pass-core JSON in ``body``, its
+``version`` for compare-and-set, and a column per ``INDEXED_FIELDS`` entry for ``find``
+(enum values stored as their value). ``atomic()`` binds one connection and transaction
+to the calling thread; calls inside it (and nested ``atomic()`` blocks) share it, and
+each write inside runs in a savepoint so that an ``AlreadyExists`` caught by the caller
+leaves the outer transaction usable (PostgreSQL aborts a transaction on any error).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, delete, exc, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from deposit_services.errors import AlreadyExists, NotFound, StaleVersion
+from deposit_services.model.entities import Deposit, Entity
+from deposit_services.store.base import INDEXED_FIELDS, E, Store
+from deposit_services.store.engine import READ_ONLY, db_errors, make_engine, masked, now_expression
+from deposit_services.store.schema import ENTITY_TABLES, ensure_schema, leases
+
+log = logging.getLogger(__name__)
+
+
+def _column_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+class SqlStore(Store):
+    """The system of record in one SQL database. ``SqlStore(url)`` creates the engine
+    and migrates the schema; ``SqlStore.from_engine`` reuses an engine."""
+
+    def __init__(self, url: str) -> None:
+        self._init(make_engine(url))
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> SqlStore:
+        store = cls.__new__(cls)
+        store._init(engine)
+        return store
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        return cls(url)
+
+    def _init(self, engine: Engine) -> None:
+        self._engine = engine
+        self._where = masked(engine)
+        self._local = threading.local()
+        self._now = now_expression(engine)
+        self._postgres = engine.dialect.name == "postgresql"
+        ensure_schema(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    # Connections and transactions --------------------------------------------------
+
+    def _bound(self) -> Connection | None:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        return conn
+
+    @contextmanager
+    def _tx(self, *, read_only: bool = False) -> Iterator[Connection]:
+        """The thread's atomic() connection (inside a savepoint for writes), or a
+        connection and transaction of its own."""
+        with db_errors(self._where):
+            bound = self._bound()
+            if bound is not None:
+                if read_only:
+                    yield bound
+                else:
+                    with bound.begin_nested():
+                        yield bound
+                return
+            with self._engine.connect() as conn:
+                if read_only:
+                    conn.execution_options(**{READ_ONLY: True})
+                with conn.begin():
+                    yield conn
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        if self._bound() is not None:
+            yield  # nested: joins the outer transaction
+            return
+        with db_errors(self._where), self._engine.connect() as conn, conn.begin():
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # Entities -------------------------------------------------------------------------
+
+    @staticmethod
+    def _table(cls: type[Entity]) -> Table:
+        try:
+            return ENTITY_TABLES[cls.TYPE]
+        except KeyError:
+            raise ValueError(f"{cls.__name__} is not a stored entity type") from None
+
+    @staticmethod
+    def _load(cls: type[E], body: str, version: int) -> E:
+        data = json.loads(body)
+        data.pop("@type", None)
+        entity = cls.model_validate(data)
+        entity.version = version
+        return entity
+
+    def _row_values(self, entity: Entity) -> dict[str, Any]:
+        values: dict[str, Any] = {"body": json.dumps(entity.to_json(), sort_keys=True)}
+        for field in INDEXED_FIELDS.get(entity.TYPE, ()):
+            values[field] = _column_value(getattr(entity, field))
+        values["updated_at"] = self._now
+        return values
+
+    def get(self, cls: type[E], id: str) -> E:
+        table = self._table(cls)
+        with self._tx(read_only=True) as conn:
+            row = conn.execute(
+                select(table.c.body, table.c.version).where(table.c.id == id)
+            ).first()
+        if row is None:
+            raise NotFound(f"{cls.TYPE} {id} not found")
+        return self._load(cls, row.body, row.version)
+
+    def find(self, cls: type[E], **criteria: Any) -> list[E]:
+        table = self._table(cls)
+        indexed = INDEXED_FIELDS.get(cls.TYPE, ())
+        unknown = sorted(set(criteria) - set(indexed))
+        if unknown:
+            raise ValueError(
+                f"{cls.TYPE} cannot be searched by {', '.join(unknown)} "
+                f"(indexed: {', '.join(indexed) or 'none'})"
+            )
+        # Byte order on both backends (PostgreSQL's default collation may differ).
+        order = table.c.id.collate("C") if self._postgres else table.c.id
+        query = select(table.c.body, table.c.version).order_by(order)
+        for field, value in criteria.items():
+            column_value = _column_value(value)
+            column = table.c[field]
+            condition = column.is_(None) if column_value is None else column == column_value
+            query = query.where(condition)
+        with self._tx(read_only=True) as conn:
+            rows = conn.execute(query).all()
+        return [self._load(cls, row.body, row.version) for row in rows]
+
+    def add(self, entity: E) -> E:
+        table = self._table(type(entity))
+        stored = entity.model_copy(deep=True)
+        stored.version = 1
+        with self._tx() as conn:
+            try:
+                conn.execute(
+                    insert(table).values(id=entity.id, version=1, **self._row_values(stored))
+                )
+            except exc.IntegrityError as error:
+                raise self._already_exists(entity) from error
+        return stored
+
+    def _already_exists(self, entity: Entity) -> AlreadyExists:
+        if isinstance(entity, Deposit):
+            return AlreadyExists(
+                f"Deposit {entity.id}: id taken, or submission {entity.submission} already "
+                f"has a deposit to repository {entity.repository}"
+            )
+        return AlreadyExists(f"{entity.TYPE} {entity.id} already exists")
+
+    def update(self, entity: E) -> E:
+        table = self._table(type(entity))
+        stored = entity.model_copy(deep=True)
+        stored.version = entity.version + 1
+        with self._tx() as conn:
+            result = conn.execute(
+                update(table)
+                .where(table.c.id == entity.id, table.c.version == entity.version)
+                .values(version=stored.version, **self._row_values(stored))
+            )
+            if result.rowcount == 1:
+                return stored
+            current = conn.execute(select(table.c.version).where(table.c.id == entity.id)).first()
+        if current is None:
+            raise NotFound(f"{entity.TYPE} {entity.id} not found (deleted?)")
+        raise StaleVersion(
+            f"{entity.TYPE} {entity.id}: version {entity.version} is stale "
+            f"(stored: {current.version})"
+        )
+
+    # Leases ---------------------------------------------------------------------------
+
+    def acquire_lease(self, key: str, owner: str, seconds: float) -> bool:
+        dialect = self._engine.dialect.name
+        ins = postgresql.insert(leases) if dialect == "postgresql" else sqlite.insert(leases)
+        expires = self._now + seconds
+        statement = (
+            ins.values(key=key, owner=owner, expires_at=expires)
+            .on_conflict_do_update(
+                index_elements=[leases.c.key],
+                set_={"owner": owner, "expires_at": expires},
+                where=or_(leases.c.owner == owner, leases.c.expires_at <= self._now),
+            )
+            .returning(leases.c.key)
+        )
+        with self._tx() as conn:
+            won = conn.execute(statement).first() is not None
+        log.debug("lease %s for %s: %s", key, owner, "acquired" if won else "held by another")
+        return won
+
+    def release_lease(self, key: str, owner: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(leases).where(and_(leases.c.key == key, leases.c.owner == owner)))

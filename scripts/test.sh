@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a Debian machine (system packages,
+# services, a virtualenv with the project and its test extras), then runs ruff, mypy
+# and pytest. Safe to run again: each step checks before it acts.
+# Usage: scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- system packages -----------------------------------------------------------------
+# postgresql: SQL store tests; rabbitmq-server: STOMP tests (rabbitmq_stomp plugin);
+# activemq: STOMP tests (the broker is started by the test fixtures, as this user);
+# openssh-server/-client: SFTP tests (sshd started by the fixtures);
+# default-jre-headless: ActiveMQ's Java; zip/curl: benchmarks' reference tools.
+PACKAGES=(postgresql rabbitmq-server activemq openssh-server openssh-client
+          default-jre-headless zip curl bzip2 ca-certificates procps)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  # invoke-rc.d may try to start services in a container without an init: never fatal
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    || as_root apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "${missing[@]}"
+fi
+
+# --- services ------------------------------------------------------------------------
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  log "starting PostgreSQL"
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not running on 127.0.0.1:5432" >&2; exit 1; }
+# The tests connect as postgres with password "postgres" (ignored where auth is trust).
+if ! PGPASSWORD=postgres psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+  log "setting the postgres role's password for the tests"
+  as_root su postgres -c "psql -q -c \"ALTER USER postgres PASSWORD 'postgres'\""
+fi
+export DEPOSIT_TEST_POSTGRES_URL="${DEPOSIT_TEST_POSTGRES_URL:-postgresql://postgres:postgres@127.0.0.1:5432/postgres}"
+
+if ! as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+  log "starting RabbitMQ"
+  as_root rabbitmq-server -detached
+  for _ in $(seq 1 60); do as_root rabbitmq-diagnostics -q ping >/dev/null 2>&1 && break; sleep 1; done
+fi
+as_root rabbitmq-plugins enable --offline rabbitmq_stomp >/dev/null 2>&1 || true
+as_root rabbitmq-plugins enable rabbitmq_stomp >/dev/null
+
+# --- Python --------------------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+log "installing the project and its test extras"
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+
+log "ruff"
+.venv/bin/ruff check deposit_services tests bench
+log "mypy"
+.venv/bin/mypy deposit_services tests bench
+log "pytest"
+exec .venv/bin/python -m pytest "$@"
