@@ -9,7 +9,6 @@ so a missing optional dependency fails only the format that needs it.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO, ClassVar
 
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission
+from deposit_services.registry import load_adapter
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -122,20 +122,8 @@ ASSEMBLERS: dict[str, str] = {
 
 def assembler_class(specification: str) -> type[Assembler]:
     """The adapter registered for ``specification``; RepositoryConfigError if none."""
-    target = ASSEMBLERS.get(specification.strip().lower())
-    if target is None:
-        known = ", ".join(sorted(ASSEMBLERS))
-        raise RepositoryConfigError(
-            f"unknown assembler specification {specification!r} (known: {known})"
-        )
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise RepositoryConfigError(
-            f"assembler {specification!r} cannot be loaded: {exc}"
-        ) from exc
-    cls: type[Assembler] = getattr(module, class_name)
+    cls: type[Assembler] = load_adapter(ASSEMBLERS, specification.strip().lower(), Assembler,
+                                        "assembler specification", RepositoryConfigError)
     return cls
 
 

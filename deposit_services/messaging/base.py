@@ -10,13 +10,13 @@ are chosen by the broker URL scheme in ``BROKERS`` and imported lazily.
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from deposit_services.errors import ConfigurationError
+from deposit_services.registry import load_adapter
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,6 @@ BROKERS: dict[str, str] = {
 
 def broker_class(url: str) -> type[Broker]:
     scheme = url.partition(":")[0].split("+")[0].lower()
-    target = BROKERS.get(scheme)
-    if target is None:
-        raise ConfigurationError(
-            f"DEPOSIT_BROKER_URL: unknown broker scheme {scheme!r} (known: {', '.join(BROKERS)})"
-        )
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigurationError(f"broker {scheme!r} cannot be loaded: {exc}") from exc
-    cls: type[Broker] = getattr(module, class_name)
+    cls: type[Broker] = load_adapter(BROKERS, scheme, Broker, "DEPOSIT_BROKER_URL scheme",
+                                     ConfigurationError)
     return cls

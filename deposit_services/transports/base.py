@@ -9,7 +9,6 @@ be used from several threads. Adapters are registered by protocol name in
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission
+from deposit_services.registry import load_adapter
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,8 @@ TRANSPORTS: dict[str, str] = {
 
 
 def transport_class(protocol: str) -> type[Transport]:
-    target = TRANSPORTS.get(protocol.strip().lower())
-    if target is None:
-        known = ", ".join(sorted(TRANSPORTS))
-        raise RepositoryConfigError(f"unknown transport protocol {protocol!r} (known: {known})")
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise RepositoryConfigError(f"transport {protocol!r} cannot be loaded: {exc}") from exc
-    cls: type[Transport] = getattr(module, class_name)
+    cls: type[Transport] = load_adapter(TRANSPORTS, protocol.strip().lower(), Transport,
+                                        "transport protocol", RepositoryConfigError)
     return cls
 
 
