@@ -89,6 +89,7 @@ TRANSPORTS: dict[str, str] = {
     "filesystem": "deposit_services.transports.filesystem:FilesystemTransport",
     "devnull": "deposit_services.transports.devnull:DevNullTransport",
     "swordv2": "deposit_services.transports.sword2:SwordV2Transport",
+    "sftp": "deposit_services.transports.sftp:SftpTransport",
 }
 
 
