@@ -17,6 +17,7 @@ from deposit_services.messaging.base import Broker, broker_class
 from deposit_services.model.entities import Deposit
 from deposit_services.model.messages import DepositStatusChanged
 from deposit_services.service.deposits import ServiceContext
+from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.settings import Settings
 from deposit_services.store.base import Store
@@ -42,6 +43,8 @@ class App:
             owner=self.owner,
             lease_seconds=self.settings.lease_seconds,
             notify=self._notify,
+            retry_policy=RetryPolicy.from_settings(self.settings),
+            fault_injection=self.settings.fault_injection,
         )
 
     def _notify(self, deposit: Deposit) -> None:

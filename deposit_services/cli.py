@@ -65,13 +65,25 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    jobs = None
     try:
-        handler = MessageHandler(app.context(), app.require_broker(),
+        ctx = app.context()
+        if settings.jobs_disabled:
+            log.info("scheduled jobs disabled (PASS_DEPOSIT_JOBS_DISABLED)")
+        else:
+            from deposit_services.jobs import Jobs
+
+            jobs = Jobs(ctx, settings)
+            ctx = jobs.ctx
+            jobs.start()
+        handler = MessageHandler(ctx, app.require_broker(),
                                  touch_interval=max(settings.lease_seconds / 3, 0.2))
         worker = Worker(handler, [settings.queue_submission, settings.queue_deposit],
                         settings.workers_concurrency)
         worker.run(stop)
     finally:
+        if jobs is not None:
+            jobs.shutdown()
         app.close()
     return EXIT_OK
 
@@ -179,6 +191,41 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    return _deposit_batch(settings, args, "retry")
+
+
+def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
+    return _deposit_batch(settings, args, "refresh")
+
+
+def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -> int:
+    """``retry`` / ``refresh``: the work is in service.operations; here parse and show."""
+    from deposit_services.service import operations
+    from deposit_services.service.progress import Progress, summary_table
+
+    try:
+        ids = [operations.deposit_id_from_uri(uri) for uri in args.uri or []]
+    except ValueError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    app = bootstrap(settings)
+    try:
+        ctx = app.context()
+        chosen = operations.select(ctx, command, ids)
+        if not chosen:
+            which = ", ".join(s.value for s in operations.SELECTED[command])
+            print(f"nothing to {command}: no {which} deposits")
+            return EXIT_OK
+        progress = Progress(len(chosen), command, sys.stderr)
+        outcomes = operations.run(ctx, command, chosen, named=bool(ids), progress=progress.step)
+        progress.close()
+    finally:
+        app.close()
+    print(summary_table(outcomes, command))
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
+
+
 # --- parsing -------------------------------------------------------------------------
 
 
@@ -210,6 +257,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=".", help="directory for the package (default .)")
     p.add_argument("--files-dir", help="base directory for relative/classpath file URIs")
     p.set_defaults(func=cmd_package)
+
+    p = sub.add_parser("retry", help="transfer FAILED and RETRY deposits again")
+    p.add_argument("--uri", action="extend", nargs="+", metavar="URI",
+                   help="a deposit id or URL ending in it (repeatable; default: every FAILED "
+                        "and RETRY deposit)")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("refresh", help="check the repository status of SUBMITTED deposits")
+    p.add_argument("--uri", action="extend", nargs="+", metavar="URI",
+                   help="a deposit id or URL ending in it (repeatable; default: every "
+                        "SUBMITTED deposit)")
+    p.set_defaults(func=cmd_refresh)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

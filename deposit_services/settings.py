@@ -17,6 +17,7 @@ from deposit_services import __version__
 from deposit_services.errors import ConfigurationError
 
 DEFAULT_REPOSITORY_CONFIGURATION = "config/repositories.json"
+RETRY_JITTERS = ("equal", "full", "none")
 _SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
 
 
@@ -43,6 +44,16 @@ class Settings:
     lease_seconds: float = 120.0
     max_deliveries: int = 5
     log_level: str = "INFO"
+    # Automatic retry of transient deposit faults (service.retry.RetryPolicy).
+    retry_base_seconds: float = 30.0
+    retry_factor: float = 2.0
+    retry_cap_seconds: float = 3600.0
+    retry_max_attempts: int = 8
+    retry_jitter: str = "equal"
+    # The refresh job follows SUBMITTED deposits of submissions this recent.
+    refresh_window_days: float = 10.0
+    # Fault injection for crash tests only (see service/faults.py); never set in production.
+    fault_injection: str | None = None
 
     @property
     def work_dir(self) -> Path:
@@ -84,6 +95,13 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "lease_seconds": ("DEPOSIT_LEASE_SECONDS",),
     "max_deliveries": ("DEPOSIT_MAX_DELIVERIES",),
     "log_level": ("DEPOSIT_LOG_LEVEL",),
+    "retry_base_seconds": ("DEPOSIT_RETRY_BASE_SECONDS",),
+    "retry_factor": ("DEPOSIT_RETRY_FACTOR",),
+    "retry_cap_seconds": ("DEPOSIT_RETRY_CAP_SECONDS",),
+    "retry_max_attempts": ("DEPOSIT_RETRY_MAX_ATTEMPTS",),
+    "retry_jitter": ("DEPOSIT_RETRY_JITTER",),
+    "refresh_window_days": ("DEPOSIT_REFRESH_WINDOW_DAYS",),
+    "fault_injection": ("DEPOSIT_FAULT_INJECTION",),
 }
 
 
@@ -163,6 +181,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             values[f.name] = raw
     if not urlsplit(store_url).scheme.startswith(("sqlite", "postgresql")):
         problems.append(f"DEPOSIT_STORE_URL={mask_url(store_url)!r}: use sqlite:/// or postgresql://")
+    jitter = str(values.get("retry_jitter", "equal")).lower()
+    if jitter not in RETRY_JITTERS:
+        problems.append(f"DEPOSIT_RETRY_JITTER={jitter!r}: use one of {', '.join(RETRY_JITTERS)}")
+    values["retry_jitter"] = jitter
+    factor = values.get("retry_factor", 2.0)
+    if isinstance(factor, float) and 0 < factor < 1:
+        problems.append(f"DEPOSIT_RETRY_FACTOR={factor}: must be at least 1 (no shrinking delays)")
     if problems:
         raise ConfigurationError("invalid settings: " + "; ".join(problems), problems)
     return Settings(**values)  # type: ignore[arg-type]

@@ -274,6 +274,8 @@ class Deposit(Entity):
     repository: Ref | None = None
     repository_copy: Ref | None = None
     status_message: str | None = None
+    # Ours, not pass-core's: when a RETRY deposit is due to be tried again (UTC).
+    next_attempt_at: datetime | None = None
 
 
 class RepositoryCopy(Entity):

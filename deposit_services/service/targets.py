@@ -2,18 +2,22 @@
 
 Assemblers and transports are built once per repository entry and reused by every
 worker thread; building one that cannot be built (unknown format, bad binding) raises
-RepositoryConfigError, which fails only the deposits to that repository.
+RepositoryConfigError, which fails only the deposits to that repository. Status
+resolvers (the deposit's status ref -> ACCEPTED/REJECTED) are built the same way, on
+first use, from the entry's protocol (``RESOLVERS``), mapping and auth-realms.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from deposit_services.assemblers.base import Assembler, create_assembler
 from deposit_services.config.repositories import RepositoriesConfig, RepositoryConfig
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import Repository
+from deposit_services.status.base import StatusResolver
 from deposit_services.transports.base import Transport, TransportContext, create_transport
 
 
@@ -24,6 +28,27 @@ class Target:
     transport: Transport
 
 
+def _sword_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """The SWORD statement resolver, with the binding's TLS settings."""
+    from deposit_services.status.sword import SwordStatementResolver
+
+    binding = config.protocol_binding
+    verify: bool | str = binding.get("ca-bundle") or bool(binding.get("verify-tls", True))
+    return SwordStatementResolver(
+        config.mapping,
+        [r.model_dump(by_alias=True) for r in config.auth_realms],
+        user_agent=str(binding.get("user-agent") or user_agent),
+        verify=verify,
+    )
+
+
+# protocol (lower case) -> builder of the resolver for that protocol's status refs.
+# Protocols without one (filesystem, SFTP, FTP...) hand over custody at once.
+RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
+    "swordv2": _sword_resolver,
+}
+
+
 class Targets:
     """Builds and caches the Target of each configured repository (thread-safe)."""
 
@@ -32,6 +57,7 @@ class Targets:
         self._user_agent = user_agent
         self._lock = threading.Lock()
         self._built: dict[str, Target] = {}
+        self._resolvers: dict[str, StatusResolver] = {}
 
     def config_for(self, repository: Repository) -> RepositoryConfig:
         config = self.repositories.find(repository)
@@ -65,8 +91,30 @@ class Targets:
                 self._built[config.key] = target
             return target
 
+    def resolver_for(self, repository: Repository) -> StatusResolver | None:
+        """The status resolver of the repository's protocol, or None if it has none."""
+        config = self.config_for(repository)
+        protocol = str(config.protocol_binding.get("protocol", "")).strip().lower()
+        builder = RESOLVERS.get(protocol)
+        if builder is None:
+            return None
+        with self._lock:
+            resolver = self._resolvers.get(config.key)
+            if resolver is None:
+                try:
+                    resolver = builder(config, self._user_agent)
+                except RepositoryConfigError as exc:
+                    raise RepositoryConfigError(
+                        f"repositories.json entry {config.key!r}: {exc}"
+                    ) from exc
+                self._resolvers[config.key] = resolver
+            return resolver
+
     def close(self) -> None:
         with self._lock:
             for target in self._built.values():
                 target.transport.close()
             self._built.clear()
+            for resolver in self._resolvers.values():
+                resolver.close()
+            self._resolvers.clear()

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from deposit_services.errors import MalformedMessage, NotFound
 from deposit_services.messaging.base import Broker, Delivery
-from deposit_services.model.entities import Deposit
 from deposit_services.model.messages import DepositStatusChanged, SubmissionReady, parse_message
 from deposit_services.service.deposits import ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
-from deposit_services.service.submissions import SubmissionProcessor, update_aggregate
+from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.submissions import SubmissionProcessor
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ class MessageHandler:
         self.ctx = ctx
         self.broker = broker
         self.submissions = SubmissionProcessor(ctx)
+        self.deposits = DepositProcessor(ctx)
         self.touch_interval = touch_interval
 
     def handle(self, delivery: Delivery) -> None:
@@ -62,9 +63,7 @@ class MessageHandler:
         if isinstance(message, SubmissionReady):
             self.submissions.process(message.submission)
         else:
-            deposit = self.ctx.store.get(Deposit, message.deposit)
-            if deposit.submission:
-                update_aggregate(self.ctx, deposit.submission)
+            self.deposits.process(message.deposit)
 
 
 class Worker:

@@ -8,13 +8,21 @@ the stored version still equals the entity's, and then bumps it; otherwise it ra
 ``atomic()`` groups several writes into one transaction (a unit of work); outside it,
 each call is its own transaction. Leases are named, expiring claims (``deposit:31``)
 that keep two workers - threads, processes or machines - off the same piece of work.
+
+The attempt log records every transfer attempt of a deposit: ``begin_attempt`` before
+the transfer (the intent), ``end_attempt`` after it (the outcome, in the same
+transaction as the Deposit's new status). An attempt with no end is one whose worker
+died between the two: the next run reconciles it instead of sending blindly again.
 """
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from deposit_services.model.entities import Deposit, Entity
@@ -29,6 +37,48 @@ INDEXED_FIELDS: dict[str, tuple[str, ...]] = {
     "RepositoryCopy": ("publication", "repository", "copy_status"),
     "Repository": ("repository_key", "name"),
 }
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How an attempt ended."""
+
+    SENT = "sent"  # the transport returned a receipt
+    TRANSIENT_ERROR = "transient-error"  # a fault that may go away (-> RETRY)
+    PERMANENT_ERROR = "permanent-error"  # a fault that will not (-> FAILED)
+    RECONCILED = "reconciled"  # its worker died; the target turned out to hold the package
+    INTERRUPTED = "interrupted"  # its worker died; the target did not have the package
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What the attempt log keeps of a package: enough to recognise it at the target."""
+
+    name: str
+    size: int
+    md5: str | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One row of the attempt log. ``ended_at`` None: intent recorded, outcome not."""
+
+    deposit_id: str
+    number: int
+    trigger: str
+    owner: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: AttemptOutcome | None = None
+    package: PackageInfo | None = None
+    status_ref: str | None = None
+    edit_iri: str | None = None
+    access_url: str | None = None
+    error: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
 
 
 class Store(ABC):
@@ -65,6 +115,32 @@ class Store(ABC):
     @abstractmethod
     def release_lease(self, key: str, owner: str) -> None:
         """Give the lease back (only if ``owner`` holds it)."""
+
+    @abstractmethod
+    def begin_attempt(
+        self, deposit_id: str, *, trigger: str, owner: str, package: PackageInfo | None = None
+    ) -> Attempt:
+        """Record the intent of a new attempt (numbered after the deposit's last one,
+        started now by the store's clock) and return it."""
+
+    @abstractmethod
+    def end_attempt(
+        self,
+        deposit_id: str,
+        number: int,
+        outcome: AttemptOutcome,
+        *,
+        error: str | None = None,
+        status_ref: str | None = None,
+        edit_iri: str | None = None,
+        access_url: str | None = None,
+    ) -> Attempt:
+        """Record how an open attempt ended (now). ``Conflict`` if it has already ended,
+        ``NotFound`` if there is no such attempt."""
+
+    @abstractmethod
+    def attempts(self, deposit_id: str) -> list[Attempt]:
+        """The deposit's attempts, oldest first."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

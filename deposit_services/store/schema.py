@@ -123,12 +123,47 @@ queue_dead_letters = Table(
 )
 
 
+# Attempt log (schema version 2): one row per transfer attempt of a deposit, written
+# before the transfer (intent: ended_at NULL) and completed after it (outcome), so a
+# restart can tell "never sent" from "sent, outcome not recorded" (service/attempts.py).
+deposit_attempts = Table(
+    "deposit_attempts",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("deposit_id", _ID, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("owner", _ID, nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("package_name", Text, nullable=True),
+    Column("package_size", BigInteger, nullable=True),
+    Column("package_md5", String(64), nullable=True),
+    Column("package_sha256", String(64), nullable=True),
+    Column("status_ref", Text, nullable=True),
+    Column("edit_iri", Text, nullable=True),
+    Column("access_url", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    UniqueConstraint("deposit_id", "attempt", name="uq_deposit_attempts_deposit_attempt"),
+    Index("ix_deposit_attempts_deposit", "deposit_id"),
+)
+
+# The tables step 1 created, frozen: later tables are created by their own steps.
+_V1_TABLES = (*ENTITY_TABLES.values(), leases, queue_messages, queue_dead_letters)
+
+
 def _v1_initial(conn: Connection) -> None:
     """Entities, leases and the local queue."""
-    metadata.create_all(conn, tables=[t for t in metadata.sorted_tables if t is not schema_version])
+    metadata.create_all(conn, tables=list(_V1_TABLES))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_attempt_log(conn: Connection) -> None:
+    """The per-deposit attempt log (deposit_attempts)."""
+    metadata.create_all(conn, tables=[deposit_attempts])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log]
 LATEST = len(MIGRATIONS)
 
 

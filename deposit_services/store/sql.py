@@ -16,17 +16,25 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, exc, insert, or_, select, update
+from sqlalchemy import Engine, Table, and_, delete, exc, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
-from deposit_services.errors import AlreadyExists, NotFound, StaleVersion
+from deposit_services.errors import AlreadyExists, Conflict, NotFound, StaleVersion
 from deposit_services.model.entities import Deposit, Entity
-from deposit_services.store.base import INDEXED_FIELDS, E, Store
+from deposit_services.store.base import (
+    INDEXED_FIELDS,
+    Attempt,
+    AttemptOutcome,
+    E,
+    PackageInfo,
+    Store,
+)
 from deposit_services.store.engine import READ_ONLY, db_errors, make_engine, masked, now_expression
-from deposit_services.store.schema import ENTITY_TABLES, ensure_schema, leases
+from deposit_services.store.schema import ENTITY_TABLES, deposit_attempts, ensure_schema, leases
 
 log = logging.getLogger(__name__)
 
@@ -227,3 +235,90 @@ class SqlStore(Store):
     def release_lease(self, key: str, owner: str) -> None:
         with self._tx() as conn:
             conn.execute(delete(leases).where(and_(leases.c.key == key, leases.c.owner == owner)))
+
+    # Attempt log ---------------------------------------------------------------------
+
+    def begin_attempt(
+        self, deposit_id: str, *, trigger: str, owner: str, package: PackageInfo | None = None
+    ) -> Attempt:
+        t = deposit_attempts
+        values = {
+            "deposit_id": deposit_id, "trigger": trigger, "owner": owner,
+            "started_at": self._now,
+            "package_name": package.name if package else None,
+            "package_size": package.size if package else None,
+            "package_md5": package.md5 if package else None,
+            "package_sha256": package.sha256 if package else None,
+        }
+        for _ in range(5):  # two writers numbering the same deposit: the loser renumbers
+            with self._tx() as conn:
+                last = conn.execute(
+                    select(func.max(t.c.attempt)).where(t.c.deposit_id == deposit_id)
+                ).scalar()
+                number = int(last or 0) + 1
+                try:
+                    conn.execute(insert(t).values(attempt=number, **values))
+                except exc.IntegrityError:
+                    continue
+                return self._attempt(conn, deposit_id, number)
+        raise Conflict(f"deposit {deposit_id}: could not number a new attempt (busy)")
+
+    def end_attempt(
+        self,
+        deposit_id: str,
+        number: int,
+        outcome: AttemptOutcome,
+        *,
+        error: str | None = None,
+        status_ref: str | None = None,
+        edit_iri: str | None = None,
+        access_url: str | None = None,
+    ) -> Attempt:
+        t = deposit_attempts
+        where = and_(t.c.deposit_id == deposit_id, t.c.attempt == number)
+        with self._tx() as conn:
+            result = conn.execute(
+                update(t).where(where, t.c.ended_at.is_(None)).values(
+                    ended_at=self._now, outcome=outcome.value, error=error,
+                    status_ref=status_ref, edit_iri=edit_iri, access_url=access_url,
+                )
+            )
+            if result.rowcount != 1:
+                if conn.execute(select(t.c.id).where(where)).first() is None:
+                    raise NotFound(f"deposit {deposit_id} has no attempt {number}")
+                raise Conflict(f"deposit {deposit_id}: attempt {number} has already ended")
+            return self._attempt(conn, deposit_id, number)
+
+    def attempts(self, deposit_id: str) -> list[Attempt]:
+        t = deposit_attempts
+        with self._tx(read_only=True) as conn:
+            rows = conn.execute(
+                select(t).where(t.c.deposit_id == deposit_id).order_by(t.c.attempt)
+            ).all()
+        return [_to_attempt(row) for row in rows]
+
+    @staticmethod
+    def _attempt(conn: Connection, deposit_id: str, number: int) -> Attempt:
+        t = deposit_attempts
+        row = conn.execute(
+            select(t).where(t.c.deposit_id == deposit_id, t.c.attempt == number)
+        ).one()
+        return _to_attempt(row)
+
+
+def _when(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _to_attempt(row: Row[Any]) -> Attempt:
+    package = None
+    if row.package_name is not None:
+        package = PackageInfo(row.package_name, int(row.package_size or 0), row.package_md5,
+                              row.package_sha256)
+    return Attempt(
+        deposit_id=row.deposit_id, number=row.attempt, trigger=row.trigger, owner=row.owner,
+        started_at=datetime.fromtimestamp(row.started_at, UTC), ended_at=_when(row.ended_at),
+        outcome=AttemptOutcome(row.outcome) if row.outcome else None, package=package,
+        status_ref=row.status_ref, edit_iri=row.edit_iri, access_url=row.access_url,
+        error=row.error,
+    )

@@ -1,0 +1,169 @@
+"""Scheduled jobs: catch up on what messages did not finish (apscheduler 3, in-process).
+
+Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
+``PASS_DEPOSIT_JOBS_DISABLED``:
+
+- refresh: resolve the status of SUBMITTED deposits of submissions submitted within
+  the refresh window (``DEPOSIT_REFRESH_WINDOW_DAYS``, default 10);
+- retry: transfer again the RETRY deposits whose next attempt time has come (a deposit
+  going to RETRY also wakes this job at its next attempt time, so short backoffs are
+  kept without a short interval);
+- submission status: recompute Submission.submissionStatus (PASS's rule).
+
+With N replicas on one store each job runs on one replica per cycle: a job lease
+(``job:<name>``, held for most of an interval) is taken before the run; the losers skip
+the cycle. Each retried deposit is also claimed by its own lease and re-checked (still
+RETRY, still due) under it, so a deposit is never transferred twice at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from deposit_services.errors import DepositServicesError
+from deposit_services.model.entities import Deposit, DepositStatus, Submission
+from deposit_services.service.deposits import TRIGGER_JOB, ServiceContext
+from deposit_services.service.heartbeat import Heartbeat
+from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.submission_status import recompute_all
+from deposit_services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REFRESH = "refresh"
+RETRY = "retry"
+SUBMISSION_STATUS = "submission-status"
+WAKE = "retry-wake"
+
+
+def due_retries(ctx: ServiceContext, now: datetime) -> list[Deposit]:
+    """RETRY deposits whose next attempt time has come, soonest first."""
+    due = []
+    for deposit in ctx.store.find(Deposit, deposit_status=DepositStatus.RETRY):
+        when = deposit.next_attempt_at
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        if when is None or when <= now:
+            due.append((when or now, deposit))
+    return [d for _, d in sorted(due, key=lambda pair: pair[0])]
+
+
+def refreshable(ctx: ServiceContext, now: datetime, window: timedelta) -> list[Deposit]:
+    """SUBMITTED deposits whose submission was submitted within ``window`` of ``now``."""
+    since = now - window
+    chosen = []
+    dates: dict[str, datetime | None] = {}
+    for deposit in ctx.store.find(Deposit, deposit_status=DepositStatus.SUBMITTED):
+        sid = deposit.submission or ""
+        if sid not in dates:
+            try:
+                dates[sid] = ctx.store.get(Submission, sid).submitted_date
+            except DepositServicesError:
+                dates[sid] = None
+        submitted = dates[sid]
+        if submitted is not None and submitted.tzinfo is None:
+            submitted = submitted.replace(tzinfo=UTC)
+        if submitted is None or submitted >= since:
+            chosen.append(deposit)
+    return chosen
+
+
+class Jobs:
+    """The scheduler and its three jobs. ``ctx`` is the service context to use (its
+    retry hook wakes the retry job)."""
+
+    def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
+        self.interval = max(settings.jobs_interval_ms / 1000.0, 0.1)
+        self.window = timedelta(days=settings.refresh_window_days)
+        self.ctx = replace(ctx, retry_scheduled=self.wake_retry)
+        self.processor = DepositProcessor(self.ctx)
+        self._retry_lock = threading.Lock()  # one retry run per process at a time
+        self._scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1,
+                          "misfire_grace_time": max(int(self.interval), 1)},
+        )
+
+    def start(self) -> None:
+        first = datetime.now(UTC)
+        for name, func in ((REFRESH, self.run_refresh), (RETRY, self.run_retry),
+                           (SUBMISSION_STATUS, self.run_submission_status)):
+            self._scheduler.add_job(self._guarded, "interval", args=(name, func),
+                                    seconds=self.interval, id=name, next_run_time=first)
+        self._scheduler.start()
+        log.info("jobs started: refresh, retry, submission-status every %.1f s", self.interval)
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+            log.info("jobs stopped")
+
+    def wake_retry(self, when: datetime) -> None:
+        """Run the retry job at ``when`` (or earlier, if already due to run earlier)."""
+        if not self._scheduler.running:
+            return
+        job = self._scheduler.get_job(WAKE)
+        if job is not None and job.next_run_time is not None and job.next_run_time <= when:
+            return
+        self._scheduler.add_job(self._wake, "date", run_date=when, id=WAKE,
+                                replace_existing=True)
+
+    # -- the jobs ------------------------------------------------------------------------
+
+    def _guarded(self, name: str, func: Callable[[], object]) -> None:
+        """Run one job if this replica wins its lease for the cycle; never raise."""
+        lease = f"job:{name}"
+        seconds = max(self.interval * 0.9, 1.0)
+        store = self.ctx.store
+        try:
+            if not store.acquire_lease(lease, self.ctx.owner, seconds):
+                log.debug("job %s: another replica runs this cycle", name)
+                return
+            with Heartbeat(seconds / 3, lambda: store.acquire_lease(lease, self.ctx.owner,
+                                                                     seconds), name=lease):
+                func()
+        except Exception:
+            log.exception("job %s failed; it runs again in %.1f s", name, self.interval)
+
+    def _wake(self) -> None:
+        try:
+            self.run_retry()
+        except Exception:
+            log.exception("retry wake-up failed; the periodic retry job will catch up")
+
+    def run_refresh(self) -> int:
+        """Refresh SUBMITTED deposits in the window; returns how many changed."""
+        changed = 0
+        for deposit in refreshable(self.ctx, datetime.now(UTC), self.window):
+            try:
+                if self.processor.refresh(deposit.id).changed:
+                    changed += 1
+            except DepositServicesError as exc:
+                log.warning("refresh of deposit %s failed: %s", deposit.id, exc)
+        if changed:
+            log.info("refresh job: %d deposit(s) changed", changed)
+        return changed
+
+    def run_retry(self) -> int:
+        """Retry the due RETRY deposits; returns how many were transferred again."""
+        done = 0
+        with self._retry_lock:
+            for deposit in due_retries(self.ctx, datetime.now(UTC)):
+                try:
+                    outcome = self.processor.retry(deposit.id, TRIGGER_JOB, due_only=True)
+                except DepositServicesError as exc:
+                    log.warning("retry of deposit %s failed: %s", deposit.id, exc)
+                    continue
+                if not outcome.skipped:
+                    done += 1
+                    log.info("retry job: deposit %s is now %s", deposit.id, outcome.status)
+        return done
+
+    def run_submission_status(self) -> int:
+        return recompute_all(self.ctx.store)

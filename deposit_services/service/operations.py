@@ -1,0 +1,95 @@
+"""Operator commands over many deposits: ``retry`` and ``refresh`` (the CLI is thin).
+
+A deposit is named by its id or by any URL ending in it (a pass-core URL such as
+``https://pass.example/data/deposit/31``). Without names, ``retry`` takes every FAILED
+and RETRY deposit and ``refresh`` every SUBMITTED one. A named deposit that is not in a
+state the command works on is reported as not done, with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from urllib.parse import unquote, urlsplit
+
+from deposit_services.errors import DepositServicesError, NotFound
+from deposit_services.model.entities import Deposit, DepositStatus
+from deposit_services.service.deposits import TRIGGER_OPERATOR, ServiceContext
+from deposit_services.service.lifecycle import DepositProcessor, Outcome
+
+log = logging.getLogger(__name__)
+
+RETRY = "retry"
+REFRESH = "refresh"
+DONE_WORD = {RETRY: "retried", REFRESH: "refreshed"}
+SELECTED: dict[str, tuple[DepositStatus, ...]] = {
+    RETRY: (DepositStatus.FAILED, DepositStatus.RETRY),
+    REFRESH: (DepositStatus.SUBMITTED,),
+}
+
+
+def deposit_id_from_uri(uri: str) -> str:
+    """The deposit id in ``uri``: the id itself, or the last path segment of a URL.
+    ValueError if there is none."""
+    text = uri.strip()
+    if "://" in text:
+        text = unquote(urlsplit(text).path)
+    ident = text.rstrip("/").rsplit("/", 1)[-1].strip()
+    if not ident:
+        raise ValueError(f"{uri!r} does not name a deposit (an id or a URL ending in the id)")
+    return ident
+
+
+def select(ctx: ServiceContext, command: str, ids: Sequence[str]) -> list[str]:
+    """The deposits ``command`` works on: ``ids`` as given (duplicates dropped), or
+    every deposit in the command's states."""
+    if ids:
+        return list(dict.fromkeys(ids))
+    chosen: list[str] = []
+    for status in SELECTED[command]:
+        chosen.extend(d.id for d in ctx.store.find(Deposit, deposit_status=status))
+    return chosen
+
+
+def run(
+    ctx: ServiceContext,
+    command: str,
+    ids: Sequence[str],
+    named: bool,
+    progress: Callable[[int, int, Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run ``command`` on each deposit in turn; one Outcome per deposit, in order.
+    ``named``: the operator listed them, so one not in a matching state is not done."""
+    processor = DepositProcessor(ctx)
+    outcomes: list[Outcome] = []
+    for index, deposit_id in enumerate(ids, start=1):
+        outcome = _one(ctx, processor, command, deposit_id)
+        if named and outcome.skipped:
+            outcome = replace(outcome, ok=False)
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(index, len(ids), outcome)
+    return outcomes
+
+
+def _one(ctx: ServiceContext, processor: DepositProcessor, command: str, deposit_id: str
+         ) -> Outcome:
+    try:
+        deposit = ctx.store.get(Deposit, deposit_id)
+    except NotFound:
+        return Outcome(deposit_id, False, "-", "no such deposit", skipped=True)
+    wanted = SELECTED[command]
+    if deposit.deposit_status not in wanted:
+        current = deposit.deposit_status.value if deposit.deposit_status else "(pending)"
+        names = " and ".join(s.value for s in wanted)
+        return Outcome(deposit_id, False, current,
+                       f"{current}: only {names} deposits are {DONE_WORD[command]}", skipped=True)
+    try:
+        if command == RETRY:
+            return processor.retry(deposit_id, TRIGGER_OPERATOR, due_only=False)
+        return processor.refresh(deposit_id)
+    except DepositServicesError as exc:
+        log.warning("%s of deposit %s failed: %s", command, deposit_id, exc)
+        return Outcome(deposit_id, False, deposit.deposit_status.value if deposit.deposit_status
+                       else "(pending)", str(exc))
