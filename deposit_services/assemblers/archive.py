@@ -1,4 +1,4 @@
-"""Streaming archive writing (ZIP, TAR, TAR.GZ, TAR.BZ2) shared by every assembler.
+"""Streaming archive writing (ZIP, TAR, TAR.GZ, TAR.BZ2, or one raw file) for every assembler.
 
 Each input is read once: its bytes are checksummed with the configured algorithms and
 written into the archive in the same pass, in chunks, so memory does not grow with the
@@ -17,17 +17,20 @@ import re
 import tarfile
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from deposit_services.errors import AssemblyError
+from deposit_services.errors import AssemblyError, RepositoryConfigError
 
 CHUNK_SIZE = 1024 * 1024
-GZIP_LEVEL = 6  # gzip's and tar czf's default
+GZIP_LEVEL = 6  # the default of gzip, zip and tar czf
+BZIP2_LEVEL = 9  # the default of bzip2 and tar cjf
 SUPPORTED_ALGORITHMS = ("sha512", "sha256", "md5")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+ZIP_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_MAX_COMPONENT_BYTES = 255  # what common file systems accept for one path component
 
 
 class ArchiveFormat(enum.StrEnum):
@@ -40,6 +43,16 @@ class Compression(enum.StrEnum):
     NONE = "NONE"
     GZIP = "GZIP"
     BZIP2 = "BZIP2"
+
+
+def _choice(enum_cls: type[enum.StrEnum], key: str, value: Any) -> Any:
+    try:
+        return enum_cls(str(value).strip().upper())
+    except ValueError:
+        allowed = " / ".join(m.value for m in enum_cls)
+        raise RepositoryConfigError(
+            f"assembler option {key}={value!r} is not one of {allowed}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -59,22 +72,28 @@ class ArchiveOptions:
         compression: Compression = Compression.GZIP,
         algorithms: tuple[str, ...] = ("sha256",),
     ) -> ArchiveOptions:
-        try:
-            archive = ArchiveFormat(str(options.get("archive", archive)).upper())
-            compression = Compression(str(options.get("compression", compression)).upper())
-        except ValueError as exc:
-            raise AssemblyError(f"bad assembler option: {exc}") from exc
+        """Options over the format's defaults; RepositoryConfigError names a bad value."""
+        archive = _choice(ArchiveFormat, "archive", options.get("archive", archive))
+        compression = _choice(Compression, "compression", options.get("compression", compression))
         raw = options.get("algorithms", list(algorithms))
         if isinstance(raw, str):
             raw = [raw]
-        algs = tuple(str(a).lower().replace("-", "") for a in raw)
+        algs = tuple(dict.fromkeys(str(a).strip().lower().replace("-", "") for a in raw))
         unknown = [a for a in algs if a not in SUPPORTED_ALGORITHMS]
         if unknown or not algs:
-            raise AssemblyError(
-                f"bad assembler option algorithms={raw!r}: supported are "
+            raise RepositoryConfigError(
+                f"assembler option algorithms={raw!r}: supported are "
                 f"{', '.join(SUPPORTED_ALGORITHMS)}"
             )
         return cls(archive=archive, compression=compression, algorithms=algs)
+
+    def require_archive(self, specification: str) -> None:
+        """Formats with several entries cannot be written with ``archive`` NONE."""
+        if self.archive is ArchiveFormat.NONE:
+            raise RepositoryConfigError(
+                f"{specification} holds several files: assembler option archive must be "
+                "ZIP or TAR, not NONE"
+            )
 
     @property
     def extension(self) -> str:
@@ -89,162 +108,183 @@ class ArchiveOptions:
     def mime_type(self) -> str:
         if self.archive is ArchiveFormat.ZIP:
             return "application/zip"
-        return {Compression.NONE: "application/x-tar", Compression.GZIP: "application/gzip",
-                Compression.BZIP2: "application/x-bzip2"}[self.compression]
+        if self.archive is ArchiveFormat.TAR:
+            return {Compression.NONE: "application/x-tar", Compression.GZIP: "application/gzip",
+                    Compression.BZIP2: "application/x-bzip2"}[self.compression]
+        return "application/octet-stream"
 
 
 @dataclass(frozen=True)
 class Entry:
-    """What was written for one archive entry."""
+    """What was written for one archive entry: its name, size and hex digests."""
 
     name: str
     size: int
     digests: Mapping[str, str]
 
 
+def _shorten(component: str) -> str:
+    """A path component cut to 255 UTF-8 bytes, keeping its extension."""
+    if len(component.encode()) <= _MAX_COMPONENT_BYTES:
+        return component
+    stem, dot, ext = component.rpartition(".")
+    if not stem or len(ext) > 16:
+        stem, dot, ext = component, "", ""
+    budget = _MAX_COMPONENT_BYTES - len((dot + ext).encode())
+    cut = stem.encode()[:budget].decode(errors="ignore")
+    return cut + dot + ext
+
+
 class EntryNames:
     """Makes entry names safe and unique, deterministically in call order.
 
-    No absolute paths, no ``.``/``..`` segments, no control characters, Unicode NFC;
-    a repeated name gets ``-2``, ``-3``... before its extension.
+    No absolute paths, no ``.``/``..`` segments, no control characters, Unicode NFC,
+    components of at most 255 bytes; a name already used (ignoring case, so that the
+    archive also unpacks on case-insensitive file systems) gets ``-2``, ``-3`` ...
+    before its extension. ``flat`` turns directories into ``_`` for formats whose
+    archives hold no folders.
     """
 
-    def __init__(self, reserved: Iterable[str] = ()) -> None:
-        self._used: set[str] = set(reserved)
+    def __init__(self, reserved: Iterable[str] = (), *, flat: bool = False) -> None:
+        self._used: set[str] = {r.casefold() for r in reserved}
+        self._flat = flat
 
     @staticmethod
-    def sanitise(name: str) -> str:
+    def sanitise(name: str, *, flat: bool = False) -> str:
         name = unicodedata.normalize("NFC", name)
         name = _CONTROL.sub("_", name).replace("\\", "/")
         parts = [p.strip() for p in name.split("/")]
-        parts = [p for p in parts if p and p not in (".", "..")]
-        return "/".join(parts) or "file"
+        parts = [_shorten(p) for p in parts if p and p.strip(".")]
+        joined = ("_" if flat else "/").join(parts)
+        return _shorten(joined) if flat else joined or "file"
 
     def unique(self, name: str) -> str:
-        name = self.sanitise(name)
+        name = self.sanitise(name, flat=self._flat) or "file"
+        folder, slash, leaf = name.rpartition("/")
+        stem, dot, ext = leaf.rpartition(".")
+        if not stem:
+            stem, dot, ext = leaf, "", ""
         candidate, n = name, 1
-        stem, dot, ext = name.rpartition(".")
-        if not stem or "/" in ext:
-            stem, dot, ext = name, "", ""
-        while candidate in self._used:
+        while candidate.casefold() in self._used:
             n += 1
-            candidate = f"{stem}-{n}{dot}{ext}"
-        self._used.add(candidate)
+            candidate = f"{folder}{slash}{stem}-{n}{dot}{ext}"
+        self._used.add(candidate.casefold())
         return candidate
 
 
-def _hashers(algorithms: Iterable[str]) -> dict[str, Any]:
+def new_hashers(algorithms: Iterable[str]) -> dict[str, Any]:
     return {alg: hashlib.new(alg, usedforsecurity=False) for alg in algorithms}
 
 
 class ArchiveWriter:
     """Writes entries into ``out`` (a non-seekable HashingWriter) as one archive.
 
-    With ``ArchiveFormat.NONE`` exactly one entry may be written, as the raw bytes.
+    ZIP entries are written with data descriptors (the output is never seeked), TAR
+    entries as POSIX pax records. With ``ArchiveFormat.NONE`` exactly one entry may be
+    written, as the raw bytes. ``close`` finishes the archive; it does not close ``out``.
     """
 
     def __init__(self, out: BinaryIO, options: ArchiveOptions, timestamp: datetime) -> None:
-        self._out = out
         self._options = options
-        self._mtime = max(int(timestamp.timestamp()), 315532800)  # zip's epoch is 1980
-        self._date_time = datetime.utcfromtimestamp(self._mtime).timetuple()[:6]
+        stamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
+        self._mtime = max(int(stamp.timestamp()), ZIP_EPOCH)
+        self._date_time = datetime.fromtimestamp(self._mtime, UTC).timetuple()[:6]
         self._zip: zipfile.ZipFile | None = None
-        self._tar: tarfile.TarFile | None = None
         self._compressor: BinaryIO | None = None
-        self._raw_written = False
+        self._sink: BinaryIO = out
+        self._tar_size = 0
+        self._entries = 0
         if options.archive is ArchiveFormat.ZIP:
             method = {Compression.NONE: zipfile.ZIP_STORED, Compression.GZIP: zipfile.ZIP_DEFLATED,
                       Compression.BZIP2: zipfile.ZIP_BZIP2}[options.compression]
+            level = {zipfile.ZIP_DEFLATED: GZIP_LEVEL, zipfile.ZIP_BZIP2: BZIP2_LEVEL}.get(method)
             self._zip = zipfile.ZipFile(out, "w", compression=method, allowZip64=True,
-                                        compresslevel=GZIP_LEVEL if method == zipfile.ZIP_DEFLATED
-                                        else None)
+                                        compresslevel=level)
         elif options.archive is ArchiveFormat.TAR:
-            target: BinaryIO = out
             if options.compression is Compression.GZIP:
                 self._compressor = gzip.GzipFile(  # type: ignore[assignment]
                     filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0
                 )
             elif options.compression is Compression.BZIP2:
-                self._compressor = bz2.BZ2File(out, "wb")  # type: ignore[assignment]
+                self._compressor = bz2.BZ2File(  # type: ignore[assignment]
+                    out, "wb", compresslevel=BZIP2_LEVEL
+                )
             if self._compressor is not None:
-                target = self._compressor
-            self._tar = tarfile.open(fileobj=target, mode="w|", format=tarfile.PAX_FORMAT)
+                self._sink = self._compressor
 
-    def add_stream(self, name: str, source: BinaryIO, size: int) -> Entry:
-        """Copy ``size`` bytes from ``source`` into entry ``name``, hashing them."""
-        hashers = _hashers(self._options.algorithms)
-        reader = _HashingReader(source, hashers)
+    def add_stream(
+        self, name: str, source: BinaryIO, size: int, algorithms: Iterable[str] | None = None
+    ) -> Entry:
+        """Copy exactly ``size`` bytes of ``source`` into entry ``name``, hashing them.
+
+        ``algorithms`` defaults to the configured ones. A source shorter or longer than
+        ``size`` (a file that changed while it was read) is an AssemblyError.
+        """
+        hashers = new_hashers(self._options.algorithms if algorithms is None else algorithms)
         if self._zip is not None:
-            info = zipfile.ZipInfo(name, date_time=self._date_time)  # type: ignore[arg-type]
+            info = zipfile.ZipInfo(name, date_time=self._date_time)
             info.compress_type = self._zip.compression
-            info.external_attr = 0o644 << 16
+            info.external_attr = 0o100644 << 16
             with self._zip.open(info, "w", force_zip64=size > 0x7FFFFFFF) as dest:
-                _copy(reader, dest, size, name)
-        elif self._tar is not None:
-            tarinfo = tarfile.TarInfo(name)
-            tarinfo.size = size
-            tarinfo.mtime = self._mtime
-            tarinfo.mode = 0o644
-            tarinfo.uname = tarinfo.gname = ""
-            self._tar.addfile(tarinfo, _LimitedReader(reader, size, name))
+                _copy(source, dest.write, size, hashers, name)
+        elif self._options.archive is ArchiveFormat.TAR:
+            self._tar_header(name, size)
+            _copy(source, self._sink.write, size, hashers, name)
+            self._tar_write(b"\0" * (-size % tarfile.BLOCKSIZE), size)
         else:
-            if self._raw_written:
+            if self._entries:
                 raise AssemblyError("archive NONE holds exactly one file")
-            self._raw_written = True
-            _copy(reader, self._out, size, name)
-        if reader.count != size:
-            raise AssemblyError(f"file {name!r} changed while it was read "
-                                f"({reader.count} bytes, expected {size})")
+            _copy(source, self._sink.write, size, hashers, name)
+        self._entries += 1
         return Entry(name, size, {alg: h.hexdigest() for alg, h in hashers.items()})
 
-    def add_bytes(self, name: str, data: bytes) -> Entry:
-        return self.add_stream(name, io.BytesIO(data), len(data))
+    def add_bytes(self, name: str, data: bytes, algorithms: Iterable[str] | None = None) -> Entry:
+        return self.add_stream(name, io.BytesIO(data), len(data), algorithms)
+
+    def _tar_header(self, name: str, size: int) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = self._mtime
+        info.mode = 0o644
+        info.uname = info.gname = ""
+        header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._tar_write(header, 0)
+
+    def _tar_write(self, data: bytes, counted: int) -> None:
+        """Write ``data`` (padding or a header); ``counted`` bytes went through _copy."""
+        if data:
+            self._sink.write(data)
+        self._tar_size += counted + len(data)
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
-        if self._tar is not None:
-            self._tar.close()
+        elif self._options.archive is ArchiveFormat.TAR:
+            # two zero blocks end the archive; pad to tar's 10240-byte record like GNU tar
+            self._tar_write(b"\0" * (2 * tarfile.BLOCKSIZE), 0)
+            self._tar_write(b"\0" * (-self._tar_size % tarfile.RECORDSIZE), 0)
+        elif not self._entries:
+            raise AssemblyError("archive NONE needs exactly one file; none was written")
         if self._compressor is not None:
             self._compressor.close()
 
 
-class _HashingReader:
-    def __init__(self, source: BinaryIO, hashers: Mapping[str, Any]) -> None:
-        self._source = source
-        self._hashers = hashers
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._source.read(size)
-        for h in self._hashers.values():
-            h.update(data)
-        self.count += len(data)
-        return data
-
-
-class _LimitedReader:
-    """What tarfile reads from: exactly ``size`` bytes, an error if the file is short."""
-
-    def __init__(self, source: _HashingReader, size: int, name: str) -> None:
-        self._source = source
-        self._left = size
-        self._name = name
-
-    def read(self, size: int = -1) -> bytes:
-        want = self._left if size < 0 else min(size, self._left)
-        data = self._source.read(want) if want else b""
-        if want and not data:
-            raise AssemblyError(f"file {self._name!r} is shorter than its size")
-        self._left -= len(data)
-        return data
-
-
-def _copy(source: _HashingReader, dest: Any, size: int, name: str) -> None:
+def _copy(
+    source: BinaryIO, write: Callable[[bytes], Any], size: int, hashers: Mapping[str, Any],
+    name: str,
+) -> None:
+    """Read ``size`` bytes in chunks: each is hashed and written before the next is read."""
     left = size
+    updates = [h.update for h in hashers.values()]
     while left > 0:
         data = source.read(min(CHUNK_SIZE, left))
         if not data:
-            raise AssemblyError(f"file {name!r} is shorter than its size")
-        dest.write(data)
+            raise AssemblyError(
+                f"file {name!r} changed while it was read: {size - left} bytes, expected {size}"
+            )
+        for update in updates:
+            update(data)
+        write(data)
         left -= len(data)
+    if source.read(1):
+        raise AssemblyError(f"file {name!r} changed while it was read: more than {size} bytes")

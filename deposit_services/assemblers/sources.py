@@ -12,10 +12,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote, urlsplit
 
 import requests
+import urllib3
 
 from deposit_services.errors import AssemblyError
 from deposit_services.model.submission import DepositFile
@@ -39,48 +40,70 @@ def local_path(location: str) -> Path | None:
 
 @contextmanager
 def open_file(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
-    """Yield ``(stream, size)`` for the file's bytes.
+    """Yield ``(stream, size)`` for the file's bytes, to be read once.
 
-    Local files are read in place; http(s) files are streamed once into a temporary
-    file first (an archive entry needs its size before its bytes).
+    Local files are read in place. An http(s) response with a Content-Length and no
+    content coding is streamed straight through; otherwise it is spooled into a
+    temporary file first (an archive entry needs its size before its bytes).
     """
     path = local_path(file.location)
     if path is not None:
         try:
             stream = path.open("rb")
+            size = os.fstat(stream.fileno()).st_size
         except OSError as exc:
             raise AssemblyError(
                 f"file {file.name!r} ({file.location}) cannot be read: {exc.strerror or exc}"
             ) from exc
         with stream:
-            size = os.fstat(stream.fileno()).st_size
             yield stream, size
         return
-    with _download(file) as (stream, size):
-        yield stream, size
+    with _download(file) as (body, length):
+        yield body, length
+
+
+class _ResponseReader:
+    """``response.raw`` as a file whose read errors are AssemblyErrors naming the file."""
+
+    def __init__(self, response: requests.Response, file: DepositFile) -> None:
+        self._raw = response.raw
+        self._file = file
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data: bytes = self._raw.read(size if size >= 0 else None, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise AssemblyError(
+                f"file {self._file.name!r} ({self._file.location}) download failed: {exc}"
+            ) from exc
+        return data
 
 
 @contextmanager
 def _download(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
     try:
         response = requests.get(
-            file.location, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
+            file.location, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            headers={"Accept-Encoding": "identity"},
         )
     except requests.RequestException as exc:
-        raise AssemblyError(f"file {file.name!r} ({file.location}) cannot be fetched: {exc}") from exc
-    with response, tempfile.TemporaryFile() as spool:
+        raise AssemblyError(
+            f"file {file.name!r} ({file.location}) cannot be fetched: {exc}"
+        ) from exc
+    with response:
         if response.status_code != 200:
             raise AssemblyError(
                 f"file {file.name!r} ({file.location}) cannot be fetched: "
                 f"HTTP {response.status_code} {response.reason}"
             )
-        try:
-            response.raw.decode_content = True
-            shutil.copyfileobj(response.raw, spool, CHUNK_SIZE)
-        except (requests.RequestException, OSError) as exc:
-            raise AssemblyError(
-                f"file {file.name!r} ({file.location}) download failed: {exc}"
-            ) from exc
-        size = spool.tell()
-        spool.seek(0)
-        yield spool, size
+        reader = _ResponseReader(response, file)
+        length = response.headers.get("Content-Length", "")
+        coding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if length.isdigit() and coding in ("", "identity"):
+            yield cast(BinaryIO, reader), int(length)
+            return
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(cast(BinaryIO, reader), spool, CHUNK_SIZE)
+            size = spool.tell()
+            spool.seek(0)
+            yield spool, size

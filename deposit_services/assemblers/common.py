@@ -1,0 +1,153 @@
+"""What every assembler shares: the spooled package being written, names, MIME types.
+
+``PackageBuilder`` owns the spool file, the HashingWriter (the package's own size, MD5
+and SHA-256, computed while it is written) and the ArchiveWriter; it removes the spool
+file when anything fails, and turns a read error into an AssemblyError naming the file.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any, BinaryIO, cast
+from urllib.parse import unquote, urlsplit
+
+from lxml import etree
+
+from deposit_services.assemblers.archive import ArchiveOptions, ArchiveWriter, Entry, EntryNames
+from deposit_services.assemblers.base import HashingWriter, Package, spool_path
+from deposit_services.assemblers.sources import open_file
+from deposit_services.errors import AssemblyError
+from deposit_services.model.submission import DepositFile, DepositSubmission
+
+# Python's built-in table only (not /etc/mime.types), so a package is the same everywhere.
+_MIME = mimetypes.MimeTypes(filenames=())
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg",
+                 "application/x-pdf": "application/pdf", "text/xml": "application/xml"}
+
+
+def utc(timestamp: datetime) -> datetime:
+    return timestamp.astimezone(UTC) if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
+
+
+def package_basename(prefix: str, submission: DepositSubmission, timestamp: datetime) -> str:
+    """``<prefix>_<yyyy-MM-dd_HH-mm-ss>_<submission id>`` (UTC), safe as a file name."""
+    safe_id = EntryNames.sanitise(submission.id, flat=True).replace(":", "_") or "submission"
+    return f"{prefix}_{utc(timestamp):%Y-%m-%d_%H-%M-%S}_{safe_id}"
+
+
+def _has_extension(name: str) -> bool:
+    stem, dot, ext = name.rpartition(".")
+    return bool(stem.strip()) and bool(dot) and 0 < len(ext) <= 10 and " " not in ext
+
+
+def file_name(file: DepositFile) -> str:
+    """The name a file gets in a package (before sanitising).
+
+    The File's ``name`` when it looks like a file name; otherwise the last segment of
+    its location when that does (PASS test graphs name files ``test_chart`` and keep
+    ``Chart.jpg`` in the URI, and PASS's assemblers used the URI's name); else ``name``.
+    """
+    if _has_extension(file.name):
+        return file.name
+    leaf = unquote(PurePosixPath(urlsplit(file.location).path).name)
+    return leaf if _has_extension(leaf) else file.name or leaf or file.id
+
+
+def mime_type(file: DepositFile, name: str | None = None) -> str:
+    """The file's declared MIME type (common misspellings fixed), else one from its name."""
+    declared = (file.mime_type or "").strip().lower()
+    if declared and "/" in declared:
+        return _MIME_ALIASES.get(declared, declared)
+    guessed, _ = _MIME.guess_type(name or file_name(file), strict=False)
+    return guessed or "application/octet-stream"
+
+
+class PackageBuilder:
+    """A package being written: ``with PackageBuilder(...) as b: b.add_file(...)``, then
+    ``b.package()``. On an exception inside the block the spool file is removed."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        options: ArchiveOptions,
+        timestamp: datetime,
+        *,
+        specification: str,
+        mime_type: str | None = None,
+    ) -> None:
+        self.name = name
+        self.options = options
+        self._path = spool_path(workdir, name)
+        self._timestamp = timestamp
+        self._specification = specification
+        self._mime_type = mime_type or options.mime_type
+        self._raw: BinaryIO | None = None
+        self._out: HashingWriter | None = None
+        self._writer: ArchiveWriter | None = None
+        self._closed = False
+
+    def __enter__(self) -> PackageBuilder:
+        try:
+            self._raw = self._path.open("xb")
+        except OSError as exc:
+            raise AssemblyError(
+                f"cannot create package file {self._path}: {exc.strerror or exc}"
+            ) from exc
+        self._out = HashingWriter(self._raw)
+        self._writer = ArchiveWriter(cast(Any, self._out), self.options, self._timestamp)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._raw is not None:
+            self._raw.close()
+        if kind is not None:
+            self._path.unlink(missing_ok=True)
+
+    @property
+    def writer(self) -> ArchiveWriter:
+        assert self._writer is not None, "use PackageBuilder in a with block"
+        return self._writer
+
+    def add_file(
+        self, file: DepositFile, entry_name: str, algorithms: tuple[str, ...] | None = None
+    ) -> Entry:
+        """Read ``file`` once into entry ``entry_name``; AssemblyError names the file."""
+        with open_file(file) as (stream, size):
+            try:
+                return self.writer.add_stream(entry_name, stream, size, algorithms)
+            except OSError as exc:
+                raise AssemblyError(
+                    f"file {file.name!r} ({file.location}) cannot be read: {exc.strerror or exc}"
+                ) from exc
+
+    def add_bytes(self, entry_name: str, data: bytes,
+                  algorithms: tuple[str, ...] | None = None) -> Entry:
+        return self.writer.add_bytes(entry_name, data, algorithms)
+
+    def package(self) -> Package:
+        """Finish the archive and describe the package (call once, inside the block)."""
+        assert self._out is not None and self._raw is not None and not self._closed
+        self.writer.close()
+        self._raw.flush()
+        self._closed = True
+        out = self._out
+        return Package(path=self._path, name=self.name, size=out.size, md5=out.md5,
+                       sha256=out.sha256, mime_type=self._mime_type,
+                       specification=self._specification)
+
+
+def xml_document(root: Any) -> bytes:
+    """``root`` as a UTF-8 XML document with a declaration, indented, deterministic."""
+    body: bytes = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def require_files(submission: DepositSubmission) -> None:
+    if not submission.files:
+        raise AssemblyError(f"submission {submission.id} has no files to package")

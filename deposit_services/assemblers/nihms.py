@@ -1,0 +1,377 @@
+"""NIHMS bulk submission packages: ``nihms-native-2022-05`` and ``nihms-native-2017-07``.
+
+A flat archive (tar.gz unless the options say otherwise) of ``manifest.txt``,
+``bulk_meta.xml`` and the submission's files. manifest.txt has one
+``<type>\\t<label>\\t<file name>`` line per file; figure, table and supplement labels are
+unique per type (generated where a file has none). User files called manifest.txt or
+bulk_meta.xml are renamed ``SUBMISSION-...``. bulk_meta.xml follows the version's DTD:
+``manuscript-submit`` (2022) or ``nihms-submit`` (2017).
+
+Options: ``archive``, ``compression``, ``funder-mapping`` (funder localKey -> NIHMS funder
+code such as ``nih``; grants of other funders are left out of bulk_meta.xml).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from lxml import etree
+
+from deposit_services.assemblers.archive import (
+    ArchiveFormat,
+    ArchiveOptions,
+    Compression,
+    EntryNames,
+)
+from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.common import (
+    PackageBuilder,
+    file_name,
+    package_basename,
+    require_files,
+    utc,
+    xml_document,
+)
+from deposit_services.errors import AssemblyError, RepositoryConfigError
+from deposit_services.model.entities import FileRole
+from deposit_services.model.submission import (
+    DepositFile,
+    DepositSubmission,
+    IssnPubType,
+    Person,
+)
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.txt"
+BULK_META = "bulk_meta.xml"
+RENAME_PREFIX = "SUBMISSION-"
+MAX_EMBARGO_MONTHS = 12
+
+
+class FileType(enum.StrEnum):
+    BULK_META = "bulksub_meta_xml"
+    MANUSCRIPT = "manuscript"
+    SUPPLEMENT = "supplement"
+    FIGURE = "figure"
+    TABLE = "table"
+
+
+_LABELLED = {FileType.SUPPLEMENT: "Supplement", FileType.FIGURE: "Figure",
+             FileType.TABLE: "Table"}
+_ROLE_TYPES = {FileRole.FIGURE: FileType.FIGURE, FileRole.TABLE: FileType.TABLE,
+               FileRole.SUPPLEMENTAL: FileType.SUPPLEMENT}
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One manifest.txt line and the file it names (None for bulk_meta.xml)."""
+
+    type: FileType
+    label: str
+    name: str
+    file: DepositFile | None
+
+    def line(self) -> str:
+        return f"{self.type}\t{self.label}\t{self.name}\n"
+
+
+def _clean_label(label: str | None) -> str:
+    """Tabs, newlines and runs of white space become one space."""
+    return " ".join((label or "").split())
+
+
+def plan_manifest(submission: DepositSubmission) -> list[ManifestEntry]:
+    """The manifest lines in package order: bulk_meta.xml, then the files.
+
+    The first MANUSCRIPT file is the manuscript (AssemblyError if there is none); other
+    files are figures, tables or supplements by role (further manuscripts and files
+    without a role are supplements).
+    """
+    names = EntryNames(reserved=[MANIFEST, BULK_META], flat=True)
+    labels: dict[FileType, set[str]] = {t: set() for t in _LABELLED}
+    entries = [ManifestEntry(FileType.BULK_META, "", BULK_META, None)]
+    manuscript = submission.manuscript
+    if manuscript is None:
+        raise AssemblyError(
+            f"submission {submission.id} has no file with the MANUSCRIPT role; NIHMS needs one"
+        )
+    for file in submission.files:
+        name = EntryNames.sanitise(file_name(file), flat=True)
+        if name.casefold() in (MANIFEST, BULK_META):
+            name = RENAME_PREFIX + name
+        name = names.unique(name)
+        if file is manuscript:
+            entries.append(ManifestEntry(FileType.MANUSCRIPT, "", name, file))
+            continue
+        if file.role is FileRole.MANUSCRIPT:
+            log.warning("submission %s: %s is a second manuscript; sent as a supplement",
+                        submission.id, name)
+        kind = _ROLE_TYPES.get(file.role) if file.role else None
+        kind = kind or FileType.SUPPLEMENT
+        entries.append(ManifestEntry(kind, _unique_label(file.label, kind, labels[kind]),
+                                     name, file))
+    return entries
+
+
+def _unique_label(label: str | None, kind: FileType, used: set[str]) -> str:
+    base = _clean_label(label)
+    if not base:
+        n = len(used) + 1
+        while f"{_LABELLED[kind]} {n}".casefold() in used:
+            n += 1
+        base = f"{_LABELLED[kind]} {n}"
+    candidate, n = base, 1
+    while candidate.casefold() in used:
+        n += 1
+        candidate = f"{base} ({n})"
+    used.add(candidate.casefold())
+    return candidate
+
+
+def _base_date(publication_date: str | None, timestamp: datetime) -> date:
+    """The article's publication date (yyyy, yyyy-MM or yyyy-MM-dd), else the package's."""
+    text = (publication_date or "").strip()
+    for fmt, length in (("%Y-%m-%d", 10), ("%Y-%m", 7), ("%Y", 4)):
+        try:
+            return datetime.strptime(text[:length], fmt).date()
+        except ValueError:
+            continue
+    return utc(timestamp).date()
+
+
+def embargo_months(submission: DepositSubmission, timestamp: datetime) -> int | None:
+    """Whole months (rounded up) from publication to the embargo end, 0 to 12; None if
+    there is no embargo. NIHMS counts the embargo from the publication date."""
+    end = submission.article.embargo_end_date
+    if end is None:
+        return None
+    base = _base_date(submission.article.publication_date, timestamp)
+    months = (end.year - base.year) * 12 + end.month - base.month + (end.day > base.day)
+    if months > MAX_EMBARGO_MONTHS:
+        log.warning("submission %s: embargo until %s is %d months after %s; NIHMS allows at "
+                    "most %d, sent as %d", submission.id, end, months, base,
+                    MAX_EMBARGO_MONTHS, MAX_EMBARGO_MONTHS)
+    return max(0, min(months, MAX_EMBARGO_MONTHS))
+
+
+@dataclass(frozen=True)
+class _Name:
+    first: str
+    middle: str | None
+    last: str
+
+
+def _split_name(person: Person, what: str) -> _Name:
+    first, middle, last = person.first_name, person.middle_name, person.last_name
+    if not (first and last) and person.full_name:
+        parts = person.full_name.split()
+        if len(parts) >= 2:
+            first, middle, last = parts[0], " ".join(parts[1:-1]) or None, parts[-1]
+    if not (first and last):
+        raise AssemblyError(f"NIHMS needs a first and last name for the {what} "
+                            f"({person.name or person.email or 'no name'})")
+    return _Name(first.strip(), (middle or "").strip() or None, last.strip())
+
+
+def _is_author(person: Person, submission: DepositSubmission) -> bool:
+    """Whether the submitter is one of the article's authors (by name)."""
+    def key(text: str) -> str:
+        return " ".join(text.replace(".", " ").split()).casefold()
+    wanted = {key(person.name)}
+    if person.first_name and person.last_name:
+        wanted.add(key(f"{person.first_name} {person.last_name}"))
+    return any(key(a.name) in wanted for a in submission.authors)
+
+
+class _NihmsAssembler(Assembler):
+    """The parts both versions share; subclasses write their bulk_meta.xml."""
+
+    funder_codes: ClassVar[tuple[str, ...]]
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.archive = ArchiveOptions.from_options(
+            self.options, archive=ArchiveFormat.TAR, compression=Compression.GZIP
+        )
+        self.archive.require_archive(self.specification)
+        raw = self.options.get("funder-mapping") or {}
+        if not isinstance(raw, Mapping):
+            raise RepositoryConfigError(
+                "assembler option funder-mapping must map funder localKeys to NIHMS funder codes"
+            )
+        self.funder_mapping = {str(k).casefold(): str(v).strip().lower() for k, v in raw.items()}
+        bad = sorted({v for v in self.funder_mapping.values() if v not in self.funder_codes})
+        if bad:
+            raise RepositoryConfigError(
+                f"assembler option funder-mapping: {', '.join(bad)} not allowed in "
+                f"{self.specification} (allowed: {', '.join(self.funder_codes)})"
+            )
+
+    def assemble(
+        self, submission: DepositSubmission, workdir: Path, timestamp: datetime
+    ) -> Package:
+        require_files(submission)
+        entries = plan_manifest(submission)
+        meta = self.bulk_meta(submission, timestamp)
+        name = package_basename(self.specification, submission, timestamp)
+        with PackageBuilder(workdir, name + self.archive.extension, self.archive, timestamp,
+                            specification=self.specification) as builder:
+            builder.add_bytes(MANIFEST, "".join(e.line() for e in entries).encode())
+            builder.add_bytes(BULK_META, meta)
+            for entry in entries:
+                if entry.file is not None:
+                    builder.add_file(entry.file, entry.name, ())
+            return builder.package()
+
+    def funded_grants(self, submission: DepositSubmission) -> list[tuple[str | None, str,
+                                                                        Person | None]]:
+        """(award number, funder code, PI) for grants whose funder is mapped, deduplicated."""
+        found: dict[tuple[str | None, str], Person | None] = {}
+        for grant in submission.grants:
+            code = self.funder_mapping.get((grant.funder_local_key or "").casefold())
+            if code is None:
+                log.debug("submission %s: grant %s of funder %s is not in funder-mapping",
+                          submission.id, grant.award_number, grant.funder_local_key)
+                continue
+            found.setdefault((grant.award_number, code), grant.pi)
+        return [(award, code, pi) for (award, code), pi in found.items()]
+
+    def bulk_meta(self, submission: DepositSubmission, timestamp: datetime) -> bytes:
+        return xml_document(self.metadata_tree(submission, timestamp))
+
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def title(submission: DepositSubmission) -> str:
+        if not submission.title:
+            raise AssemblyError(f"submission {submission.id} has no article title; NIHMS "
+                                "needs one")
+        return submission.title
+
+    @staticmethod
+    def contact(submission: DepositSubmission) -> Person:
+        submitter = submission.submitter
+        if submitter is None:
+            raise AssemblyError(f"submission {submission.id} has no submitter; NIHMS needs "
+                                "a contact person")
+        return submitter
+
+
+def _set(element: Any, **attributes: str | None) -> Any:
+    for key, value in attributes.items():
+        if value is not None:
+            element.set(key.replace("_", "-"), value)
+    return element
+
+
+class Nihms2022Assembler(_NihmsAssembler):
+    """``nihms-native-2022-05``: bulk_meta.xml with root ``manuscript-submit``."""
+
+    specification = "nihms-native-2022-05"
+    funder_codes = ("nih", "ahrq", "aspr", "cdc", "epa", "fda", "hhmi", "nasa", "nist", "va")
+
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
+        article, journal = submission.article, submission.journal
+        months = embargo_months(submission, timestamp)
+        root = _set(etree.Element("manuscript-submit"),
+                    embargo_months=None if months is None else str(months),
+                    pmid=article.pmid, doi=article.doi)
+        meta = etree.SubElement(root, "journal-meta")
+        if journal.nlmta:
+            etree.SubElement(meta, "nlm-ta").text = journal.nlmta
+        for issn in journal.issns:
+            if issn.pub_type is None:
+                log.info("submission %s: ISSN %s has no type; left out", submission.id,
+                         issn.issn)
+                continue
+            kind = "print" if issn.pub_type is IssnPubType.PRINT else "electronic"
+            _set(etree.SubElement(meta, "issn"), issn_type=kind).text = issn.issn
+        if not len(meta):
+            raise AssemblyError(f"submission {submission.id}: NIHMS needs the journal's NLM "
+                                "title abbreviation or a typed ISSN; it has neither")
+        if journal.title:
+            etree.SubElement(meta, "journal-title").text = journal.title
+        etree.SubElement(root, "manuscript-title").text = self.title(submission)
+        contact = self.contact(submission)
+        name = _split_name(contact, "submitter")
+        if not contact.email:
+            raise AssemblyError(f"submission {submission.id}: NIHMS needs the submitter's "
+                                "email address")
+        contacts = etree.SubElement(root, "contacts")
+        _set(etree.SubElement(contacts, "person"), fname=name.first, mname=name.middle,
+             lname=name.last, email=contact.email,
+             person_type="author" if _is_author(contact, submission) else "reviewer")
+        grants = self.funded_grants(submission)
+        if grants:
+            element = etree.SubElement(root, "grants")
+            for award, code, pi in grants:
+                grant = _set(etree.SubElement(element, "grant"), id=award, funder=code)
+                if pi is not None:
+                    pi_name = _split_name(pi, f"PI of grant {award}")
+                    _set(etree.SubElement(grant, "PI"), fname=pi_name.first,
+                         lname=pi_name.last, email=pi.email)
+        return root
+
+
+class Nihms2017Assembler(_NihmsAssembler):
+    """``nihms-native-2017-07`` (what PASS 3.4 sent): root ``nihms-submit``."""
+
+    specification = "nihms-native-2017-07"
+    funder_codes = ("nih", "wt", "hhmi", "era", "nasa")
+
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
+        article, journal = submission.article, submission.journal
+        months = embargo_months(submission, timestamp)
+        root = etree.Element("nihms-submit")
+        _set(etree.SubElement(root, "manuscript"), doi=article.doi, pmid=article.pmid,
+             embargo=None if months is None else str(months))
+        meta = etree.SubElement(root, "journal-meta")
+        if journal.nlmta:
+            _set(etree.SubElement(meta, "journal-id"), journal_id_type="nlm-ta").text = (
+                journal.nlmta)
+        for issn in journal.issns:
+            if issn.pub_type is not None:
+                kind = "ppub" if issn.pub_type is IssnPubType.PRINT else "epub"
+                _set(etree.SubElement(meta, "issn"), pub_type=kind).text = issn.issn
+        if not len(meta):
+            raise AssemblyError(f"submission {submission.id}: NIHMS needs the journal's NLM "
+                                "title abbreviation or a typed ISSN; it has neither")
+        if journal.title:
+            etree.SubElement(meta, "journal-title").text = journal.title
+        etree.SubElement(root, "title").text = self.title(submission)
+        contacts = etree.SubElement(root, "contacts")
+        for person, is_pi, grants in self._people(submission):
+            name = _split_name(person, "PI" if is_pi else "submitter")
+            element = _set(etree.SubElement(contacts, "person"), fname=name.first,
+                           mname=name.middle, lname=name.last, email=person.email,
+                           pi="yes" if is_pi else "no",
+                           author="yes" if _is_author(person, submission) else "no")
+            for award, code in grants:
+                _set(etree.SubElement(element, "grant"), id=award, authority=code)
+        return root
+
+    def _people(
+        self, submission: DepositSubmission
+    ) -> list[tuple[Person, bool, list[tuple[str | None, str]]]]:
+        """The submitter first, then each PI of a mapped grant with their grants; one
+        entry per person (matched by email, else by name)."""
+        def key(p: Person) -> str:
+            return (p.email or p.name).strip().casefold()
+        people: dict[str, tuple[Person, bool, list[tuple[str | None, str]]]] = {}
+        contact = self.contact(submission)
+        people[key(contact)] = (contact, False, [])
+        for award, code, pi in self.funded_grants(submission):
+            if pi is None:
+                continue
+            person, _, grants = people.get(key(pi), (pi, True, []))
+            people[key(pi)] = (person, True, [*grants, (award, code)])
+        return list(people.values())
+
