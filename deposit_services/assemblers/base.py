@@ -117,6 +117,18 @@ ASSEMBLERS: dict[str, str] = {
     "http://purl.org/net/sword/package/simplezip": (
         "deposit_services.assemblers.simple:SimpleZipAssembler"
     ),
+    "nihms-native-2022-05": "deposit_services.assemblers.nihms:Nihms2022Assembler",
+    "nihms-native-2017-07": "deposit_services.assemblers.nihms:Nihms2017Assembler",
+    "http://purl.org/net/sword/package/metsdspacesip": (
+        "deposit_services.assemblers.mets:DSpaceMetsAssembler"
+    ),
+    "dspace-mets": "deposit_services.assemblers.mets:DSpaceMetsAssembler",
+    "bagit-1.0": "deposit_services.assemblers.bagit:BagItAssembler",
+    "bagit": "deposit_services.assemblers.bagit:BagItAssembler",
+    "http://purl.org/net/sword/package/binary": (
+        "deposit_services.assemblers.binary:BinaryAssembler"
+    ),
+    "binary": "deposit_services.assemblers.binary:BinaryAssembler",
 }
 
 
