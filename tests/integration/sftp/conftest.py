@@ -6,7 +6,6 @@ into its own directory). Missing sshd or tools FAIL the tests with the reason.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,9 +14,8 @@ from typing import Any
 import pytest
 
 from deposit_services.assemblers.base import Package
-from deposit_services.assemblers.simple import SimpleZipAssembler
-from deposit_services.model.entities import FileRole
-from deposit_services.model.submission import ArticleMetadata, DepositFile, DepositSubmission
+from deposit_services.model.submission import DepositSubmission
+from tests.support.packages import sample_package, sample_submission
 from tests.support.sshd import Sshd, SshdUnavailable, running_sshd
 
 
@@ -33,28 +31,13 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 @pytest.fixture
 def submission(tmp_path: Path) -> DepositSubmission:
     """A submission with a text manuscript and a 3 MB random supplement, on disk."""
-    files = tmp_path / "files"
-    files.mkdir()
-    (files / "manuscript.txt").write_text("Two stupendous minds.\n" * 2000, encoding="utf-8")
-    (files / "data.bin").write_bytes(os.urandom(3 * 1024 * 1024))
-    return DepositSubmission(
-        id="sub-15",
-        article=ArticleMetadata(title="Two stupendous minds", doi="10.1234/abc"),
-        files=(
-            DepositFile(id="f1", name="manuscript.txt", location=str(files / "manuscript.txt"),
-                        role=FileRole.MANUSCRIPT, mime_type="text/plain"),
-            DepositFile(id="f2", name="data.bin", location=str(files / "data.bin"),
-                        role=FileRole.SUPPLEMENTAL),
-        ),
-    )
+    return sample_submission(tmp_path / "files")
 
 
 @pytest.fixture
 def package(submission: DepositSubmission, tmp_path: Path) -> Package:
     """A real SimpleZip package built by the project's assembler (~3 MB)."""
-    timestamp = datetime(2024, 5, 4, 14, 22, 25, tzinfo=UTC)
-    return SimpleZipAssembler({"archive": "ZIP"}).assemble(submission, tmp_path / "work",
-                                                           timestamp)
+    return sample_package(submission, tmp_path / "work")
 
 
 @pytest.fixture
