@@ -69,6 +69,19 @@ class Transport(ABC):
         """Transfer ``package``. Idempotent where the protocol allows: a package already
         at the target under its final name with the same size is not sent again."""
 
+    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
+        """After a worker died between sending ``package`` and recording the outcome: the
+        Receipt if the target already holds it, None if it does not (it is sent again).
+
+        ``evidence`` is what the attempt log kept of that attempt (``edit_iri``,
+        ``status_ref``, ``access_url`` when known). Raise a TransferError when the outcome
+        cannot be told: the deposit is then FAILED for the operator to check, never sent
+        twice blindly. Default: None, because ``send`` itself recognises a package already
+        at the target under its final name and size (filesystem, SFTP, FTP); protocols
+        without that (SWORD) override this.
+        """
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; default: nothing to release."""
 
@@ -90,6 +103,7 @@ TRANSPORTS: dict[str, str] = {
     "devnull": "deposit_services.transports.devnull:DevNullTransport",
     "swordv2": "deposit_services.transports.sword2:SwordV2Transport",
     "sftp": "deposit_services.transports.sftp:SftpTransport",
+    "ftp": "deposit_services.transports.ftp:FtpTransport",
 }
 
 
