@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,21 +50,65 @@ class HashingWriter:
     """A write-only, non-seekable file object that counts and hashes what passes through.
 
     Being non-seekable makes ``zipfile`` stream (data descriptors instead of seeking
-    back), so the package's own checksums are computed while it is written.
+    back), so the package's own checksums are computed while it is written. MD5 and
+    SHA-256 run in a background thread (hashlib releases the GIL), in write order,
+    while the caller reads and compresses the next chunk; a bounded queue keeps memory
+    flat. ``close`` (or reading ``md5``/``sha256``) waits for the thread.
     """
+
+    _SMALL = 64 * 1024
+    _QUEUED_CHUNKS = 4
 
     def __init__(self, target: BinaryIO) -> None:
         self._target = target
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
+        self._pending = bytearray()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUED_CHUNKS)
+        self._thread: threading.Thread | None = None
+        self._closed = False
         self.size = 0
 
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            self._md5.update(data)
+            self._sha256.update(data)
+
+    def _hash(self, data: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="package-hash", daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._closed:
+            raise ValueError("write to a closed HashingWriter")
         self._target.write(data)
-        self._md5.update(data)
-        self._sha256.update(data)
-        self.size += len(data)
-        return len(data)
+        size = len(data) if not isinstance(data, memoryview) else data.nbytes
+        if size < self._SMALL:
+            self._pending += data
+            if len(self._pending) >= CHUNK_SIZE:
+                self._hash(bytes(self._pending))
+                self._pending.clear()
+        else:
+            if self._pending:
+                self._hash(bytes(self._pending))
+                self._pending.clear()
+            self._hash(data if isinstance(data, bytes) else bytes(data))
+        self.size += size
+        return size
+
+    def close(self) -> None:
+        """Hash what is left and stop the thread; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._pending:
+            self._hash(bytes(self._pending))
+            self._pending.clear()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
 
     def tell(self) -> int:
         return self.size
@@ -78,10 +124,12 @@ class HashingWriter:
 
     @property
     def md5(self) -> str:
+        self.close()
         return self._md5.hexdigest()
 
     @property
     def sha256(self) -> str:
+        self.close()
         return self._sha256.hexdigest()
 
 

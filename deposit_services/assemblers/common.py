@@ -104,6 +104,8 @@ class PackageBuilder:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._out is not None:
+            self._out.close()
         if self._raw is not None:
             self._raw.close()
         if kind is not None:
