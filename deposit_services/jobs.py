@@ -10,10 +10,12 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
   kept without a short interval);
 - submission status: recompute Submission.submissionStatus (PASS's rule).
 
-With N replicas on one store each job runs on one replica per cycle: a job lease
-(``job:<name>``, held for most of an interval) is taken before the run; the losers skip
-the cycle. Each retried deposit is also claimed by its own lease and re-checked (still
-RETRY, still due) under it, so a deposit is never transferred twice at the same time.
+With N replicas on one store, refresh and submission-status run on one replica per
+cycle: a job lease (``job:<name>``, held for most of an interval) is taken before the
+run and the losers skip the cycle. The retry job runs on every replica, like competing
+consumers: each due deposit is claimed by its own lease and re-checked under it (still
+RETRY, still due), so a deposit is retried once per due time and never twice at the
+same time, while several replicas share a backlog.
 """
 
 from __future__ import annotations
@@ -92,9 +94,10 @@ class Jobs:
 
     def start(self) -> None:
         first = datetime.now(UTC)
-        for name, func in ((REFRESH, self.run_refresh), (RETRY, self.run_retry),
-                           (SUBMISSION_STATUS, self.run_submission_status)):
-            self._scheduler.add_job(self._guarded, "interval", args=(name, func),
+        for name, func, per_cycle in ((REFRESH, self.run_refresh, True),
+                                      (RETRY, self.run_retry, False),
+                                      (SUBMISSION_STATUS, self.run_submission_status, True)):
+            self._scheduler.add_job(self._guarded, "interval", args=(name, func, per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
         self._scheduler.start()
         log.info("jobs started: refresh, retry, submission-status every %.1f s", self.interval)
@@ -116,12 +119,16 @@ class Jobs:
 
     # -- the jobs ------------------------------------------------------------------------
 
-    def _guarded(self, name: str, func: Callable[[], object]) -> None:
-        """Run one job if this replica wins its lease for the cycle; never raise."""
+    def _guarded(self, name: str, func: Callable[[], object], per_cycle: bool) -> None:
+        """Run one job (if ``per_cycle``: only if this replica wins the cycle's lease);
+        never raise, so a failed run does not stop the schedule."""
         lease = f"job:{name}"
         seconds = max(self.interval * 0.9, 1.0)
         store = self.ctx.store
         try:
+            if not per_cycle:
+                func()
+                return
             if not store.acquire_lease(lease, self.ctx.owner, seconds):
                 log.debug("job %s: another replica runs this cycle", name)
                 return

@@ -1,0 +1,332 @@
+"""The deposit lifecycle through the real CLI: retries, crash recovery, status following,
+the ``retry`` / ``refresh`` commands and two replicas running the jobs."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deposit_services.messaging.local import LocalBroker
+from deposit_services.model.entities import (
+    AggregatedDepositStatus,
+    CopyStatus,
+    Deposit,
+    DepositStatus,
+    RepositoryCopy,
+    Submission,
+)
+from deposit_services.model.messages import DepositStatusChanged
+from deposit_services.store.base import AttemptOutcome
+from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
+from tests.support.graphs import make_graph, write_graph
+from tests.support.sword_server import SwordServer, running_sword_server
+
+STATE = "http://dspace.org/state/"
+SWORD_REPO = {"@type": "Repository", "id": "repo-dspace", "name": "DSpace",
+              "repositoryKey": "dspace", "integrationType": "FULL"}
+FS_REPO = {"@type": "Repository", "id": "repo-archive", "name": "Archive",
+           "repositoryKey": "archive", "integrationType": "ONE_WAY"}
+BROKEN_REPO = {"@type": "Repository", "id": "repo-broken", "name": "Broken",
+               "repositoryKey": "broken", "integrationType": "ONE_WAY"}
+FAST = {
+    "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "300",
+    "DEPOSIT_RETRY_BASE_SECONDS": "0.3",
+    "DEPOSIT_RETRY_FACTOR": "1",
+    "DEPOSIT_RETRY_CAP_SECONDS": "0.3",
+    "DEPOSIT_RETRY_JITTER": "none",
+    "DEPOSIT_REFRESH_WINDOW_DAYS": "36500",
+}
+NO_JOBS = {"PASS_DEPOSIT_JOBS_DISABLED": "true"}
+
+
+def sword_entry(server: SwordServer) -> dict[str, Any]:
+    return {
+        "deposit-config": {"mapping": {STATE + "archived": "accepted",
+                                       STATE + "withdrawn": "rejected",
+                                       "default-mapping": "submitted"}},
+        "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
+        "transport-config": {
+            "auth-realms": [{"mech": "basic", "url": server.base_url,
+                             "username": server.username, "password": server.password}],
+            "protocol-binding": {
+                "protocol": "SWORDv2", "username": server.username,
+                "password": server.password, "service-doc": server.service_document_url,
+                "default-collection": server.collection_url("default"),
+                "check-collection": False, "connect-timeout": 2, "read-timeout": 10,
+            },
+        },
+    }
+
+
+@pytest.fixture
+def sword() -> Iterator[SwordServer]:
+    with running_sword_server() as server:
+        yield server
+
+
+def _configure(daemon: Daemon, server: SwordServer, **env: str) -> None:
+    daemon.write_repositories({
+        "dspace": sword_entry(server),
+        "archive": filesystem_repo(daemon.target_dir),
+        "broken": filesystem_repo(daemon.root / "blocked" / "target"),
+    })
+    daemon.env.update(env)
+    daemon.data_dir.mkdir(parents=True, exist_ok=True)
+    daemon.store().close()  # schema created before the processes race to create it
+
+
+def _submit(daemon: Daemon, sid: str, repo: dict[str, Any]) -> str:
+    files = daemon.root / "files"
+    graph = write_graph(daemon.root / f"{sid}.json", make_graph(sid, files, repositories=[repo]))
+    daemon.cli("submit", str(graph), "--files-dir", str(files))
+    return sid
+
+
+def _deposit(daemon: Daemon, sid: str) -> Deposit | None:
+    store = daemon.store()
+    try:
+        found = store.find(Deposit, submission=sid)
+    finally:
+        store.close()
+    return found[0] if found else None
+
+
+def _status(daemon: Daemon, sid: str) -> DepositStatus | None:
+    deposit = _deposit(daemon, sid)
+    return deposit.deposit_status if deposit else None
+
+
+def _wait_status(daemon: Daemon, sid: str, status: DepositStatus, timeout: float = 60) -> Deposit:
+    wait_until(lambda: _status(daemon, sid) is status, timeout, f"{sid} {status.value}",
+               daemon.processes)
+    deposit = _deposit(daemon, sid)
+    assert deposit is not None
+    return deposit
+
+
+def _get(daemon: Daemon, cls: Any, ident: str) -> Any:
+    store = daemon.store()
+    try:
+        return store.get(cls, ident)
+    finally:
+        store.close()
+
+
+def _attempts(daemon: Daemon, deposit_id: str) -> list[Any]:
+    store = daemon.store()
+    try:
+        return store.attempts(deposit_id)
+    finally:
+        store.close()
+
+
+def _remote_id(server: SwordServer, before: set[str]) -> str:
+    (remote,) = [k for k in server.deposits if k not in before]
+    return remote
+
+
+def test_503_three_times_then_accepted_by_the_jobs(
+    daemon: Daemon, sword: SwordServer
+) -> None:
+    _configure(daemon, sword, **FAST)
+    sword.fail_next(3, status=503)
+    daemon.listen()
+    sid = _submit(daemon, "e2e-503", SWORD_REPO)
+    wait_until(lambda: len(sword.deposits) == 1, 60, "the fourth attempt to get through",
+               daemon.processes)
+    deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+    attempts = _attempts(daemon, deposit.id)
+    assert [a.outcome for a in attempts] == [AttemptOutcome.TRANSIENT_ERROR] * 3 + [
+        AttemptOutcome.SENT]
+    assert "RETRY" not in daemon.log_text() or "next attempt at" in daemon.log_text()
+    assert "attempt 1 of 8 failed" in daemon.log_text()
+    sword.set_state(next(iter(sword.deposits)), "archived")  # the refresh job follows it
+    deposit = _wait_status(daemon, sid, DepositStatus.ACCEPTED)
+    copy = _get(daemon, RepositoryCopy, deposit.repository_copy or "")
+    assert copy.copy_status is CopyStatus.COMPLETE
+    wait_until(lambda: _get(daemon, Submission, sid).aggregated_deposit_status
+               is AggregatedDepositStatus.ACCEPTED, 30, "aggregate ACCEPTED")
+    assert len(sword.deposits) == 1, "no duplicate at the target"
+    assert len(_attempts(daemon, deposit.id)) == 4
+
+
+def test_withdrawn_followed_by_a_deposit_status_message(
+    daemon: Daemon, sword: SwordServer
+) -> None:
+    _configure(daemon, sword, **NO_JOBS)
+    daemon.listen()
+    sid = _submit(daemon, "e2e-wd", SWORD_REPO)
+    deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+    sword.set_state(next(iter(sword.deposits)), "withdrawn")
+    time.sleep(1.0)
+    assert _status(daemon, sid) is DepositStatus.SUBMITTED, "no job, no message: no change"
+    broker = LocalBroker(daemon.env["DEPOSIT_STORE_URL"])
+    try:  # what pass-core (or anyone) sends when a deposit should be looked at
+        broker.publish("deposit", DepositStatusChanged(deposit.id).to_json(),
+                       {"type": "DepositStatus"})
+    finally:
+        broker.close()
+    deposit = _wait_status(daemon, sid, DepositStatus.REJECTED)
+    assert _get(daemon, RepositoryCopy, deposit.repository_copy or "").copy_status \
+        is CopyStatus.REJECTED
+    wait_until(lambda: _get(daemon, Submission, sid).aggregated_deposit_status
+               is AggregatedDepositStatus.REJECTED, 30, "aggregate REJECTED")
+
+
+def test_sigkill_between_transfer_and_record_does_not_deposit_twice(daemon: Daemon) -> None:
+    sid = _submit(daemon, "e2e-crash", FS_REPO)
+    first = daemon.listen("crashing", {"DEPOSIT_FAULT_INJECTION": "crash-after-transfer",
+                                       **NO_JOBS})
+    assert first.wait(timeout=60) == 137, daemon.log_text("crashing")
+    daemon.processes.remove(first)  # its exit code was the point
+    assert "fault injection" in daemon.log_text("crashing")
+    packages = list(daemon.target_dir.iterdir())
+    assert len(packages) == 1, "the transfer happened before the crash"
+    deposit = _deposit(daemon, sid)
+    assert deposit is not None and deposit.deposit_status is None, "outcome not recorded"
+    (open_attempt,) = _attempts(daemon, deposit.id)
+    assert open_attempt.is_open and open_attempt.package.name == packages[0].name
+
+    daemon.listen("restarted", NO_JOBS)
+    deposit = _wait_status(daemon, sid, DepositStatus.ACCEPTED)
+    assert [p.name for p in daemon.target_dir.iterdir()] == [packages[0].name]
+    attempts = _attempts(daemon, deposit.id)
+    assert [a.outcome for a in attempts] == [AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
+    assert "reconciling" in daemon.log_text("restarted")
+    copy = _get(daemon, RepositoryCopy, deposit.repository_copy or "")
+    assert copy.copy_status is CopyStatus.COMPLETE
+    assert copy.access_url == packages[0].resolve().as_uri()
+
+
+def _summary_rows(stdout: str) -> dict[str, list[str]]:
+    rows = {}
+    for line in stdout.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and not line.startswith(("retry:", "refresh:")):
+            rows[parts[0]] = parts[1:]
+    return rows
+
+
+def test_retry_and_refresh_commands_touch_only_the_right_deposits(
+    daemon: Daemon, sword: SwordServer
+) -> None:
+    _configure(daemon, sword, **NO_JOBS, DEPOSIT_RETRY_BASE_SECONDS="3600")
+    blocker = daemon.root / "blocked"
+    blocker.write_text("a file where the target directory should be")
+    daemon.listen()
+    accepted = _submit(daemon, "cmd-accepted", FS_REPO)
+    _wait_status(daemon, accepted, DepositStatus.ACCEPTED)
+    before: set[str] = set()
+    submitted = _submit(daemon, "cmd-submitted", SWORD_REPO)
+    _wait_status(daemon, submitted, DepositStatus.SUBMITTED)
+    remote_submitted = _remote_id(sword, before)
+    before = set(sword.deposits)
+    rejected = _submit(daemon, "cmd-rejected", SWORD_REPO)
+    _wait_status(daemon, rejected, DepositStatus.SUBMITTED)
+    remote_rejected = _remote_id(sword, before)
+    sword.fail_next(1, status=503)
+    retrying = _submit(daemon, "cmd-retry", SWORD_REPO)
+    _wait_status(daemon, retrying, DepositStatus.RETRY)
+    failed = _submit(daemon, "cmd-failed", BROKEN_REPO)
+    _wait_status(daemon, failed, DepositStatus.FAILED)
+    daemon.stop_all()
+    ids = {name: _deposit(daemon, name) for name in
+           (accepted, submitted, rejected, retrying, failed)}
+    dep = {name: d.id for name, d in ids.items() if d is not None}
+    versions = {name: d.version for name, d in ids.items() if d is not None}
+
+    # refresh of a deposit that is not SUBMITTED: reported, untouched, exit 1
+    out = daemon.cli("refresh", "--uri", dep[accepted], check=False)
+    assert out.returncode == 1, out.stderr
+    assert "only SUBMITTED deposits are refreshed" in out.stdout
+    assert _deposit(daemon, accepted).version == versions[accepted]  # type: ignore[union-attr]
+
+    # refresh of all: only the two SUBMITTED ones are looked at
+    sword.set_state(remote_submitted, "archived")
+    sword.set_state(remote_rejected, "withdrawn")
+    out = daemon.cli("refresh", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = _summary_rows(out.stdout)
+    assert set(rows) == {dep[submitted], dep[rejected]}
+    assert rows[dep[submitted]][:2] == ["done", "ACCEPTED"]
+    assert rows[dep[rejected]][:2] == ["done", "REJECTED"]
+    assert "refresh 1/2 deposit" in out.stderr, "a plain progress line per deposit (no TTY)"
+    for name in (accepted, retrying, failed):
+        assert _deposit(daemon, name).version == versions[name]  # type: ignore[union-attr]
+    out = daemon.cli("refresh")
+    assert "nothing to refresh" in out.stdout
+
+    # retry of all: the RETRY one goes through, the FAILED one still fails (exit 1)
+    out = daemon.cli("retry", check=False)
+    assert out.returncode == 1, out.stdout + out.stderr
+    rows = _summary_rows(out.stdout)
+    assert set(rows) == {dep[retrying], dep[failed]}
+    assert rows[dep[retrying]][:2] == ["done", "SUBMITTED"]
+    assert rows[dep[failed]][:2] == ["failing", "FAILED"]
+    assert "blocked" in out.stdout, "the reason is in the summary"
+    assert "1 done, 1 not done" in out.stdout
+    for name in (accepted, submitted, rejected):
+        assert _status(daemon, name) is not DepositStatus.RETRY
+
+    # fixed by the operator, retried by URL
+    blocker.unlink()
+    out = daemon.cli("retry", "--uri", f"https://pass.example/data/deposit/{dep[failed]}")
+    assert _summary_rows(out.stdout)[dep[failed]][:2] == ["done", "ACCEPTED"]
+    assert _status(daemon, failed) is DepositStatus.ACCEPTED
+    out = daemon.cli("retry")
+    assert out.returncode == 0 and "nothing to retry" in out.stdout
+
+    unknown = daemon.cli("retry", "--uri", "no-such-deposit", check=False)
+    assert unknown.returncode == 1 and "no such deposit" in unknown.stdout
+    usage = daemon.cli("retry", "--uri", "https://pass.example/", check=False)
+    assert usage.returncode == 2 and "does not name a deposit" in usage.stderr
+    assert len(sword.deposits) == 3, "each SWORD deposit sent exactly once"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_replicas_retry_each_deposit_once_per_cycle(
+    tmp_path: Path, fresh_postgres_url: str, sword: SwordServer
+) -> None:
+    daemon = make_daemon(tmp_path, store_url=fresh_postgres_url)
+    _configure(daemon, sword, **{**FAST, "DEPOSIT_RETRY_BASE_SECONDS": "1",
+                                 "DEPOSIT_RETRY_CAP_SECONDS": "1",
+                                 "DEPOSIT_RETRY_MAX_ATTEMPTS": "50"})
+    try:
+        sword.fail_next(1000, status=503)
+        ids = [_submit(daemon, f"pair-{n}", SWORD_REPO) for n in range(4)]
+        daemon.listen("a")
+        daemon.listen("b")
+        def four_each() -> bool:
+            deposits = [_deposit(daemon, s) for s in ids]
+            return all(d is not None and len(_attempts(daemon, d.id)) >= 4 for d in deposits)
+
+        wait_until(four_each, 90, "four attempts of every deposit", daemon.processes)
+        sword.app._faults.clear()
+        for sid in ids:
+            _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+    finally:
+        daemon.stop_all()
+    owners: set[str] = set()
+    for sid in ids:
+        deposit = _deposit(daemon, sid)
+        assert deposit is not None
+        attempts = _attempts(daemon, deposit.id)
+        assert [a.number for a in attempts] == list(range(1, len(attempts) + 1))
+        assert attempts[-1].outcome is AttemptOutcome.SENT
+        for before, after in itertools.pairwise(attempts):
+            assert before.ended_at is not None and before.ended_at <= after.started_at, \
+                f"attempts {before.number} and {after.number} of {sid} overlap"
+            gap = (after.started_at - before.ended_at).total_seconds()
+            assert gap >= 0.9, f"{sid} retried {gap:.2f}s after a failure (backoff 1 s)"
+        owners.update(a.owner for a in attempts if a.trigger == "job")
+    assert len(sword.deposits) == 4, "one package per deposit at the target"
+    assert len({o.split(":")[1] for o in owners}) == 2, "both replicas took retries"
+    logs = daemon.log_text("a") + daemon.log_text("b")
+    assert not re.search(r"Traceback", logs), logs[-3000:]
