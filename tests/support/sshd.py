@@ -72,6 +72,8 @@ def _run(*args: str, stdin: str | None = None) -> str:
 
 def make_key(path: Path, passphrase: str = "", key_type: str = "ed25519") -> Path:
     """A new OpenSSH private key at ``path`` (public key at ``path.pub``)."""
+    path.unlink(missing_ok=True)
+    path.with_suffix(".pub").unlink(missing_ok=True)
     _run(_tool("ssh-keygen"), "-q", "-t", key_type, "-N", passphrase, "-C", "deposit-test",
          "-f", str(path))
     return path
@@ -106,9 +108,8 @@ class Sshd:
     def known_hosts(self) -> Path:
         """A known_hosts file that knows this server's host key (``[127.0.0.1]:port``)."""
         path = self.root / "known_hosts"
-        if not path.exists():
-            key = self.host_key.with_suffix(".pub").read_text().split()
-            path.write_text(f"[{self.host}]:{self.port} {key[0]} {key[1]}\n")
+        key = self.host_key.with_suffix(".pub").read_text().split()
+        path.write_text(f"[{self.host}]:{self.port} {key[0]} {key[1]}\n")
         return path
 
     @property
@@ -119,6 +120,7 @@ class Sshd:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> None:
+        offset = len(self.log_text())  # a restart appends: look only at what follows
         log = self.log_path.open("ab")
         try:
             self.process = subprocess.Popen(
@@ -132,7 +134,7 @@ class Sshd:
             if self.process.poll() is not None:
                 raise SshdUnavailable(f"sshd exited with {self.process.returncode}:\n"
                                       f"{self.log_text()[-3000:]}")
-            if "Server listening" in self.log_text():
+            if "Server listening" in self.log_text()[offset:]:
                 return
             time.sleep(0.05)
         self.stop()
