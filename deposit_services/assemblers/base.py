@@ -67,6 +67,7 @@ class HashingWriter:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUED_CHUNKS)
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._discard = False
         self.size = 0
 
     def _run(self) -> None:
@@ -81,6 +82,8 @@ class HashingWriter:
         self._queue.put(data)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._discard:  # the package is being thrown away; late writes go nowhere
+            return len(data)
         if self._closed:
             raise ValueError("write to a closed HashingWriter")
         self._target.write(data)
@@ -110,11 +113,18 @@ class HashingWriter:
             self._queue.put(None)
             self._thread.join()
 
+    def abort(self) -> None:
+        """Stop hashing and drop any later write (an abandoned zip or gzip writer still
+        writes its trailer when it is garbage-collected)."""
+        self._discard = True
+        self.close()
+
     def tell(self) -> int:
         return self.size
 
     def flush(self) -> None:
-        self._target.flush()
+        if not self._discard:
+            self._target.flush()
 
     def writable(self) -> bool:
         return True

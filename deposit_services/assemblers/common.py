@@ -105,7 +105,10 @@ class PackageBuilder:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._out is not None:
-            self._out.close()
+            if kind is None:
+                self._out.close()
+            else:
+                self._out.abort()
         if self._raw is not None:
             self._raw.close()
         if kind is not None:
