@@ -1,0 +1,443 @@
+"""SWORDv2 transport (protocol ``SWORDv2``): binary deposit of a package to a Col-IRI.
+
+PASS's protocol-binding keys are accepted unchanged; ours are added beside them.
+``send`` checks the chosen collection against the (cached) service document, streams
+the package file with Content-MD5 (hex), Packaging, In-Progress: false, a deterministic
+Slug and On-Behalf-Of when set, then reads the deposit receipt. DSpace decides later,
+so the Receipt is not ``accepted``: ``status_ref`` is the Atom statement URL (ORE if the
+server publishes no Atom statement), ``access_url`` the splash page.
+
+Faults: 401/403/412/413/415 and any other 4xx are permanent (the server's error
+document summary is quoted); 5xx, 429, connection errors and timeouts are transient.
+
+Reconciliation after a crash (``reconcile`` / ``find_existing``): SWORDv2 has no
+search by Slug, so the caller must keep the Edit-IRI (``Receipt.details["edit_iri"]``);
+``find_existing`` GETs it and rebuilds the Receipt, or returns None when the server no
+longer has it. Without an Edit-IRI the outcome cannot be told, and ``reconcile`` says
+so (the deposit is FAILED for the operator to check) rather than deposit twice.
+
+The ``status-*`` keys configure the statement resolver of the same repository
+(``deposit_services.status.sword.SwordStatementResolver.from_binding``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import requests
+from pydantic import Field
+
+from deposit_services.assemblers.base import Package
+from deposit_services.errors import (
+    AuthenticationError,
+    PermanentTransferError,
+    TransientTransferError,
+)
+from deposit_services.model.submission import DepositSubmission
+from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
+from deposit_services.transports.sword_receipt import (
+    DepositReceipt,
+    ServiceDocument,
+    XmlError,
+    parse_error_document,
+    parse_receipt,
+    parse_service_document,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_XML_BYTES = 16 * 1024 * 1024
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class SwordV2Binding(Binding):
+    """PASS's SWORDv2 protocol-binding keys, plus ours (hints, timeouts, TLS, cache)."""
+
+    username: str
+    password: str = Field(repr=False)
+    service_doc: str = Field(alias="service-doc")
+    default_collection: str = Field(alias="default-collection")
+    server_fqdn: str | None = Field(default=None, alias="server-fqdn")
+    server_port: int | str | None = Field(default=None, alias="server-port")
+    on_behalf_of: str | None = Field(default=None, alias="on-behalf-of")
+    deposit_receipt: bool = Field(default=True, alias="deposit-receipt")
+    user_agent: str | None = Field(default=None, alias="user-agent")
+    collection_hints: dict[str, str] = Field(default_factory=dict, alias="collection-hints")
+    connect_timeout: float = Field(default=10.0, alias="connect-timeout", gt=0)
+    # DSpace ingests before it answers: a large METS package can take minutes.
+    read_timeout: float = Field(default=600.0, alias="read-timeout", gt=0)
+    service_doc_ttl: float = Field(default=300.0, alias="service-doc-ttl", ge=0)
+    verify_tls: bool = Field(default=True, alias="verify-tls")
+    ca_bundle: str | None = Field(default=None, alias="ca-bundle")
+    check_collection: bool = Field(default=True, alias="check-collection")
+    # for the statement resolver (status/sword.py), kept here so the binding validates
+    status_follow_redirects: bool = Field(default=False, alias="status-follow-redirects")
+    status_url_rewrite: dict[str, str] = Field(default_factory=dict, alias="status-url-rewrite")
+    status_read_timeout: float = Field(default=60.0, alias="status-read-timeout", gt=0)
+
+
+class _CountingReader:
+    """Wraps the package file for requests: streams it, and counts what was sent.
+
+    ``__len__`` gives requests the Content-Length, ``read`` is called by urllib3 per
+    block, so the whole file is never in memory.
+    """
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self._stream = stream
+        self._size = size
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        data = self._stream.read(amount)
+        self.sent += len(data)
+        return data
+
+
+def slug_for(package: Package) -> str:
+    """A deterministic Slug from the package name (extension dropped, unsafe chars -> '-')."""
+    stem = package.name
+    for ext in (".tar.gz", ".tar.bz2", ".tgz", ".zip", ".tar", ".gz"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    return _SLUG_UNSAFE.sub("-", stem).strip("-.") or "package"
+
+
+def _quote_filename(name: str) -> str:
+    """Content-Disposition value; non-ASCII names get an RFC 5987 filename* as well."""
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="")
+    return value
+
+
+class SwordV2Transport(Transport):
+    """Deposits packages to a SWORDv2 server (DSpace's or any profile-following one)."""
+
+    protocol = "SWORDv2"
+    binding_model = SwordV2Binding
+    binding: SwordV2Binding
+
+    def __init__(self, binding: Any, context: TransportContext | None = None) -> None:
+        super().__init__(binding, context)
+        self._hints = {k.strip().casefold(): v for k, v in self.binding.collection_hints.items()}
+        self._local = threading.local()
+        self._cache_lock = threading.Lock()
+        self._service_doc: ServiceDocument | None = None
+        self._service_doc_at = 0.0
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    @property
+    def user_agent(self) -> str:
+        return self.binding.user_agent or self.context.user_agent
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = (self.binding.username, self.binding.password)
+            session.headers["User-Agent"] = self.user_agent
+            if self.binding.on_behalf_of:
+                session.headers["On-Behalf-Of"] = self.binding.on_behalf_of
+            self._local.session = session
+        return session
+
+    @property
+    def _verify(self) -> bool | str:
+        """TLS verification: on by default; ``ca-bundle`` names the CAs to trust."""
+        return self.binding.ca_bundle or self.binding.verify_tls
+
+    @property
+    def _timeout(self) -> tuple[float, float]:
+        return (self.binding.connect_timeout, self.binding.read_timeout)
+
+    def close(self) -> None:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            session.close()
+            self._local.session = None
+
+    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        try:
+            # verify per request: a Session's own verify loses to REQUESTS_CA_BUNDLE
+            return self._session().request(
+                method, url, timeout=self._timeout, verify=self._verify, **kwargs
+            )
+        except requests.exceptions.SSLError as exc:
+            raise PermanentTransferError(f"{what}: TLS failure talking to {url}: {exc}") from exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise PermanentTransferError(f"{what}: bad URL {url}: {exc}") from exc
+        except requests.exceptions.Timeout as exc:
+            raise TransientTransferError(f"{what}: {url} timed out: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransientTransferError(f"{what}: {url} failed: {exc}") from exc
+
+    @staticmethod
+    def _read_body(response: requests.Response, what: str) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                total += len(chunk)
+                if total > MAX_XML_BYTES:
+                    raise PermanentTransferError(f"{what}: response larger than {MAX_XML_BYTES}")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise TransientTransferError(f"{what}: reading the response failed: {exc}") from exc
+        return b"".join(chunks)
+
+    def _raise_for_status(self, response: requests.Response, what: str) -> None:
+        """Turn a non-2xx answer into our error, quoting the server's error document."""
+        status = response.status_code
+        if status < 300:
+            return
+        if status < 400:
+            raise PermanentTransferError(
+                f"{what} refused: HTTP {status} {response.reason} redirects to "
+                f"{response.headers.get('Location')!r}; put the final URL in the "
+                "protocol-binding (a deposit is never re-sent to a redirect target)"
+            )
+        body = self._read_body(response, what) if status != 401 else b""
+        error = parse_error_document(body) if body else None
+        words = f"HTTP {status} {response.reason}"
+        if error is not None:
+            words += f": {error.name or error.href}"
+            if error.summary:
+                words += f": {error.summary}"
+            if error.verbose and error.verbose != error.summary:
+                words += f" ({error.verbose[:500]})"
+        message = f"{what} refused: {words}"
+        if status == 429 or status >= 500:
+            retry_after = response.headers.get("Retry-After")
+            suffix = f" (Retry-After: {retry_after})" if retry_after else ""
+            raise TransientTransferError(message + suffix)
+        if status == 401:
+            raise AuthenticationError(
+                f"{message}: authentication failed for user {self.binding.username!r}; "
+                "check the protocol-binding's username and password"
+            )
+        if status == 403 and not (error and error.name == "TargetOwnerUnknown"):
+            raise AuthenticationError(
+                f"{message}: user {self.binding.username!r} is not allowed to do this; "
+                "check the account's rights on the collection"
+            )
+        raise PermanentTransferError(message)
+
+    # -- service document and collection ----------------------------------------------
+
+    def service_document(self, refresh: bool = False) -> ServiceDocument:
+        """The service document, cached for ``service-doc-ttl`` seconds."""
+        with self._cache_lock:
+            fresh = time.monotonic() - self._service_doc_at < self.binding.service_doc_ttl
+            if self._service_doc is not None and fresh and not refresh:
+                return self._service_doc
+        url = self.binding.service_doc
+        what = f"SWORD service document {url}"
+        with self._request("GET", url, what, stream=True) as response:
+            self._raise_for_status(response, what)
+            body = self._read_body(response, what)
+        try:
+            document = parse_service_document(body)
+        except XmlError as exc:
+            raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
+        with self._cache_lock:
+            self._service_doc = document
+            self._service_doc_at = time.monotonic()
+        return document
+
+    def choose_collection(self, submission: DepositSubmission) -> str:
+        """``collection-hints`` entry of the first matching submission tag, else the default."""
+        for tag in submission.collection_tags:
+            hinted = self._hints.get(tag.strip().casefold())
+            if hinted:
+                logger.debug("collection tag %r selects %s", tag, hinted)
+                return hinted
+        return self.binding.default_collection
+
+    def _check_collection(self, collection: str, package: Package) -> None:
+        document = self.service_document()
+        info = document.collections.get(collection)
+        if info is None:  # maybe created since we cached: look again once
+            document = self.service_document(refresh=True)
+            info = document.collections.get(collection)
+        if info is None:
+            known = ", ".join(sorted(document.collections)) or "none"
+            raise PermanentTransferError(
+                f"collection {collection} is not in the service document "
+                f"{self.binding.service_doc} (collections: {known})"
+            )
+        if info.accept_packaging and package.specification not in info.accept_packaging:
+            raise PermanentTransferError(
+                f"collection {collection} does not accept packaging {package.specification} "
+                f"(accepts: {', '.join(info.accept_packaging)})"
+            )
+        limit = document.max_upload_size_kb
+        if self.binding.on_behalf_of and info.mediation is False:
+            raise PermanentTransferError(
+                f"collection {collection} does not allow mediated deposit (sword:mediation "
+                f"false), but the protocol-binding sets on-behalf-of "
+                f"{self.binding.on_behalf_of!r}; remove it or enable mediation on the server"
+            )
+        if limit is not None and package.size > limit * 1024:
+            raise PermanentTransferError(
+                f"package {package.name} has {package.size} bytes, more than the server's "
+                f"maxUploadSize of {limit} kB"
+            )
+
+    # -- deposit ----------------------------------------------------------------------
+
+    def send(self, package: Package, submission: DepositSubmission) -> Receipt:
+        collection = self.choose_collection(submission)
+        if self.binding.check_collection:
+            self._check_collection(collection, package)
+        headers = {
+            "Content-Type": package.mime_type or "application/octet-stream",
+            "Content-Disposition": _quote_filename(package.name),
+            "Content-MD5": package.md5,
+            "Content-Length": str(package.size),
+            "Packaging": package.specification,
+            "In-Progress": "false",
+            "Slug": slug_for(package),
+        }
+        what = f"SWORD deposit of {package.name} ({package.size} bytes) to {collection}"
+        logger.info("depositing %s (%d bytes) to %s", package.name, package.size, collection)
+        started = time.monotonic()
+        try:
+            with package.open() as stream:
+                reader = _CountingReader(stream, package.size)
+                try:
+                    response = self._request(
+                        "POST", collection, what, data=reader, headers=headers,
+                        allow_redirects=False, stream=True,
+                    )
+                except TransientTransferError as exc:
+                    if reader.sent >= package.size:
+                        # every byte went out: the server may have taken it. The caller
+                        # should reconcile rather than blindly send again.
+                        raise TransientTransferError(
+                            f"{exc} (outcome unknown: the whole package was sent; the "
+                            "server may have accepted it)"
+                        ) from exc.__cause__
+                    raise
+        except OSError as exc:
+            raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
+        with response:
+            self._raise_for_status(response, what)
+            location = response.headers.get("Location")
+            body = self._read_body(response, what)
+        logger.info(
+            "deposited %s to %s in %.2fs: HTTP %d, Edit-IRI %s",
+            package.name,
+            collection,
+            time.monotonic() - started,
+            response.status_code,
+            location,
+        )
+        receipt = self._receipt_from(body, location, what)
+        return self._to_receipt(receipt, collection)
+
+    def _receipt_from(self, body: bytes, location: str | None, what: str) -> DepositReceipt:
+        if body.strip():
+            try:
+                receipt = parse_receipt(body)
+            except XmlError as exc:
+                if not location:
+                    raise PermanentTransferError(
+                        f"{what}: the deposit receipt is unreadable ({exc}) and there is no "
+                        "Location header; the package may have been deposited"
+                    ) from exc
+                logger.warning("%s: unreadable receipt (%s); fetching %s", what, exc, location)
+            else:
+                if receipt.edit_iri is None and location:
+                    receipt = _with_edit_iri(receipt, location)
+                return receipt
+        if location and self.binding.deposit_receipt:
+            fetched = self._fetch_receipt(location)
+            if fetched is not None:
+                return fetched
+        return DepositReceipt(edit_iri=location)
+
+    def _fetch_receipt(self, edit_iri: str) -> DepositReceipt | None:
+        what = f"SWORD deposit receipt {edit_iri}"
+        with self._request("GET", edit_iri, what, stream=True) as response:
+            if response.status_code in (404, 410):
+                return None
+            self._raise_for_status(response, what)
+            body = self._read_body(response, what)
+        try:
+            receipt = parse_receipt(body)
+        except XmlError as exc:
+            raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
+        return receipt if receipt.edit_iri else _with_edit_iri(receipt, edit_iri)
+
+    def _to_receipt(self, receipt: DepositReceipt, collection: str) -> Receipt:
+        details = {
+            key: value
+            for key, value in (
+                ("collection", collection),
+                ("edit_iri", receipt.edit_iri),
+                ("em_iri", receipt.em_iri),
+                ("se_iri", receipt.se_iri),
+                ("atom_statement", receipt.atom_statement),
+                ("ore_statement", receipt.ore_statement),
+                ("splash", receipt.splash),
+            )
+            if value
+        }
+        status_ref = receipt.atom_statement or receipt.ore_statement
+        message = None
+        if status_ref is None:
+            message = "the deposit receipt has no statement link; status cannot be followed"
+            logger.warning("SWORD deposit %s: %s", receipt.edit_iri, message)
+        return Receipt(
+            accepted=False,
+            status_ref=status_ref,
+            access_url=receipt.splash,
+            external_ids=(receipt.splash,) if receipt.splash else (),
+            message=message,
+            details=details,
+        )
+
+    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
+        """The Receipt of an earlier deposit of ``package`` found by its Edit-IRI; None
+        when the server says it does not have it (it is sent again).
+
+        Without an Edit-IRI in ``evidence`` nothing can be checked (SWORDv2 has no
+        lookup by Slug): PermanentTransferError, so the deposit is not sent twice blindly.
+        """
+        edit_iri = evidence.get("edit_iri")
+        if not edit_iri:
+            raise PermanentTransferError(
+                f"cannot tell whether {package.name} (md5 {package.md5}) reached "
+                f"{self.binding.default_collection}: SWORDv2 has no lookup by Slug "
+                f"({slug_for(package)}) and no Edit-IRI was recorded"
+            )
+        return self.find_existing(edit_iri)
+
+    def find_existing(self, edit_iri: str) -> Receipt | None:
+        """The Receipt of a deposit made before (by its Edit-IRI), or None if it is gone.
+
+        For crash reconciliation: an Edit-IRI recorded after a send whose outcome was
+        not recorded. Transient faults raise TransientTransferError (try again later).
+        """
+        receipt = self._fetch_receipt(edit_iri)
+        if receipt is None:
+            return None
+        return self._to_receipt(receipt, "")
+
+
+def _with_edit_iri(receipt: DepositReceipt, edit_iri: str) -> DepositReceipt:
+    return replace(receipt, edit_iri=edit_iri)
