@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from deposit_services.assemblers.base import BackgroundHasher
 from deposit_services.errors import AssemblyError, RepositoryConfigError
 
 CHUNK_SIZE = 1024 * 1024
@@ -273,18 +274,25 @@ def _copy(
     source: BinaryIO, write: Callable[[bytes], Any], size: int, hashers: Mapping[str, Any],
     name: str,
 ) -> None:
-    """Read ``size`` bytes in chunks: each is hashed and written before the next is read."""
+    """Read ``size`` bytes in chunks; each is written, and hashed in a background thread
+    while the next is read (small entries are hashed inline)."""
     left = size
-    updates = [h.update for h in hashers.values()]
-    while left > 0:
-        data = source.read(min(CHUNK_SIZE, left))
-        if not data:
-            raise AssemblyError(
-                f"file {name!r} changed while it was read: {size - left} bytes, expected {size}"
-            )
-        for update in updates:
-            update(data)
-        write(data)
-        left -= len(data)
-    if source.read(1):
-        raise AssemblyError(f"file {name!r} changed while it was read: more than {size} bytes")
+    background = BackgroundHasher(hashers.values(), "entry-hash") if size > CHUNK_SIZE else None
+    updates = [background.update] if background else [h.update for h in hashers.values()]
+    try:
+        while left > 0:
+            data = source.read(min(CHUNK_SIZE, left))
+            if not data:
+                raise AssemblyError(f"file {name!r} changed while it was read: "
+                                    f"{size - left} bytes, expected {size}")
+            data = bytes(data) if not isinstance(data, bytes) else data
+            for update in updates:
+                update(data)
+            write(data)
+            left -= len(data)
+        if source.read(1):
+            raise AssemblyError(f"file {name!r} changed while it was read: "
+                                f"more than {size} bytes")
+    finally:
+        if background is not None:
+            background.close()

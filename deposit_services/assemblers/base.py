@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,38 @@ class Package:
         self.path.unlink(missing_ok=True)
 
 
+class BackgroundHasher:
+    """Feeds chunks to hash objects in a thread, in order (hashlib releases the GIL, so
+    hashing overlaps reading, compressing and writing). The queue is bounded, so memory
+    stays at a few chunks. ``close`` waits until every chunk is hashed."""
+
+    QUEUED_CHUNKS = 4
+
+    def __init__(self, hashers: Iterable[Any], name: str = "hash") -> None:
+        self._updates = [h.update for h in hashers]
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self.QUEUED_CHUNKS)
+        self._thread: threading.Thread | None = None
+        self._name = name
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            for update in self._updates:
+                update(data)
+
+    def update(self, data: bytes) -> None:
+        """Hash ``data`` (immutable bytes: it is read later, in the thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+        self._queue.put(data)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+
 class HashingWriter:
     """A write-only, non-seekable file object that counts and hashes what passes through.
 
@@ -57,29 +89,19 @@ class HashingWriter:
     """
 
     _SMALL = 64 * 1024
-    _QUEUED_CHUNKS = 4
 
     def __init__(self, target: BinaryIO) -> None:
         self._target = target
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._pending = bytearray()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=self._QUEUED_CHUNKS)
-        self._thread: threading.Thread | None = None
+        self._hasher = BackgroundHasher((self._md5, self._sha256), "package-hash")
         self._closed = False
         self._discard = False
         self.size = 0
 
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            self._md5.update(data)
-            self._sha256.update(data)
-
     def _hash(self, data: bytes) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="package-hash", daemon=True)
-            self._thread.start()
-        self._queue.put(data)
+        self._hasher.update(data)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._discard:  # the package is being thrown away; late writes go nowhere
@@ -109,9 +131,7 @@ class HashingWriter:
         if self._pending:
             self._hash(bytes(self._pending))
             self._pending.clear()
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
+        self._hasher.close()
 
     def abort(self) -> None:
         """Stop hashing and drop any later write (an abandoned zip or gzip writer still
