@@ -160,3 +160,18 @@ def test_auth_realm_passwords_stay_out_of_reprs() -> None:
         {"mech": "basic", "url": "https://h/", "username": "u", "password": "hunter2"}]
     config = parse_repositories({"a": entry}, {})
     assert "hunter2" not in repr(config)
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_configurations_load() -> None:
+    default = load_repositories(str(REPO_ROOT / "config" / "repositories.json"), {},
+                                extra={"DEPOSIT_DATA_DIR": "/data"})
+    assert default.entries["example-archive"].protocol_binding["baseDir"] == (
+        "/data/deposits/example-archive")
+    env = {"DSPACE_HOST": "dspace.example.edu", "DSPACE_USER": "u", "DSPACE_PASSWORD": "p",
+           "NIHMS_FTP_USER": "u", "NIHMS_FTP_PASSWORD": "p", "NIHMS_FTP_HOST": "ftp.example"}
+    for path in sorted((REPO_ROOT / "config" / "examples").glob("*.json")):
+        config = load_repositories(str(path), env)
+        assert config.entries, path
