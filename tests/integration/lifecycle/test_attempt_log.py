@@ -4,6 +4,7 @@ and two workers racing for the same RETRY deposit."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -92,6 +93,7 @@ def test_two_workers_never_retry_one_deposit_at_the_same_time(
     SubmissionProcessor(world.ctx).process("race")
     deposit = world.deposit_of("race")
     assert deposit.deposit_status is DepositStatus.RETRY
+    time.sleep(0.05)  # due now
     contexts = [replace(world.ctx, owner=f"replica-{n}") for n in range(4)]
     outcomes: list[Outcome] = []
     start = threading.Barrier(len(contexts))
@@ -109,7 +111,7 @@ def test_two_workers_never_retry_one_deposit_at_the_same_time(
     assert len(done) == 1, outcomes
     assert done[0].status == "SUBMITTED"
     assert all("another worker" in o.message or "SUBMITTED" in o.message
-               for o in outcomes if o.skipped)
+               for o in outcomes if o.skipped), outcomes
     attempts = world.store.attempts(deposit.id)
     assert [a.outcome for a in attempts] == [AttemptOutcome.TRANSIENT_ERROR, AttemptOutcome.SENT]
     assert len(world.server.deposits) == 1
