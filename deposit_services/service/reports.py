@@ -41,6 +41,9 @@ def submission_report(store: Store, submission: Submission) -> dict[str, Any]:
             "depositStatus": _value(deposit.deposit_status),
             "depositStatusRef": deposit.deposit_status_ref,
             "statusMessage": deposit.status_message,
+            "nextAttemptAt": deposit.next_attempt_at.isoformat() if deposit.next_attempt_at
+            else None,
+            "attempts": len(store.attempts(deposit.id)),
             "repositoryCopy": copy,
         })
     return {

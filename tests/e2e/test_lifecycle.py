@@ -233,6 +233,9 @@ def test_retry_and_refresh_commands_touch_only_the_right_deposits(
     sword.fail_next(1, status=503)
     retrying = _submit(daemon, "cmd-retry", SWORD_REPO)
     _wait_status(daemon, retrying, DepositStatus.RETRY)
+    shown = daemon.status(retrying)[0]["deposits"][0]
+    assert shown["nextAttemptAt"] and shown["attempts"] == 1
+    assert "503" in shown["statusMessage"] and "next attempt at" in shown["statusMessage"]
     failed = _submit(daemon, "cmd-failed", BROKEN_REPO)
     _wait_status(daemon, failed, DepositStatus.FAILED)
     daemon.stop_all()
