@@ -333,3 +333,24 @@ def test_two_replicas_retry_each_deposit_once_per_cycle(
     assert len({o.split(":")[1] for o in owners}) == 2, "both replicas took retries"
     logs = daemon.log_text("a") + daemon.log_text("b")
     assert not re.search(r"Traceback", logs), logs[-3000:]
+
+
+def test_sigkill_after_a_sword_transfer_is_not_sent_blindly_again(
+    daemon: Daemon, sword: SwordServer
+) -> None:
+    """SWORDv2 has no lookup by Slug: with no Edit-IRI recorded the outcome cannot be
+    told, so the deposit is FAILED for the operator rather than deposited twice."""
+    _configure(daemon, sword, **NO_JOBS)
+    sid = _submit(daemon, "e2e-sword-crash", SWORD_REPO)
+    first = daemon.listen("crashing", {"DEPOSIT_FAULT_INJECTION": "crash-after-transfer"})
+    assert first.wait(timeout=60) == 137, daemon.log_text("crashing")
+    daemon.processes.remove(first)
+    assert len(sword.deposits) == 1
+    daemon.listen("restarted")
+    deposit = _wait_status(daemon, sid, DepositStatus.FAILED)
+    message = deposit.status_message or ""
+    assert "outcome of attempt 1" in message and "is unknown" in message
+    assert f"retry --uri {deposit.id}" in message
+    assert len(sword.deposits) == 1, "not sent a second time"
+    (attempt,) = _attempts(daemon, deposit.id)
+    assert attempt.outcome is AttemptOutcome.PERMANENT_ERROR
