@@ -240,15 +240,19 @@ class FtpTransport(Transport):
 
 
 def _store(ftp: ftplib.FTP, name: str, package: Package, block_size: int) -> None:
-    """STOR streamed from the package file (ftplib's storbinary, tolerant at the end).
+    """STOR streamed from the package file: ftplib's storbinary, with sendfile for plain
+    connections and tolerant at the end of TLS ones.
 
     Some servers (pyftpdlib among them) close a TLS data connection without answering
     our close_notify; that is not a failure by itself: the reply on the control
     connection and the SIZE check that follows decide whether the upload is whole.
     """
     with package.open() as src, ftp.transfercmd(f"STOR {name}") as conn:
-        while block := src.read(block_size):
-            conn.sendall(block)
+        if isinstance(conn, ssl.SSLSocket):
+            while block := src.read(block_size):
+                conn.sendall(block)
+        else:  # zero-copy from the page cache (os.sendfile), the kernel paces it
+            conn.sendfile(src)
         if isinstance(conn, ssl.SSLSocket):
             try:
                 conn.unwrap()
