@@ -25,7 +25,6 @@ header when a redirect leaves the host.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from deposit_services.status.base import (
     parse_realms,
     select_realm,
 )
+from deposit_services.transports.sword_http import DocumentTooLarge, SessionPool, read_limited
 from deposit_services.transports.sword_receipt import (
     XmlError,
     attribute,
@@ -148,7 +148,7 @@ class SwordStatementResolver(StatusResolver):
         self.timeouts = timeouts or StatementTimeouts()
         self.verify = verify
         self.max_document_bytes = max_document_bytes
-        self._local = threading.local()
+        self._sessions = SessionPool(self._configure_session)
 
     @classmethod
     def from_binding(
@@ -174,14 +174,9 @@ class SwordStatementResolver(StatusResolver):
             verify=parsed.ca_bundle or parsed.verify_tls,
         )
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = self.user_agent
-            session.max_redirects = 10
-            self._local.session = session
-        return session
+    def _configure_session(self, session: requests.Session) -> None:
+        session.headers["User-Agent"] = self.user_agent
+        session.max_redirects = 10
 
     def resolve(self, status_ref: str) -> ResolvedStatus:
         if not status_ref or not status_ref.strip():
@@ -204,7 +199,7 @@ class SwordStatementResolver(StatusResolver):
         if realm is None:
             logger.warning("no auth realm matches statement URL %s; no credentials sent", url)
         try:
-            response = self._session().get(
+            response = self._sessions.get().get(
                 url,
                 auth=auth,
                 headers={"Accept": ACCEPT},
@@ -236,24 +231,11 @@ class SwordStatementResolver(StatusResolver):
             if status >= 400:
                 raise StatusDocumentError(f"SWORD statement {url}: HTTP {status} {response.reason}")
             try:
-                return self._read_limited(response, url)
+                return read_limited(response, self.max_document_bytes)
+            except DocumentTooLarge as exc:
+                raise StatusDocumentError(f"SWORD statement {url}: {exc}") from exc
             except requests.RequestException as exc:
                 raise StatusUnavailable(f"SWORD statement {url}: reading failed: {exc}") from exc
 
-    def _read_limited(self, response: requests.Response, url: str) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        for chunk in response.iter_content(64 * 1024):
-            total += len(chunk)
-            if total > self.max_document_bytes:
-                raise StatusDocumentError(
-                    f"SWORD statement {url} is larger than {self.max_document_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     def close(self) -> None:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+        self._sessions.close()

@@ -26,9 +26,9 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -42,6 +42,7 @@ from deposit_services.errors import (
 )
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
+from deposit_services.transports.sword_http import DocumentTooLarge, SessionPool, read_limited
 from deposit_services.transports.sword_receipt import (
     DepositReceipt,
     ServiceDocument,
@@ -54,6 +55,7 @@ from deposit_services.transports.sword_receipt import (
 logger = logging.getLogger(__name__)
 
 MAX_XML_BYTES = 16 * 1024 * 1024
+T = TypeVar("T")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -133,7 +135,7 @@ class SwordV2Transport(Transport):
     def __init__(self, binding: Any, context: TransportContext | None = None) -> None:
         super().__init__(binding, context)
         self._hints = {k.strip().casefold(): v for k, v in self.binding.collection_hints.items()}
-        self._local = threading.local()
+        self._sessions = SessionPool(self._configure_session)
         self._cache_lock = threading.Lock()
         self._service_doc: ServiceDocument | None = None
         self._service_doc_at = 0.0
@@ -144,16 +146,11 @@ class SwordV2Transport(Transport):
     def user_agent(self) -> str:
         return self.binding.user_agent or self.context.user_agent
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.auth = (self.binding.username, self.binding.password)
-            session.headers["User-Agent"] = self.user_agent
-            if self.binding.on_behalf_of:
-                session.headers["On-Behalf-Of"] = self.binding.on_behalf_of
-            self._local.session = session
-        return session
+    def _configure_session(self, session: requests.Session) -> None:
+        session.auth = (self.binding.username, self.binding.password)
+        session.headers["User-Agent"] = self.user_agent
+        if self.binding.on_behalf_of:
+            session.headers["On-Behalf-Of"] = self.binding.on_behalf_of
 
     @property
     def _verify(self) -> bool | str:
@@ -165,15 +162,12 @@ class SwordV2Transport(Transport):
         return (self.binding.connect_timeout, self.binding.read_timeout)
 
     def close(self) -> None:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is not None:
-            session.close()
-            self._local.session = None
+        self._sessions.close()
 
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         try:
             # verify per request: a Session's own verify loses to REQUESTS_CA_BUNDLE
-            return self._session().request(
+            return self._sessions.get().request(
                 method, url, timeout=self._timeout, verify=self._verify, **kwargs
             )
         except requests.exceptions.SSLError as exc:
@@ -187,17 +181,20 @@ class SwordV2Transport(Transport):
 
     @staticmethod
     def _read_body(response: requests.Response, what: str) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
         try:
-            for chunk in response.iter_content(64 * 1024):
-                total += len(chunk)
-                if total > MAX_XML_BYTES:
-                    raise PermanentTransferError(f"{what}: response larger than {MAX_XML_BYTES}")
-                chunks.append(chunk)
+            return read_limited(response, MAX_XML_BYTES)
+        except DocumentTooLarge as exc:
+            raise PermanentTransferError(f"{what}: {exc}") from exc
         except requests.RequestException as exc:
             raise TransientTransferError(f"{what}: reading the response failed: {exc}") from exc
-        return b"".join(chunks)
+
+    def _get(self, url: str, what: str, missing_ok: bool = False) -> bytes | None:
+        """GET a SWORD document's bytes; None for 404/410 when ``missing_ok``."""
+        with self._request("GET", url, what, stream=True) as response:
+            if missing_ok and response.status_code in (404, 410):
+                return None
+            self._raise_for_status(response, what)
+            return self._read_body(response, what)
 
     def _raise_for_status(self, response: requests.Response, what: str) -> None:
         """Turn a non-2xx answer into our error, quoting the server's error document."""
@@ -246,13 +243,7 @@ class SwordV2Transport(Transport):
                 return self._service_doc
         url = self.binding.service_doc
         what = f"SWORD service document {url}"
-        with self._request("GET", url, what, stream=True) as response:
-            self._raise_for_status(response, what)
-            body = self._read_body(response, what)
-        try:
-            document = parse_service_document(body)
-        except XmlError as exc:
-            raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
+        document = _parsed(parse_service_document, self._get(url, what) or b"", what)
         with self._cache_lock:
             self._service_doc = document
             self._service_doc_at = time.monotonic()
@@ -372,15 +363,10 @@ class SwordV2Transport(Transport):
 
     def _fetch_receipt(self, edit_iri: str) -> DepositReceipt | None:
         what = f"SWORD deposit receipt {edit_iri}"
-        with self._request("GET", edit_iri, what, stream=True) as response:
-            if response.status_code in (404, 410):
-                return None
-            self._raise_for_status(response, what)
-            body = self._read_body(response, what)
-        try:
-            receipt = parse_receipt(body)
-        except XmlError as exc:
-            raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
+        body = self._get(edit_iri, what, missing_ok=True)
+        if body is None:
+            return None
+        receipt = _parsed(parse_receipt, body, what)
         return receipt if receipt.edit_iri else _with_edit_iri(receipt, edit_iri)
 
     def _to_receipt(self, receipt: DepositReceipt, collection: str) -> Receipt:
@@ -437,6 +423,13 @@ class SwordV2Transport(Transport):
         if receipt is None:
             return None
         return self._to_receipt(receipt, "")
+
+
+def _parsed(parse: Callable[[bytes], T], body: bytes, what: str) -> T:
+    try:
+        return parse(body)
+    except XmlError as exc:
+        raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
 
 
 def _with_edit_iri(receipt: DepositReceipt, edit_iri: str) -> DepositReceipt:

@@ -265,3 +265,10 @@ def test_ore_statement_without_state_is_a_clear_error(sword_server, resolver):
     with pytest.raises(StatusDocumentError, match="has no state") as caught:
         resolver.resolve(url)
     assert url in str(caught.value)
+
+
+def test_oversized_statement_is_refused(served, realms):
+    resolver = SwordStatementResolver(MAPPING, realms, max_document_bytes=200)
+    with pytest.raises(StatusDocumentError, match="larger than 200 bytes"):
+        resolver.resolve(served["archived"])
+    resolver.close()

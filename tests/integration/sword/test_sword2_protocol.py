@@ -7,6 +7,7 @@ certificate from a throwaway CA).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import certifi
@@ -242,3 +243,26 @@ def test_reconcile_without_edit_iri_refuses_to_guess(binding, make_transport, pa
     with pytest.raises(PermanentTransferError, match="no Edit-IRI was recorded") as caught:
         make_transport(binding).reconcile(package, {"package_md5": package.md5})
     assert package.md5 in str(caught.value)
+
+
+def test_each_thread_has_its_own_session_and_close_ends_all(sword_server, binding,
+                                                            make_transport, package,
+                                                            submission):
+    transport = make_transport(binding)
+    sessions = []
+
+    def work(name):
+        transport.send(dataclasses.replace(package, name=name), submission)
+        sessions.append(transport._sessions.get())
+
+    threads = [threading.Thread(target=work, args=(f"t{n}.zip",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(s) for s in sessions}) == 3
+    assert len(sword_server.deposits) == 3
+    transport.close()
+    assert transport._sessions._all == []
+    transport.send(dataclasses.replace(package, name="after-close.zip"), submission)
+    assert len(sword_server.deposits) == 4  # usable again after close
