@@ -58,6 +58,21 @@ MAX_XML_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+# what the operator can do about each SWORDv2 error (by the error IRI's last segment)
+ERROR_ADVICE: dict[str, str] = {
+    "ErrorChecksumMismatch": "the server received other bytes than the package holds; "
+    "check for a proxy that alters uploads, then retry the deposit",
+    "MaxUploadSizeExceeded": "the package is larger than the repository accepts; raise its "
+    "upload limit (DSpace: upload.max) or send a smaller package, then retry",
+    "ErrorContent": "the collection does not accept this packaging or content type; check "
+    "the assembler specification and the collection",
+    "TargetOwnerUnknown": "the repository does not know the on-behalf-of user; correct the "
+    "protocol-binding's on-behalf-of",
+    "MediationNotAllowed": "the repository does not allow mediated deposit; remove "
+    "on-behalf-of from the protocol-binding or enable mediation",
+    "ErrorBadRequest": "the server could not understand the deposit request",
+}
+
 
 class SwordV2Binding(Binding):
     """PASS's SWORDv2 protocol-binding keys, plus ours (hints, timeouts, TLS, cache)."""
@@ -216,6 +231,8 @@ class SwordV2Transport(Transport):
                 words += f": {error.summary}"
             if error.verbose and error.verbose != error.summary:
                 words += f" ({error.verbose[:500]})"
+            if error.name in ERROR_ADVICE:
+                words += f"; {ERROR_ADVICE[error.name]}"
         message = f"{what} refused: {words}"
         if status == 429 or status >= 500:
             retry_after = response.headers.get("Retry-After")

@@ -147,6 +147,7 @@ def test_server_413_is_permanent_with_its_words(tmp_path, binding_for, make_tran
     message = str(caught.value)
     assert "413" in message and "MaxUploadSizeExceeded" in message
     assert f"maximum upload size of {limit} bytes" in message
+    assert "raise its upload limit" in message  # what the operator can do
 
 
 def test_advertised_max_upload_size_is_checked_before_upload(binding_for, make_transport,
