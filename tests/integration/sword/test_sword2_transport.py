@@ -6,18 +6,24 @@ import dataclasses
 import hashlib
 import os
 import time
+import zipfile
+from datetime import UTC, datetime
 
 import pytest
 
+from deposit_services.assemblers.base import create_assembler
 from deposit_services.errors import (
     AuthenticationError,
     PermanentTransferError,
     RepositoryConfigError,
     TransientTransferError,
 )
+from deposit_services.model.builder import build_deposit_submission
+from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import create_transport
 from deposit_services.transports.sword2 import SwordV2Transport, slug_for
+from tests.support.graphs import make_graph
 from tests.support.sword_server import METS_DSPACE, running_sword_server
 
 
@@ -271,3 +277,29 @@ def test_submission_without_tags_uses_default(sword_server, binding, make_transp
     hints = {"covid": sword_server.collection_url("theses")}
     make_transport({**binding, "collection-hints": hints}).send(package, DepositSubmission(id="1"))
     assert [d.collection for d in sword_server.deposits.values()] == ["default"]
+
+
+def test_full_submission_from_graph_lands_in_the_tagged_collection(
+    sword_server, binding, make_transport, tmp_path
+):
+    """Graph -> DepositSubmission (hints.collection-tags from the metadata blob) -> DSpace
+    METS SIP -> SWORDv2 deposit: the hinted collection gets the package byte for byte."""
+    files = tmp_path / "files"
+    entities = make_graph("sub-77", files, metadata={"hints": {"collection-tags": ["COVID"]}})
+    graph = resolve_file_uris(Graph.parse(entities), files)
+    submission = build_deposit_submission(graph.submission, graph)
+    assert submission.collection_tags == ("COVID",)
+    package = create_assembler(METS_DSPACE, {}).assemble(
+        submission, tmp_path / "work", datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    )
+    hints = {"covid": sword_server.collection_url("theses")}
+    receipt = make_transport({**binding, "collection-hints": hints}).send(package, submission)
+
+    [deposit] = sword_server.deposits.values()
+    assert deposit.collection == "theses"
+    assert deposit.packaging == METS_DSPACE
+    assert hashlib.sha256(deposit.path.read_bytes()).hexdigest() == package.sha256
+    with zipfile.ZipFile(deposit.path) as archive:
+        names = archive.namelist()
+    assert "mets.xml" in names and any(n.startswith("data/") for n in names)
+    assert receipt.status_ref == sword_server.statement_url(deposit.id, "atom")
