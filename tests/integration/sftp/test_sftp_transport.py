@@ -282,3 +282,17 @@ def test_a_bad_binding_is_a_configuration_error(
 ) -> None:
     with pytest.raises(RepositoryConfigError, match=problem):
         SftpTransport(key_binding(**change))
+
+
+def test_pass_ftp_keys_are_accepted_and_ignored_with_a_warning(
+    key_binding: Binding, package: Package, submission: DepositSubmission, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """A PASS FTP binding switched to ``sftp`` still loads; the FTP-only keys are named."""
+    binding = key_binding(**{"data-type": "binary", "transfer-mode": "stream",
+                             "use-pasv": True, "write-size": 32 * 1024})
+    with caplog.at_level("WARNING", logger="deposit_services.transports.sftp"):
+        transport = SftpTransport(binding)
+    assert "data-type, transfer-mode, use-pasv mean nothing for SFTP" in caplog.text
+    transport.send(package, submission)  # with the protocol's safe 32 KiB writes
+    assert sha256(tmp_path / "inbox" / today() / package.name) == package.sha256
