@@ -106,6 +106,10 @@ class _Handler(WSGIRequestHandler):
         self.raw_requestline = self.rfile.readline(65537)
         if len(self.raw_requestline) > 65536 or not self.parse_request():
             return
+        if self.headers.get("Expect", "").strip().lower() == "100-continue":
+            # curl asks before large uploads; without this it waits a second per request
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
         handler = _QuietServerHandler(
             self.rfile, self.wfile, self.get_stderr(), self.get_environ(),  # type: ignore[arg-type]
             multithread=True,

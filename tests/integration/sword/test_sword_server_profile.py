@@ -10,8 +10,10 @@ give it an httplib2 cache directory under tmp_path (its default is ``./.cache``)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import socket
 
 import pytest
 import sword2
@@ -146,3 +148,30 @@ def test_503_fault(sword_server, tmp_path):
     error = _create(conn, sword_server, b"x" * 100)
     assert error.code == 503
     assert _create(conn, sword_server, b"x" * 100).code == 201
+
+
+def test_expect_100_continue_is_answered(sword_server):
+    """curl asks before large uploads (bench/transfer.py compares with it): the server
+    says 100 Continue at once instead of letting the client wait for a timeout."""
+    body = os.urandom(2_000_000)
+    credentials = base64.b64encode(f"{sword_server.username}:{sword_server.password}".encode())
+    head = (
+        f"POST /swordv2/collection/default HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Basic {credentials.decode()}\r\nContent-Length: {len(body)}\r\n"
+        "Content-Disposition: attachment; filename=x.bin\r\n"
+        f"Content-MD5: {hashlib.md5(body, usedforsecurity=False).hexdigest()}\r\n"
+        "Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", sword_server.port), timeout=5) as sock:
+        sock.sendall(head)
+        sock.settimeout(0.5)  # curl would give up waiting after 1 s
+        interim = sock.recv(64)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.settimeout(5)
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].endswith(b"201 Created")
+    [deposit] = sword_server.deposits.values()
+    assert deposit.size == len(body)
