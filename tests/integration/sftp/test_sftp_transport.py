@@ -129,7 +129,7 @@ def test_connection_cut_mid_upload_is_transient_and_leaves_nothing_under_the_fin
     assert not (target / package.name).exists()
     leftovers = parts_in(target)  # the upload went to a temporary name
     assert len(leftovers) == 1 and leftovers[0].startswith(f".{package.name}.")
-    assert 0 < (target / leftovers[0]).stat().st_size < package.size
+    assert (target / leftovers[0]).stat().st_size < package.size  # partial (maybe empty)
 
     SftpTransport(key_binding()).send(package, submission)
 
