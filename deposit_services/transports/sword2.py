@@ -277,15 +277,17 @@ class SwordV2Transport(Transport):
 
     def _check_collection(self, collection: str, package: Package) -> None:
         document = self.service_document()
-        info = document.collections.get(collection)
+        info = document.collection(collection)
         if info is None:  # maybe created since we cached: look again once
             document = self.service_document(refresh=True)
-            info = document.collections.get(collection)
+            info = document.collection(collection)
         if info is None:
             known = ", ".join(sorted(document.collections)) or "none"
             raise PermanentTransferError(
                 f"collection {collection} is not in the service document "
-                f"{self.binding.service_doc} (collections: {known})"
+                f"{self.binding.service_doc} (collections: {known}); correct "
+                "default-collection / collection-hints, or set check-collection to false "
+                "if the server lists it elsewhere"
             )
         if info.accept_packaging and package.specification not in info.accept_packaging:
             raise PermanentTransferError(

@@ -98,6 +98,16 @@ class ServiceDocument:
     max_upload_size_kb: int | None = None
     version: str | None = None
 
+    def collection(self, href: str) -> CollectionInfo | None:
+        """The collection at ``href``; a trailing slash on either side does not matter."""
+        found = self.collections.get(href)
+        if found is None:
+            wanted = href.rstrip("/")
+            found = next(
+                (c for h, c in self.collections.items() if h.rstrip("/") == wanted), None
+            )
+        return found
+
 
 def parse_service_document(data: bytes) -> ServiceDocument:
     root = parse_xml(data)

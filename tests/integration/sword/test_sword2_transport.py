@@ -99,6 +99,11 @@ def test_collection_must_be_in_service_document(sword_server, binding, make_tran
     with pytest.raises(PermanentTransferError, match="not in the service document"):
         transport.send(package, submission)
     assert _posts(sword_server) == []
+    # it was looked up again before giving up (the collection may be new)
+    assert len([r for r in sword_server.requests if r.path.endswith("/servicedocument")]) == 2
+    slash = make_transport({**binding,
+                            "default-collection": sword_server.collection_url("default") + "/"})
+    slash._check_collection(slash.choose_collection(submission), package)  # trailing "/" ok
 
 
 def test_service_document_is_cached(sword_server, binding, make_transport, package, submission):
