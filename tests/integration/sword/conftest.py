@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deposit_services.assemblers.base import Package
-from deposit_services.assemblers.simple import SimpleZipAssembler
-from deposit_services.model.entities import FileRole
-from deposit_services.model.submission import (
-    ArticleMetadata,
-    DepositFile,
-    DepositSubmission,
-)
+from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import TransportContext
 from deposit_services.transports.sword2 import SwordV2Transport
+from tests.support.packages import sample_package, sample_submission
 from tests.support.sword_server import SwordServer, running_sword_server
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sword"
@@ -38,30 +31,13 @@ def sword_server(tmp_path: Path) -> Iterator[SwordServer]:
 @pytest.fixture
 def submission(tmp_path: Path) -> DepositSubmission:
     """A submission with a manuscript (text) and a 3 MB binary supplement, on disk."""
-    files_dir = tmp_path / "files"
-    files_dir.mkdir()
-    manuscript = files_dir / "manuscript.txt"
-    manuscript.write_text("Two stupendous minds.\n" * 2000, encoding="utf-8")
-    supplement = files_dir / "data.bin"
-    supplement.write_bytes(os.urandom(3 * 1024 * 1024))
-    return DepositSubmission(
-        id="sub-15",
-        article=ArticleMetadata(title="Two stupendous minds", doi="10.1234/abc"),
-        files=(
-            DepositFile(id="f1", name="manuscript.txt", location=str(manuscript),
-                        role=FileRole.MANUSCRIPT, mime_type="text/plain"),
-            DepositFile(id="f2", name="data.bin", location=manuscript.parent.joinpath(
-                "data.bin").as_uri(), role=FileRole.SUPPLEMENTAL),
-        ),
-    )
+    return sample_submission(tmp_path / "files")
 
 
 @pytest.fixture
 def package(submission: DepositSubmission, tmp_path: Path) -> Package:
     """A real SimpleZip package built by the project's assembler."""
-    assembler = SimpleZipAssembler({"archive": "ZIP"})
-    timestamp = datetime(2024, 5, 4, 14, 22, 25, tzinfo=UTC)
-    return assembler.assemble(submission, tmp_path / "work", timestamp)
+    return sample_package(submission, tmp_path / "work")
 
 
 @pytest.fixture
