@@ -193,6 +193,7 @@ def running_ftp_server(
     authorizer.add_user(USERNAME, PASSWORD, str(home), perm=perm)
     handler.authorizer = authorizer
     handler.passive_ports = None
+    handler.auth_failed_timeout = 0.2  # pyftpdlib's 3 s delay after a failed login
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

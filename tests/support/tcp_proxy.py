@@ -29,6 +29,7 @@ class CuttingProxy:
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(16)
+        self._listener.settimeout(0.1)  # accept() wakes up to see stop()
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -57,8 +58,11 @@ class CuttingProxy:
         while not self._stopped.is_set():
             try:
                 client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(None)
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
