@@ -266,3 +266,18 @@ def test_each_thread_has_its_own_session_and_close_ends_all(sword_server, bindin
     assert transport._sessions._all == []
     transport.send(dataclasses.replace(package, name="after-close.zip"), submission)
     assert len(sword_server.deposits) == 4  # usable again after close
+
+
+def test_receipt_without_statement_says_status_cannot_be_followed(sword_server, binding,
+                                                                  make_transport):
+    body = (
+        b'<entry xmlns="http://www.w3.org/2005/Atom">'
+        b'<link rel="edit" href="http://example.org/edit/9"/>'
+        b'<link rel="alternate" href="http://example.org/item/9"/></entry>'
+    )
+    url = sword_server.add_document("/nostatement/edit/9", body, "application/atom+xml")
+    receipt = make_transport(binding).find_existing(url)
+    assert receipt is not None and receipt.accepted is False
+    assert receipt.status_ref is None
+    assert "no statement link" in (receipt.message or "")
+    assert receipt.access_url == "http://example.org/item/9"
