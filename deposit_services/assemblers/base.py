@@ -83,7 +83,7 @@ class HashingWriter:
 
     Being non-seekable makes ``zipfile`` stream (data descriptors instead of seeking
     back), so the package's own checksums are computed while it is written. MD5 and
-    SHA-256 run in a background thread (hashlib releases the GIL), in write order,
+    SHA-256 each run in a background thread (hashlib releases the GIL), in write order,
     while the caller reads and compresses the next chunk; a bounded queue keeps memory
     flat. ``close`` (or reading ``md5``/``sha256``) waits for the thread.
     """
@@ -95,13 +95,16 @@ class HashingWriter:
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._pending = bytearray()
-        self._hasher = BackgroundHasher((self._md5, self._sha256), "package-hash")
+        # one thread each: MD5 is the slowest hash, and on two cores the split keeps up
+        self._hashers = (BackgroundHasher((self._md5,), "package-md5"),
+                         BackgroundHasher((self._sha256,), "package-sha256"))
         self._closed = False
         self._discard = False
         self.size = 0
 
     def _hash(self, data: bytes) -> None:
-        self._hasher.update(data)
+        for hasher in self._hashers:
+            hasher.update(data)
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._discard:  # the package is being thrown away; late writes go nowhere
@@ -131,7 +134,8 @@ class HashingWriter:
         if self._pending:
             self._hash(bytes(self._pending))
             self._pending.clear()
-        self._hasher.close()
+        for hasher in self._hashers:
+            hasher.close()
 
     def abort(self) -> None:
         """Stop hashing and drop any later write (an abandoned zip or gzip writer still
