@@ -29,16 +29,14 @@ class Target:
 
 
 def _sword_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
-    """The SWORD statement resolver, with the binding's TLS settings."""
+    """The SWORD statement resolver, with the binding's TLS, timeout and status-* keys."""
     from deposit_services.status.sword import SwordStatementResolver
 
-    binding = config.protocol_binding
-    verify: bool | str = binding.get("ca-bundle") or bool(binding.get("verify-tls", True))
-    return SwordStatementResolver(
+    return SwordStatementResolver.from_binding(
         config.mapping,
         [r.model_dump(by_alias=True) for r in config.auth_realms],
-        user_agent=str(binding.get("user-agent") or user_agent),
-        verify=verify,
+        config.protocol_binding,
+        user_agent,
     )
 
 
