@@ -1,0 +1,423 @@
+"""The STOMP adapter (ActiveMQ, RabbitMQ) on the ``stomp.py`` library.
+
+``DEPOSIT_BROKER_URL=stomp://host:61613`` (``stomp+ssl://`` for TLS, see
+stomp_connection.py), user and password from ``SPRING_ACTIVEMQ_USER`` /
+``SPRING_ACTIVEMQ_PASSWORD`` or the URL. Subscriptions to ``/queue/<name>`` use
+``client-individual`` acks and are made on the first ``receive`` asking for them. The
+broker pushes messages to the connection's thread; ``receive`` takes them from
+per-queue in-memory buffers that the broker's prefetch bounds (``activemq.prefetchSize``
+and RabbitMQ's ``prefetch-count``, both sent, set to the worker concurrency).
+
+Delivery attempts are counted by us, the same way on every broker, in an ``x-attempt``
+header that travels with the message (so the count survives a crash of the consumer
+or the broker, unlike a counter kept in memory or ActiveMQ's non-persistent
+redelivery counter): ``nack`` republishes the message (persistent, after a short
+backoff) with the next attempt number and then acks the original; once
+``max_deliveries`` is reached it goes to ``DLQ.<queue>`` instead, with
+``x-dead-letter-reason``, ``x-original-queue`` and ``x-attempts``. A STOMP NACK is
+never sent: ActiveMQ treats it as a poison ack and moves the message to its own
+``ActiveMQ.DLQ`` at once, RabbitMQ requeues it with no count. A message the broker marks
+``redelivered`` (its consumer died or its connection was lost before settling) is
+republished with the next attempt number before anyone processes it, so a message
+that keeps killing its consumer is dead-lettered too. A body that is not UTF-8 text
+is dead-lettered at once, bytes unchanged. Republish-then-ack is at-least-once: a
+crash in between leaves two copies, which the service layer's claim (compare-and-set)
+makes harmless.
+
+Losing the broker: the connection reconnects by itself (stomp_connection.py) and
+subscribes again; ``receive`` returns None meanwhile. Deliveries received on the lost
+connection cannot be settled any more: settling one is logged and skipped, the broker
+redelivers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from deposit_services.errors import BrokerUnavailable, MessagingError
+from deposit_services.messaging.base import Broker, Delivery
+from deposit_services.messaging.stomp_connection import (
+    HEARTBEATS_MS,
+    RECONNECT_FIRST_S,
+    RECONNECT_MAX_S,
+    Endpoint,
+    StompLink,
+)
+from deposit_services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 30.0
+REDELIVERY_FIRST_S = 0.5
+REDELIVERY_MAX_S = 10.0
+DEAD_LETTER_QUEUE = "DLQ.{queue}"  # ActiveMQ's individual dead-letter naming
+REASON_MAX = 1000
+
+ATTEMPT = "x-attempt"
+MESSAGE_ID = "x-message-id"
+REASON = "x-dead-letter-reason"
+ORIGINAL_QUEUE = "x-original-queue"
+ATTEMPTS = "x-attempts"
+LAST_ERROR = "x-last-error"
+# Frame headers that belong to one delivery, not to the message: dropped on republish.
+_DELIVERY_HEADERS = frozenset({
+    "message-id", "destination", "subscription", "ack", "redelivered", "content-length",
+    "content-type", "timestamp", "expires", "priority", "persistent", "receipt",
+    "transaction", "original-destination", "message-id-original",
+})
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    generation: int
+    queue: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Token:
+    generation: int
+    ack_id: str
+
+
+class StompBroker(Broker):
+    """A STOMP connection shared by the worker threads; reconnects by itself."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        prefetch: int = 4,
+        max_deliveries: int = 5,
+        redelivery_delay: float = REDELIVERY_FIRST_S,
+        redelivery_delay_max: float = REDELIVERY_MAX_S,
+        dead_letter_queue: str = DEAD_LETTER_QUEUE,
+        heartbeats: tuple[int, int] = HEARTBEATS_MS,
+        reconnect_first: float = RECONNECT_FIRST_S,
+        reconnect_max: float = RECONNECT_MAX_S,
+        publish_timeout: float = PUBLISH_TIMEOUT,
+    ) -> None:
+        if max_deliveries < 1 or prefetch < 1:
+            raise ValueError("max_deliveries and prefetch must be at least 1")
+        self.endpoint = Endpoint.parse(url)
+        self.user = user if user is not None else self.endpoint.user
+        self.password = password if password is not None else self.endpoint.password
+        self.prefetch = prefetch
+        self.max_deliveries = max_deliveries
+        self.redelivery_delay = redelivery_delay
+        self.redelivery_delay_max = redelivery_delay_max
+        self.dead_letter_queue = dead_letter_queue
+        self.publish_timeout = publish_timeout
+
+        self._subscriptions: dict[str, str] = {}  # queue -> subscription id
+        self._by_id: dict[str, str] = {}  # subscription id -> queue
+        self._cond = threading.Condition()  # the in-memory buffers
+        self._inbox: dict[str, deque[_Incoming]] = {}
+        self._rotation = 0
+        self._timers: set[threading.Timer] = set()
+        self._closed = threading.Event()
+        self._link = StompLink(
+            self.endpoint, user=self.user, password=self.password,
+            on_message=self._on_message, on_connected=self._on_connected,
+            on_lost=self._on_lost, heartbeats=heartbeats,
+            reconnect_first=reconnect_first, reconnect_max=reconnect_max,
+        )
+        self._link.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StompBroker:
+        """User and password from SPRING_ACTIVEMQ_USER/PASSWORD, else the URL's userinfo;
+        prefetch = the worker concurrency (no message waits behind a busy thread)."""
+        return cls(
+            settings.broker_url,
+            user=settings.broker_user,
+            password=settings.broker_password,
+            prefetch=max(settings.workers_concurrency, 1),
+            max_deliveries=settings.max_deliveries,
+        )
+
+    # Connection -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
+
+    def wait_connected(self, timeout: float) -> bool:
+        """True once connected (the first connection is made in the background)."""
+        return self._link.wait_connected(timeout)
+
+    def _on_connected(self, conn: Any) -> None:
+        for queue, sub_id in self._subscriptions.items():
+            self._subscribe(conn, queue, sub_id)
+
+    def _on_lost(self) -> None:
+        with self._cond:
+            dropped = sum(len(buffer) for buffer in self._inbox.values())
+            for buffer in self._inbox.values():
+                buffer.clear()
+        if not self._link.closing:
+            log.warning("connection to broker %s lost; reconnecting (%d prefetched message(s) "
+                        "left to the broker to redeliver)", self.endpoint, dropped)
+
+    # Subscriptions and receiving --------------------------------------------------
+
+    def _subscribe(self, conn: Any, queue: str, sub_id: str) -> None:
+        try:
+            conn.subscribe(
+                destination=f"/queue/{queue}", id=sub_id, ack="client-individual",
+                headers={"activemq.prefetchSize": str(self.prefetch),
+                         "prefetch-count": str(self.prefetch)},
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure: the next connection retries
+            log.warning("subscribing to %s failed (%s); it will be retried on reconnection",
+                        queue, exc)
+
+    def _ensure_subscribed(self, queues: Sequence[str]) -> None:
+        with self._link.lock:
+            for queue in queues:
+                if queue in self._subscriptions:
+                    continue
+                sub_id = f"sub-{len(self._subscriptions)}"
+                self._subscriptions[queue] = sub_id
+                self._by_id[sub_id] = queue
+                with self._cond:
+                    self._inbox.setdefault(queue, deque())
+                try:
+                    conn, _ = self._link.current()
+                except BrokerUnavailable:
+                    continue  # subscribed on connection
+                self._subscribe(conn, queue, sub_id)
+
+    def _on_message(self, generation: int, headers: dict[str, str], body: bytes) -> None:
+        queue = self._by_id.get(headers.get("subscription", ""))
+        if queue is None:
+            log.warning("message for unknown subscription %r ignored", headers.get("subscription"))
+            return
+        with self._cond:
+            self._inbox.setdefault(queue, deque()).append(
+                _Incoming(generation, queue, headers, body))
+            self._cond.notify()
+
+    def _next(self, queues: Sequence[str], deadline: float) -> _Incoming | None:
+        with self._cond:
+            while True:
+                if self._closed.is_set():
+                    return None
+                self._rotation += 1
+                for i in range(len(queues)):
+                    buffer = self._inbox.get(queues[(self._rotation + i) % len(queues)])
+                    if buffer:
+                        return buffer.popleft()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def receive(self, queues: Sequence[str], timeout: float) -> Delivery | None:
+        """The next message; None on timeout, while disconnected and once closed."""
+        if not queues:
+            raise ValueError("receive needs at least one queue")
+        if self._closed.is_set():
+            return None
+        self._ensure_subscribed(queues)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            item = self._next(queues, deadline)
+            if item is None:
+                return None
+            if item.generation != self._link.generation:
+                continue  # from a lost connection: the broker redelivers it
+            try:
+                text = item.body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self._settle_quietly(self._delivery(item, ""), "dead-letter",
+                                     f"message body is not UTF-8 text: {exc}", item.body)
+                continue
+            delivery = self._delivery(item, text)
+            if item.headers.get("redelivered", "").lower() == "true":
+                self._count_redelivery(delivery)
+                continue
+            return delivery
+
+    @staticmethod
+    def _attempt(headers: Mapping[str, str]) -> int:
+        try:
+            return max(int(headers.get(ATTEMPT, "1")), 1)
+        except ValueError:
+            return 1
+
+    def _delivery(self, item: _Incoming, text: str) -> Delivery:
+        return Delivery(
+            queue=item.queue,
+            body=text,
+            headers=item.headers,
+            message_id=item.headers.get(MESSAGE_ID) or item.headers.get("message-id", ""),
+            attempt=self._attempt(item.headers),
+            token=_Token(item.generation, item.headers.get("ack", "")),
+        )
+
+    def _count_redelivery(self, delivery: Delivery) -> None:
+        """The broker gave it back unsettled (consumer or connection lost): one attempt."""
+        if delivery.attempt >= self.max_deliveries:
+            self._settle_quietly(delivery, "dead-letter", f"not settled after {delivery.attempt} "
+                                 "deliveries (consumer died or connection lost each time)")
+        else:
+            log.info("message %s on %s came back unsettled; counted as attempt %d",
+                     delivery.message_id, delivery.queue, delivery.attempt)
+            self._settle_quietly(delivery, "republish", "redelivered unsettled")
+
+    def _settle_quietly(self, delivery: Delivery, action: str, reason: str,
+                        raw: bytes | None = None) -> None:
+        """Settle from inside ``receive`` or a timer: a broker failure is logged (the
+        message stays unacked and the broker redelivers it), never raised."""
+        try:
+            if action == "republish":
+                self._republish(delivery, delivery.attempt + 1, reason)
+            else:
+                self._dead_letter(delivery, reason, raw)
+        except MessagingError as exc:
+            log.warning("could not %s message %s on %s (%s); the broker keeps it", action,
+                        delivery.message_id, delivery.queue, exc)
+
+    # Publishing -------------------------------------------------------------------
+
+    def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
+        """Send persistently and wait for the broker's receipt (retried on reconnection)."""
+        self._publish(queue, body, headers)
+
+    def _publish(self, queue: str, body: str | bytes,
+                 headers: Mapping[str, str] | None = None) -> None:
+        frame_headers = {k: str(v) for k, v in (headers or {}).items()}
+        frame_headers["persistent"] = "true"
+        frame_headers.setdefault(MESSAGE_ID, uuid.uuid4().hex)
+        if isinstance(body, bytes):  # raw bytes (ActiveMQ: a BytesMessage); text has none
+            frame_headers["content-length"] = str(len(body))
+        deadline = time.monotonic() + self.publish_timeout
+        problem = "not connected"
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._link.closing:
+                raise BrokerUnavailable(
+                    f"publishing to {queue} on {self.endpoint} failed: {problem}")
+            if not self._link.wait_connected(min(left, 1.0)):
+                continue
+            try:
+                self._link.send_confirmed(f"/queue/{queue}", body, frame_headers, deadline)
+            except BrokerUnavailable as exc:
+                problem = str(exc)
+                continue
+            log.debug("published to %s", queue)
+            return
+
+    # Settling ---------------------------------------------------------------------
+
+    def _held(self, delivery: Delivery, action: str) -> bool:
+        token: _Token = delivery.token
+        if not self._link.holds(token.generation):
+            log.warning("cannot %s message %s on %s: it was received on a connection that has "
+                        "since been lost; the broker will redeliver it", action,
+                        delivery.message_id, delivery.queue)
+            return False
+        return True
+
+    def ack(self, delivery: Delivery) -> None:
+        if not self._held(delivery, "ack"):
+            return
+        token: _Token = delivery.token
+        try:
+            self._link.ack(token.ack_id, token.generation)
+        except BrokerUnavailable as exc:
+            log.warning("ack of message %s on %s lost with the connection (%s); the broker "
+                        "will redeliver it", delivery.message_id, delivery.queue, exc)
+
+    def nack(self, delivery: Delivery, reason: str) -> None:
+        if not self._held(delivery, "nack"):
+            return
+        if delivery.attempt >= self.max_deliveries:
+            self._dead_letter(delivery, f"{reason} (after {delivery.attempt} attempts)")
+            return
+        delay = min(self.redelivery_delay * 2 ** (delivery.attempt - 1), self.redelivery_delay_max)
+        log.info("message %s on %s nacked (attempt %d), redelivery in %.1f s: %s",
+                 delivery.message_id, delivery.queue, delivery.attempt, delay, reason)
+        if delay <= 0:
+            self._republish(delivery, delivery.attempt + 1, reason)
+            return
+        # The original stays unacked (and invisible) until the copy is published.
+        timer = threading.Timer(delay, self._delayed_republish, args=(delivery, reason))
+        timer.daemon = True
+        with self._cond:
+            self._timers.add(timer)
+        timer.start()
+
+    def _delayed_republish(self, delivery: Delivery, reason: str) -> None:
+        with self._cond:
+            self._timers = {t for t in self._timers if t.is_alive()}
+        if self._held(delivery, "redeliver"):
+            self._settle_quietly(delivery, "republish", reason)
+
+    def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        if self._held(delivery, "dead-letter"):
+            self._dead_letter(delivery, reason)
+
+    def dead_letter_queue_for(self, queue: str) -> str:
+        return self.dead_letter_queue.format(queue=queue)
+
+    @staticmethod
+    def _carried(delivery: Delivery) -> dict[str, str]:
+        headers = {k: v for k, v in delivery.headers.items() if k not in _DELIVERY_HEADERS}
+        headers[MESSAGE_ID] = delivery.message_id
+        return headers
+
+    def _republish(self, delivery: Delivery, attempt: int, reason: str) -> None:
+        headers = self._carried(delivery)
+        headers[ATTEMPT] = str(attempt)
+        headers[LAST_ERROR] = _one_line(reason)
+        self._publish(delivery.queue, delivery.body, headers)
+        self.ack(delivery)
+
+    def _dead_letter(self, delivery: Delivery, reason: str, raw: bytes | None = None) -> None:
+        headers = self._carried(delivery)
+        headers.update({
+            REASON: _one_line(reason),
+            ORIGINAL_QUEUE: delivery.queue,
+            ATTEMPTS: str(delivery.attempt),
+        })
+        dlq = self.dead_letter_queue_for(delivery.queue)
+        self._publish(dlq, raw if raw is not None else delivery.body, headers)
+        self.ack(delivery)
+        log.warning("message %s on %s dead-lettered to %s after %d attempt(s): %s",
+                    delivery.message_id, delivery.queue, dlq, delivery.attempt, reason)
+
+    # Shutting down ----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop handing out messages, then disconnect cleanly (DISCONNECT with a receipt:
+        the acks sent before it count).
+
+        What was prefetched but not handed out goes back to the broker, marked
+        redelivered, and is counted as one attempt when it comes again (a hand-back
+        before disconnecting cannot be made safe: ActiveMQ requeues a consumer's
+        unacked messages as soon as it unsubscribes, so a republished copy would
+        double them). Pending delayed redeliveries are cancelled: their originals stay
+        unacked and the broker redelivers them."""
+        with self._cond:
+            self._closed.set()
+            self._cond.notify_all()
+            timers, self._timers = self._timers, set()
+        for timer in timers:
+            timer.cancel()
+        self._link.close()
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:REASON_MAX]
