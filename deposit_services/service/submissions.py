@@ -11,6 +11,7 @@ never run twice at the same time.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from deposit_services.errors import AlreadyExists, ModelError, NotFound
@@ -83,7 +84,7 @@ class SubmissionProcessor:
             if deposit.deposit_status is not None:
                 continue  # already attempted; RETRY/FAILED are for the retry job and operator
             lease = deposit_lease(deposit.id)
-            if not store.acquire_lease(lease, self.ctx.owner, self.ctx.lease_seconds):
+            if not self._wait_for_lease(lease):
                 log.info("deposit %s is being worked on by another worker", deposit.id)
                 continue
             try:
@@ -93,6 +94,18 @@ class SubmissionProcessor:
             finally:
                 store.release_lease(lease, self.ctx.owner)
         update_aggregate(self.ctx, submission_id)
+
+    def _wait_for_lease(self, lease: str) -> bool:
+        """The deposit's lease, waiting up to 1.5 lease periods for it: a live holder
+        keeps renewing it (and finishes the deposit and the aggregate itself: False);
+        a dead one's runs out, and this (redelivered) message resumes the deposit."""
+        store = self.ctx.store
+        deadline = time.monotonic() + self.ctx.lease_seconds * 1.5
+        while not store.acquire_lease(lease, self.ctx.owner, self.ctx.lease_seconds):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(self.ctx.lease_seconds / 6, 1.0))
+        return True
 
     def _deposit_for(self, submission: Submission, repository: Repository) -> Deposit:
         store = self.ctx.store
