@@ -29,6 +29,7 @@ import contextlib
 import ftplib
 import logging
 import posixpath
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -180,10 +181,18 @@ class FtpTransport(Transport):
         if not b.use_tls:
             return ftplib.FTP()  # noqa: S321 - plain FTP is what the binding asks for
         if b.verify_tls:
-            context = ssl.create_default_context(cafile=str(b.ca_file) if b.ca_file else None)
+            if b.ca_file is not None and not b.ca_file.is_file():
+                raise PermanentTransferError(f"ca-file {b.ca_file} does not exist; fix the "
+                                             "protocol-binding")
+            try:
+                context = ssl.create_default_context(
+                    cafile=str(b.ca_file) if b.ca_file else None)
+            except (OSError, ssl.SSLError) as exc:
+                raise PermanentTransferError(f"ca-file {b.ca_file} cannot be used: {exc}"
+                                             ) from exc
         else:
             context = ssl._create_unverified_context()  # noqa: S323 - operator's explicit choice
-        return ftplib.FTP_TLS(context=context)  # noqa: S321 - explicit FTPS
+        return _SessionReusingFTP_TLS(context=context)
 
     # -- upload -----------------------------------------------------------------------
 
@@ -237,6 +246,21 @@ class FtpTransport(Transport):
         except (OSError, EOFError, ftplib.Error, TransferError) as exc:
             log.warning("%s: temporary file %s may remain on the server (removed by the next "
                         "successful attempt): %s", self._where, temp, exc)
+
+
+class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
+    """FTP_TLS whose data connections resume the control connection's TLS session.
+
+    Servers such as vsftpd (``require_ssl_reuse``, on by default) refuse a data
+    connection that does not; ftplib's own FTP_TLS never offers the session.
+    """
+
+    def ntransfercmd(self, cmd: str, rest: int | str | None = None) -> tuple[socket.socket, int]:
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321
+        if self._prot_p:  # type: ignore[attr-defined]
+            session = self.sock.session if isinstance(self.sock, ssl.SSLSocket) else None
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
+        return conn, size  # type: ignore[return-value]
 
 
 def _store(ftp: ftplib.FTP, name: str, package: Package, block_size: int) -> None:

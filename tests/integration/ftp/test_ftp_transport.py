@@ -225,3 +225,12 @@ def test_pass_values_in_upper_case_are_accepted(ftp_server: FtpServer) -> None:
     transport = FtpTransport(ftp_binding(ftp_server, **{"data-type": "BINARY",
                                                         "transfer-mode": "Stream"}))
     assert transport.binding.data_type == "binary"
+
+
+def test_a_missing_ca_file_is_a_permanent_error(
+    start_ftp: ServerFactory, package: Package, submission: DepositSubmission, tmp_path: Path
+) -> None:
+    server = start_ftp(tls=True)
+    binding = ftp_binding(server, **{"ca-file": str(tmp_path / "nowhere.pem")})
+    with pytest.raises(PermanentTransferError, match=r"ca-file .*nowhere.pem does not exist"):
+        FtpTransport(binding).send(package, submission)
