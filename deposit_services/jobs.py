@@ -7,7 +7,9 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
   the refresh window (``DEPOSIT_REFRESH_WINDOW_DAYS``, default 10);
 - retry: transfer again the RETRY deposits whose next attempt time has come (a deposit
   going to RETRY also wakes this job at its next attempt time, so short backoffs are
-  kept without a short interval);
+  kept without a short interval), and run stranded deposits: created but never
+  recorded, because their worker died while another one had already taken the
+  submission's message (their lease must be free: a live worker renews it);
 - submission status: recompute Submission.submissionStatus (PASS's rule).
 
 With N replicas on one store, refresh and submission-status run on one replica per
@@ -29,7 +31,12 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from deposit_services.errors import DepositServicesError
-from deposit_services.model.entities import Deposit, DepositStatus, Submission
+from deposit_services.model.entities import (
+    AggregatedDepositStatus,
+    Deposit,
+    DepositStatus,
+    Submission,
+)
 from deposit_services.service.deposits import TRIGGER_JOB, ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
@@ -54,6 +61,19 @@ def due_retries(ctx: ServiceContext, now: datetime) -> list[Deposit]:
         if when is None or when <= now:
             due.append((when or now, deposit))
     return [d for _, d in sorted(due, key=lambda pair: pair[0])]
+
+
+def stranded(ctx: ServiceContext) -> list[Deposit]:
+    """Deposits with no status yet whose submission is being processed."""
+    chosen = []
+    for deposit in ctx.store.find(Deposit, deposit_status=None):
+        try:
+            submission = ctx.store.get(Submission, deposit.submission or "")
+        except DepositServicesError:
+            continue
+        if submission.aggregated_deposit_status is AggregatedDepositStatus.IN_PROGRESS:
+            chosen.append(deposit)
+    return chosen
 
 
 def refreshable(ctx: ServiceContext, now: datetime, window: timedelta) -> list[Deposit]:
@@ -83,7 +103,9 @@ class Jobs:
     def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
         self.interval = max(settings.jobs_interval_ms / 1000.0, 0.1)
         self.window = timedelta(days=settings.refresh_window_days)
-        self.ctx = replace(ctx, retry_scheduled=self.wake_retry)
+        # An owner of our own: leases are re-entrant per owner, and the jobs must not
+        # share a deposit's lease with this process's message-handling threads.
+        self.ctx = replace(ctx, owner=f"{ctx.owner}/jobs", retry_scheduled=self.wake_retry)
         self.processor = DepositProcessor(self.ctx)
         self._retry_lock = threading.Lock()  # one retry run per process at a time
         self._scheduler = BackgroundScheduler(
@@ -161,7 +183,8 @@ class Jobs:
         """Retry the due RETRY deposits; returns how many were transferred again."""
         done = 0
         with self._retry_lock:
-            for deposit in due_retries(self.ctx, datetime.now(UTC)):
+            work = stranded(self.ctx) + due_retries(self.ctx, datetime.now(UTC))
+            for deposit in work:
                 try:
                     outcome = self.processor.retry(deposit.id, TRIGGER_JOB, due_only=True)
                 except DepositServicesError as exc:

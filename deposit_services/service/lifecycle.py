@@ -179,8 +179,9 @@ class DepositProcessor:
               ) -> Outcome:
         """Transfer a RETRY (or, for an operator, FAILED) deposit again, under its lease.
 
-        ``due_only``: only a RETRY deposit whose next attempt time has come (the job);
-        otherwise any RETRY or FAILED deposit (the operator's ``retry``).
+        ``due_only``: only a RETRY deposit whose next attempt time has come, or one with
+        no status whose worker died (the job); otherwise any RETRY or FAILED deposit
+        (the operator's ``retry``).
         """
         store = self.ctx.store
         lease = deposit_lease(deposit_id)
@@ -205,6 +206,8 @@ class DepositProcessor:
     def _not_retryable(deposit: Deposit, due_only: bool) -> str | None:
         status = deposit.deposit_status
         if due_only:
+            if status is None:
+                return None  # stranded: its worker died (the lease is ours now)
             if status is not DepositStatus.RETRY:
                 return f"{_status(deposit)}, not RETRY"
             due = deposit.next_attempt_at
