@@ -259,7 +259,7 @@ class DepositTask:
             else:
                 message = message or f"{reason}; {retry_hint(deposit.id)}"
                 status = DepositStatus.FAILED
-            saved, changed = self._set_status(deposit.id, status, message, when)
+            saved, changed = self.set_status(deposit.id, status, message, when)
         log.warning("deposit %s to %s %s: %s", deposit.id, repository.id, status.value, message)
         self._announce(saved, changed, when)
         return saved
@@ -269,12 +269,12 @@ class DepositTask:
         used = max(budget_used(history), 1)
         when = self.ctx.retry_policy.next_attempt_at(used, datetime.now(UTC))
         message = f"{reason}; next attempt at {when.isoformat(timespec='seconds')}"
-        saved, changed = self._set_status(deposit.id, DepositStatus.RETRY, message, when)
+        saved, changed = self.set_status(deposit.id, DepositStatus.RETRY, message, when)
         log.warning("deposit %s: %s", deposit.id, message)
         self._announce(saved, changed, when)
         return saved
 
-    def _set_status(
+    def set_status(
         self, deposit_id: str, status: DepositStatus, message: str, when: datetime | None
     ) -> tuple[Deposit, bool]:
         """RETRY or FAILED by compare-and-set, unless the deposit is already terminal."""

@@ -228,15 +228,6 @@ class DepositProcessor:
             content = build_deposit_submission(submission, store)
         except ModelError as exc:
             message = f"submission metadata is unusable: {exc}; {retry_hint(deposit.id)}"
-
-            def fail(current: Deposit) -> bool:
-                if current.deposit_status is not None and current.deposit_status.is_terminal:
-                    return False
-                current.deposit_status = DepositStatus.FAILED
-                current.status_message = message
-                current.next_attempt_at = None
-                return True
-
-            saved, _ = update_with_retry(store, Deposit, deposit.id, fail)
+            saved, _ = self.task.set_status(deposit.id, DepositStatus.FAILED, message, None)
             return saved
         return self.task.run(deposit, submission, content, repository, trigger)

@@ -24,14 +24,11 @@ from deposit_services.model.entities import (
 from deposit_services.model.messages import DepositStatusChanged
 from deposit_services.store.base import AttemptOutcome
 from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
+from tests.integration.lifecycle.conftest import FS_REPO, SWORD_REPO
+from tests.integration.lifecycle.conftest import sword_entry as lifecycle_sword_entry
 from tests.support.graphs import make_graph, write_graph
 from tests.support.sword_server import SwordServer, running_sword_server
 
-STATE = "http://dspace.org/state/"
-SWORD_REPO = {"@type": "Repository", "id": "repo-dspace", "name": "DSpace",
-              "repositoryKey": "dspace", "integrationType": "FULL"}
-FS_REPO = {"@type": "Repository", "id": "repo-archive", "name": "Archive",
-           "repositoryKey": "archive", "integrationType": "ONE_WAY"}
 BROKEN_REPO = {"@type": "Repository", "id": "repo-broken", "name": "Broken",
                "repositoryKey": "broken", "integrationType": "ONE_WAY"}
 FAST = {
@@ -46,22 +43,7 @@ NO_JOBS = {"PASS_DEPOSIT_JOBS_DISABLED": "true"}
 
 
 def sword_entry(server: SwordServer) -> dict[str, Any]:
-    return {
-        "deposit-config": {"mapping": {STATE + "archived": "accepted",
-                                       STATE + "withdrawn": "rejected",
-                                       "default-mapping": "submitted"}},
-        "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
-        "transport-config": {
-            "auth-realms": [{"mech": "basic", "url": server.base_url,
-                             "username": server.username, "password": server.password}],
-            "protocol-binding": {
-                "protocol": "SWORDv2", "username": server.username,
-                "password": server.password, "service-doc": server.service_document_url,
-                "default-collection": server.collection_url("default"),
-                "check-collection": False, "connect-timeout": 2, "read-timeout": 10,
-            },
-        },
-    }
+    return lifecycle_sword_entry(server, **{"check-collection": False})
 
 
 @pytest.fixture
