@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from deposit_services.jobs import Jobs
@@ -153,3 +155,31 @@ def test_status_document_faults_leave_the_deposit_submitted_with_a_reason(
     deposit = world.deposit_of("fault-sub")
     assert deposit.deposit_status is DepositStatus.SUBMITTED
     assert "404" in (deposit.status_message or ""), "a permanent fault is shown to the operator"
+
+
+def test_duplicate_messages_at_once_move_the_deposit_once(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    remote = _submitted(world, "dup-msg")
+    deposit = world.deposit_of("dup-msg")
+    world.server.set_state(remote, "archived")
+    world.notified.clear()
+    contexts = [replace(world.ctx, owner=f"replica-{n}") for n in range(4)]
+    start = threading.Barrier(len(contexts))
+
+    def handle(n: int) -> None:
+        start.wait()
+        DepositProcessor(contexts[n]).process(deposit.id)
+
+    threads = [threading.Thread(target=handle, args=(n,)) for n in range(len(contexts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = world.deposit_of("dup-msg")
+    assert after.deposit_status is DepositStatus.ACCEPTED
+    assert after.version == deposit.version + 1, "written once"
+    assert world.notified == [deposit.id], "announced once"
+    copy = _copy(world, "dup-msg")
+    assert copy.copy_status is CopyStatus.COMPLETE and copy.version == 2
