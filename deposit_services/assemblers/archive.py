@@ -157,10 +157,10 @@ class EntryNames:
         parts = [p.strip() for p in name.split("/")]
         parts = [_shorten(p) for p in parts if p and p.strip(".")]
         joined = ("_" if flat else "/").join(parts)
-        return _shorten(joined) if flat else joined or "file"
+        return (_shorten(joined) if flat else joined) or "file"
 
     def unique(self, name: str) -> str:
-        name = self.sanitise(name, flat=self._flat) or "file"
+        name = self.sanitise(name, flat=self._flat)
         folder, slash, leaf = name.rpartition("/")
         stem, dot, ext = leaf.rpartition(".")
         if not stem:

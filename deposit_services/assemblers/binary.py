@@ -41,6 +41,12 @@ class BinaryAssembler(Assembler):
                 f"{self.specification} sends one file as it is: assembler option archive "
                 f"must be NONE or absent, not {archive}"
             )
+        compression = str(self.options.get("compression", "NONE")).upper()
+        if compression != "NONE":
+            raise RepositoryConfigError(
+                f"{self.specification} sends one file as it is: assembler option compression "
+                f"must be NONE or absent, not {compression}"
+            )
         self.select = str(self.options.get("select", "only")).strip().lower()
         if self.select not in SELECT_CHOICES:
             raise RepositoryConfigError(

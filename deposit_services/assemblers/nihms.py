@@ -187,6 +187,7 @@ def _is_author(person: Person, submission: DepositSubmission) -> bool:
     wanted = {key(person.name)}
     if person.first_name and person.last_name:
         wanted.add(key(f"{person.first_name} {person.last_name}"))
+    wanted.discard("")
     return any(key(a.name) in wanted for a in submission.authors)
 
 
@@ -250,6 +251,29 @@ class _NihmsAssembler(Assembler):
         raise NotImplementedError
 
     @staticmethod
+    def journal_meta(root: Any, submission: DepositSubmission, nlm_ta: Any,
+                     issn_attribute: str, issn_types: tuple[str, str]) -> None:
+        """``journal-meta``: the NLM TA in element ``nlm_ta``, typed ISSNs (print, then
+        electronic code), the title; AssemblyError if neither NLM TA nor typed ISSN."""
+        journal = submission.journal
+        meta = etree.SubElement(root, "journal-meta")
+        if journal.nlmta:
+            nlm_ta.text = journal.nlmta
+            meta.append(nlm_ta)
+        for issn in journal.issns:
+            if issn.pub_type is None:
+                log.info("submission %s: ISSN %s has no type; left out", submission.id,
+                         issn.issn)
+                continue
+            kind = issn_types[0] if issn.pub_type is IssnPubType.PRINT else issn_types[1]
+            etree.SubElement(meta, "issn", {issn_attribute: kind}).text = issn.issn
+        if not len(meta):
+            raise AssemblyError(f"submission {submission.id}: NIHMS needs the journal's NLM "
+                                "title abbreviation or a typed ISSN; it has neither")
+        if journal.title:
+            etree.SubElement(meta, "journal-title").text = journal.title
+
+    @staticmethod
     def title(submission: DepositSubmission) -> str:
         if not submission.title:
             raise AssemblyError(f"submission {submission.id} has no article title; NIHMS "
@@ -279,26 +303,13 @@ class Nihms2022Assembler(_NihmsAssembler):
     funder_codes = ("nih", "ahrq", "aspr", "cdc", "epa", "fda", "hhmi", "nasa", "nist", "va")
 
     def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
-        article, journal = submission.article, submission.journal
+        article = submission.article
         months = embargo_months(submission, timestamp)
         root = _set(etree.Element("manuscript-submit"),
                     embargo_months=None if months is None else str(months),
                     pmid=article.pmid, doi=article.doi)
-        meta = etree.SubElement(root, "journal-meta")
-        if journal.nlmta:
-            etree.SubElement(meta, "nlm-ta").text = journal.nlmta
-        for issn in journal.issns:
-            if issn.pub_type is None:
-                log.info("submission %s: ISSN %s has no type; left out", submission.id,
-                         issn.issn)
-                continue
-            kind = "print" if issn.pub_type is IssnPubType.PRINT else "electronic"
-            _set(etree.SubElement(meta, "issn"), issn_type=kind).text = issn.issn
-        if not len(meta):
-            raise AssemblyError(f"submission {submission.id}: NIHMS needs the journal's NLM "
-                                "title abbreviation or a typed ISSN; it has neither")
-        if journal.title:
-            etree.SubElement(meta, "journal-title").text = journal.title
+        self.journal_meta(root, submission, etree.Element("nlm-ta"),
+                          "issn-type", ("print", "electronic"))
         etree.SubElement(root, "manuscript-title").text = self.title(submission)
         contact = self.contact(submission)
         name = _split_name(contact, "submitter")
@@ -328,24 +339,14 @@ class Nihms2017Assembler(_NihmsAssembler):
     funder_codes = ("nih", "wt", "hhmi", "era", "nasa")
 
     def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
-        article, journal = submission.article, submission.journal
+        article = submission.article
         months = embargo_months(submission, timestamp)
         root = etree.Element("nihms-submit")
         _set(etree.SubElement(root, "manuscript"), doi=article.doi, pmid=article.pmid,
              embargo=None if months is None else str(months))
-        meta = etree.SubElement(root, "journal-meta")
-        if journal.nlmta:
-            _set(etree.SubElement(meta, "journal-id"), journal_id_type="nlm-ta").text = (
-                journal.nlmta)
-        for issn in journal.issns:
-            if issn.pub_type is not None:
-                kind = "ppub" if issn.pub_type is IssnPubType.PRINT else "epub"
-                _set(etree.SubElement(meta, "issn"), pub_type=kind).text = issn.issn
-        if not len(meta):
-            raise AssemblyError(f"submission {submission.id}: NIHMS needs the journal's NLM "
-                                "title abbreviation or a typed ISSN; it has neither")
-        if journal.title:
-            etree.SubElement(meta, "journal-title").text = journal.title
+        self.journal_meta(root, submission,
+                          etree.Element("journal-id", {"journal-id-type": "nlm-ta"}),
+                          "pub-type", ("ppub", "epub"))
         etree.SubElement(root, "title").text = self.title(submission)
         contacts = etree.SubElement(root, "contacts")
         for person, is_pi, grants in self._people(submission):

@@ -71,6 +71,7 @@ def test_entry_names_are_sanitised(raw: str, safe: str) -> None:
 
 def test_flat_names_keep_no_folders_and_long_names_keep_their_extension() -> None:
     assert EntryNames.sanitise("../dir/sub/x.pdf", flat=True) == "dir_sub_x.pdf"
+    assert EntryNames.sanitise("/../", flat=True) == "file"
     long = EntryNames.sanitise("é" * 300 + ".pdf")
     assert long.endswith(".pdf") and len(long.encode()) <= 255
 

@@ -63,5 +63,7 @@ def test_several_files_are_refused_unless_the_manuscript_is_selected(
 def test_options_are_checked() -> None:
     with pytest.raises(RepositoryConfigError, match="archive must be NONE or absent, not ZIP"):
         BinaryAssembler({"archive": "zip"})
+    with pytest.raises(RepositoryConfigError, match="compression must be NONE or absent"):
+        BinaryAssembler({"compression": "GZIP"})
     with pytest.raises(RepositoryConfigError, match="select='largest' is not one of"):
         BinaryAssembler({"select": "largest"})
