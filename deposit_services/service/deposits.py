@@ -192,9 +192,15 @@ class DepositTask:
                 ("started_at", last.started_at.isoformat()),
                 ("package_name", last.package.name if last.package else None),
                 ("package_md5", last.package.md5 if last.package else None),
-                ("status_ref", deposit.deposit_status_ref),
+                ("edit_iri", last.edit_iri),
+                ("access_url", last.access_url),
+                ("status_ref", last.status_ref or deposit.deposit_status_ref),
             ) if value
         }
+        if last.package is not None and last.package.name != package.name:
+            log.warning("deposit %s: attempt %d sent %s, the package is now %s (no "
+                        "submittedDate fixes its name); the target is checked for the new one",
+                        deposit.id, last.number, last.package.name, package.name)
         log.warning("deposit %s: attempt %d (started %s by %s) has no recorded outcome; "
                     "reconciling with %s", deposit.id, last.number, last.started_at,
                     last.owner, target.config.key)
