@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -59,8 +60,10 @@ def temp_name(final_name: str) -> str:
 
 
 def is_leftover_part(name: str, final_name: str) -> bool:
-    """True for a temporary name this package's earlier (failed) attempts could have left."""
-    return name.startswith(f".{final_name}.") and name.endswith(PART_SUFFIX)
+    """True for a temporary name this package's earlier (failed) attempts could have left
+    (exactly ``temp_name``'s shape: another package's temporary files never match)."""
+    return re.fullmatch(rf"\.{re.escape(final_name)}\.[0-9a-f]{{12}}{re.escape(PART_SUFFIX)}", name
+                        ) is not None
 
 
 def check_existing(location: str, remote_size: int, package_size: int) -> None:

@@ -234,3 +234,18 @@ def test_a_missing_ca_file_is_a_permanent_error(
     binding = ftp_binding(server, **{"ca-file": str(tmp_path / "nowhere.pem")})
     with pytest.raises(PermanentTransferError, match=r"ca-file .*nowhere.pem does not exist"):
         FtpTransport(binding).send(package, submission)
+
+
+@pytest.mark.parametrize(("directory", "where"), [
+    ("", ""), ("incoming/%s", "incoming/{today}")], ids=["login-dir", "relative"])
+def test_directories_relative_to_the_login_directory(
+    ftp_server: FtpServer, package: Package, submission: DepositSubmission, directory: str,
+    where: str
+) -> None:
+    receipt = FtpTransport(ftp_binding(ftp_server, **{"default-directory": directory})).send(
+        package, submission)
+    relative = where.format(today=today())
+    final = ftp_server.root / relative / package.name
+    assert sha256(final) == package.sha256
+    path = f"/{relative}/{package.name}" if relative else f"/{package.name}"
+    assert receipt.access_url == f"ftp://127.0.0.1:{ftp_server.port}{path}"
