@@ -2,8 +2,9 @@
 
 One user (``username`` / ``password``) whose home is ``root``; the server runs in a
 thread and records what it received (``received``: completed uploads, ``incomplete``:
-aborted ones, ``renames``: (from, to) pairs), so a test can see the temporary name and
-the rename, and that a package was not sent again. Options:
+aborted ones, ``renames``: (from, to) pairs, ``tls_data_resumed``: per TLS data
+connection, whether it resumed the control connection's session), so a test can see the
+temporary name and the rename, and that a package was not sent again. Options:
 
 * ``tls=True``: explicit FTPS (AUTH TLS) with TLS required on control and data
   connections; the certificate (for 127.0.0.1 and localhost) is signed by a throwaway
@@ -58,6 +59,7 @@ class FtpServer:
     received: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
     renames: list[tuple[str, str]] = field(default_factory=list)
+    tls_data_resumed: list[bool] = field(default_factory=list)
 
 
 def make_certificates(directory: Path) -> tuple[Path, Path]:
@@ -135,15 +137,20 @@ def _handler_classes(server: FtpServer, tls: bool, certfile: Path | None,
         base_handler, base_dtp = TLS_FTPHandler, TLS_DTPHandler
 
     class Dtp(base_dtp):  # type: ignore[misc]
-        def handle_read(self) -> None:
-            super().handle_read()
+        def handle_read_event(self) -> None:  # what pyftpdlib's IO loop calls on input
+            super().handle_read_event()
             if (drop_after is not None and self.receive and not self._closed
                     and self.tot_bytes_received > drop_after):
                 self._resp = ("426 Connection closed by the test server; transfer aborted.",
                               logging.getLogger("pyftpdlib").warning)
                 self.close()
 
-        handle_read_event = handle_read  # pyftpdlib dispatches to this alias
+        def handle_ssl_established(self) -> None:
+            """Record whether the data connection resumed the control one's TLS session."""
+            from OpenSSL._util import lib  # pyOpenSSL has no public session_reused
+
+            server.tls_data_resumed.append(bool(lib.SSL_session_reused(self.socket._ssl)))
+            super().handle_ssl_established()
 
     class Handler(base_handler):  # type: ignore[misc]
         dtp_handler = Dtp
@@ -194,7 +201,10 @@ def running_ftp_server(
     handler.authorizer = authorizer
     handler.passive_ports = None
     handler.auth_failed_timeout = 0.2  # pyftpdlib's 3 s delay after a failed login
-    logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    ftp_log = logging.getLogger("pyftpdlib")
+    if not ftp_log.handlers:  # else pyftpdlib installs its own INFO handler on stderr
+        ftp_log.addHandler(logging.NullHandler())
+    ftp_log.setLevel(logging.WARNING)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
@@ -207,7 +217,7 @@ def running_ftp_server(
 
     def loop() -> None:  # pyftpdlib's IO loop is not thread-safe: stop it from inside
         while not stop.is_set():
-            server.serve_forever(timeout=0.05, blocking=False, handle_exit=False)
+            server.ioloop.loop(0.05, blocking=False)
         server.close_all()
 
     thread = threading.Thread(target=loop, name=f"ftp-server-{state.port}", daemon=True)

@@ -249,3 +249,12 @@ def test_directories_relative_to_the_login_directory(
     assert sha256(final) == package.sha256
     path = f"/{relative}/{package.name}" if relative else f"/{package.name}"
     assert receipt.access_url == f"ftp://127.0.0.1:{ftp_server.port}{path}"
+
+
+def test_ftps_data_connections_resume_the_control_session(
+    start_ftp: ServerFactory, package: Package, submission: DepositSubmission
+) -> None:
+    """As vsftpd requires by default (require_ssl_reuse); ftplib alone does not offer it."""
+    server = start_ftp(tls=True)
+    FtpTransport(ftp_binding(server)).send(package, submission)
+    assert server.tls_data_resumed and all(server.tls_data_resumed)
