@@ -1,7 +1,7 @@
 """Upload time and peak memory of our SFTP, FTP and SWORDv2 transports next to the CLI tools.
 
-For one package of about 1 GB (random bytes, written under ``--workdir`` and removed at
-the end), on the same loopback servers in the same run:
+For one package of about 1 GB (1000 MiB of random bytes, written under ``--workdir`` and
+removed at the end), on the same loopback servers in the same run:
 
 * sftp:    ours (SftpTransport) vs ``sftp -b`` and ``scp``, to one OpenSSH sshd
   (tests/support/sshd.py);
@@ -23,7 +23,7 @@ the tool's time, peak RSS under 100 MB.
 
 Usage (from the repository root)::
 
-    python bench/transfer.py [--size-mb 1024] [--workdir /work] [--only sftp,ftp,swordv2]
+    python bench/transfer.py [--size-mb 1000] [--workdir /work] [--only sftp,ftp,swordv2]
                              [--repeat 2]
 """
 
@@ -341,7 +341,9 @@ def report(runs: list[Run], size: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=int, default=1024)
+    # 1000 MiB: curl --data-binary @file reads the file into memory and refuses more than
+    # 1 GiB ("out of memory"), so a package of exactly 1 GiB would leave it out
+    parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument("--only", default="sftp,ftp,swordv2")
     parser.add_argument("--repeat", type=int, default=2,
