@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from deposit_services.errors import RepositoryConfigError
+from deposit_services.errors import AssemblyError, RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.registry import load_adapter
 
@@ -90,8 +90,9 @@ class HashingWriter:
 
     _SMALL = 64 * 1024
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: BinaryIO, *, name: str = "package file") -> None:
         self._target = target
+        self._name = name
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._pending = bytearray()
@@ -111,7 +112,12 @@ class HashingWriter:
             return len(data)
         if self._closed:
             raise ValueError("write to a closed HashingWriter")
-        self._target.write(data)
+        try:
+            self._target.write(data)
+        except OSError as exc:  # disk full, quota, I/O error: may go away, so transient
+            error = AssemblyError(f"cannot write {self._name}: {exc.strerror or exc}")
+            error.transient = True
+            raise error from exc
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
         if size < self._SMALL:
             self._pending += data

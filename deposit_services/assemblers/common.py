@@ -97,7 +97,7 @@ class PackageBuilder:
             raise AssemblyError(
                 f"cannot create package file {self._path}: {exc.strerror or exc}"
             ) from exc
-        self._out = HashingWriter(self._raw)
+        self._out = HashingWriter(self._raw, name=str(self._path))
         self._writer = ArchiveWriter(cast(Any, self._out), self.options, self._timestamp)
         return self
 
@@ -126,7 +126,7 @@ class PackageBuilder:
         with open_file(file) as (stream, size):
             try:
                 return self.writer.add_stream(entry_name, stream, size, algorithms)
-            except OSError as exc:
+            except OSError as exc:  # writes are AssemblyErrors already: this is a read
                 raise AssemblyError(
                     f"file {file.name!r} ({file.location}) cannot be read: {exc.strerror or exc}"
                 ) from exc

@@ -1,7 +1,8 @@
 """Opening a submission file's bytes: file: URIs, paths and http(s) URLs, streamed.
 
 Every failure becomes an ``AssemblyError`` that names the file, so it ends as the
-Deposit's status message.
+Deposit's status message; network faults that may go away (refused, timeout, 5xx, 429,
+a broken download) are marked ``transient`` so the deposit is retried.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from deposit_services.model.submission import DepositFile
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 60.0
 CHUNK_SIZE = 1024 * 1024
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 def local_path(location: str) -> Path | None:
@@ -62,6 +64,12 @@ def open_file(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
         yield body, length
 
 
+def transient(error: AssemblyError) -> AssemblyError:
+    """Mark ``error`` as one that may go away (the deposit is retried, not failed)."""
+    error.transient = True
+    return error
+
+
 class _ResponseReader:
     """``response.raw`` as a file whose read errors are AssemblyErrors naming the file."""
 
@@ -73,9 +81,9 @@ class _ResponseReader:
         try:
             data: bytes = self._raw.read(size if size >= 0 else None, decode_content=True)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise AssemblyError(
+            raise transient(AssemblyError(
                 f"file {self._file.name!r} ({self._file.location}) download failed: {exc}"
-            ) from exc
+            )) from exc
         return data
 
 
@@ -86,16 +94,21 @@ def _download(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
             file.location, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             headers={"Accept-Encoding": "identity"},
         )
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise transient(AssemblyError(
+            f"file {file.name!r} ({file.location}) cannot be fetched: {exc}"
+        )) from exc
     except requests.RequestException as exc:
         raise AssemblyError(
             f"file {file.name!r} ({file.location}) cannot be fetched: {exc}"
         ) from exc
     with response:
         if response.status_code != 200:
-            raise AssemblyError(
+            error = AssemblyError(
                 f"file {file.name!r} ({file.location}) cannot be fetched: "
                 f"HTTP {response.status_code} {response.reason}"
             )
+            raise transient(error) if response.status_code in TRANSIENT_STATUS else error
         reader = _ResponseReader(response, file)
         length = response.headers.get("Content-Length", "")
         coding = response.headers.get("Content-Encoding", "identity").strip().lower()

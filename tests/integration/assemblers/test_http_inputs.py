@@ -36,7 +36,7 @@ SMALL = b"a small text file\n" * 100
 class Handler(BaseHTTPRequestHandler):
     """Paths: /big.bin and /small.txt with Content-Length, /chunked.bin without it,
     /gzip.txt gzip-encoded, /short.bin promises more than it sends, /stall.bin stops
-    sending, /missing.pdf is a 404."""
+    sending, /busy.pdf is a 503, anything else a 404."""
 
     requests_seen: list[str] = []
 
@@ -70,6 +70,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(body, {"Content-Length": str(len(body)), "Content-Encoding": "gzip"})
         elif self.path == "/short.bin":
             self._send(BIG[:1000], {"Content-Length": str(len(BIG))})
+        elif self.path == "/busy.pdf":
+            self.send_error(503, "Service Unavailable")
         elif self.path == "/stall.bin":
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -127,18 +129,21 @@ def test_http_files_make_a_valid_bag(server: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "message"),
+    ("path", "message", "transient"),
     [
         ("/missing.pdf", r"file 'x' \(http://127.0.0.1:\d+/missing.pdf\) cannot be fetched: "
-                         r"HTTP 404 Not Found"),
-        ("/short.bin", r"file 'x' \(http://127.0.0.1:\d+/short.bin\) download failed"),
+                         r"HTTP 404 Not Found", False),
+        ("/busy.pdf", r"file 'x' \(http://127.0.0.1:\d+/busy.pdf\) cannot be fetched: "
+                      r"HTTP 503 Service Unavailable", True),
+        ("/short.bin", r"file 'x' \(http://127.0.0.1:\d+/short.bin\) download failed", True),
     ],
 )
 def test_http_failures_name_the_file(server: str, tmp_path: Path, path: str,
-                                     message: str) -> None:
+                                     message: str, transient: bool) -> None:
     submission = DepositSubmission(id="h", files=(remote(server + path, "x"),))
-    with pytest.raises(AssemblyError, match=message):
+    with pytest.raises(AssemblyError, match=message) as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
+    assert err.value.transient is transient  # 5xx and broken downloads are retried
     assert no_spool_left(tmp_path / "work")
 
 
@@ -147,8 +152,9 @@ def test_a_stalled_download_times_out(server: str, tmp_path: Path,
     monkeypatch.setattr(sources, "READ_TIMEOUT", 0.5)
     submission = DepositSubmission(id="h", files=(remote(f"{server}/stall.bin", "stall.bin"),))
     started = time.monotonic()
-    with pytest.raises(AssemblyError, match=r"'stall.bin'.*download failed.*timed out"):
+    with pytest.raises(AssemblyError, match=r"'stall.bin'.*download failed.*timed out") as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
+    assert err.value.transient
     assert time.monotonic() - started < 2.5
     assert no_spool_left(tmp_path / "work")
 
@@ -160,5 +166,6 @@ def test_connection_refused_names_the_file(tmp_path: Path) -> None:
     submission = DepositSubmission(id="h", files=(
         remote(f"http://127.0.0.1:{port}/a.pdf", "a.pdf"),))
     with pytest.raises(AssemblyError, match=r"file 'a.pdf' \(http://127.0.0.1:\d+/a.pdf\) "
-                                            r"cannot be fetched"):
+                                            r"cannot be fetched") as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
+    assert err.value.transient

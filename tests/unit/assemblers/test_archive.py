@@ -267,6 +267,15 @@ def test_hashing_writer_hashes_every_write_in_order() -> None:
         out.write(b"late")
 
 
+def test_a_full_disk_is_a_transient_assembly_error() -> None:
+    with open("/dev/full", "wb", buffering=0) as full:
+        out = HashingWriter(full, name="/spool/pkg.zip")
+        with pytest.raises(AssemblyError, match=r"cannot write /spool/pkg.zip: No space") as err:
+            out.write(b"x" * 100)
+    assert err.value.transient  # the deposit is retried later, not failed
+    out.abort()
+
+
 def test_every_registered_specification_builds_its_assembler() -> None:
     assert all(key == key.lower() for key in ASSEMBLERS)
     expected = {
