@@ -198,3 +198,25 @@ def test_citation_from_what_is_known(rich: DepositSubmission) -> None:
         rich.article, publication_date=None, doi=None, volume=None, title="Title."))
     assert citation(bare) == "Title. Journal of Tests & Trials."
     assert citation(DepositSubmission(id="x")) is None
+
+
+def _shape(root: Any) -> dict[str, set[str]]:
+    """Element path (qualified names) -> the attribute names seen on it."""
+    found: dict[str, set[str]] = {}
+    for element in root.iter():
+        if isinstance(element.tag, str):
+            path = "/".join(etree.QName(e).text for e in
+                            [*reversed(list(element.iterancestors())), element])
+            found.setdefault(path, set()).update(etree.QName(k).text for k in element.attrib)
+    return found
+
+
+def test_everything_pass_wrote_for_jscholarship_is_in_ours(sample1: DepositSubmission,
+                                                           tmp_path: Path) -> None:
+    reference = etree.parse(str(Path(__file__).resolve().parents[2] / "fixtures" / "dspace"
+                                / "pass-mets-01.xml"), SAFE_PARSER).getroot()
+    package = DSpaceMetsAssembler().assemble(sample1, tmp_path, STAMP)
+    ours = _shape(etree.fromstring(members(package)["mets.xml"], SAFE_PARSER))
+    for path, attributes in _shape(reference).items():
+        assert path in ours, path
+        assert attributes <= ours[path], (path, attributes - ours[path])
