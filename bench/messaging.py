@@ -2,18 +2,25 @@
 
 Prints, on one broker in one run:
 
-* raw: a bare stomp.py consumer (client-individual acks, prefetch as given) acking
-  every message as it arrives: the ceiling for this broker and machine;
+* raw: a bare stomp.py consumer (client-individual acks, prefetch 4 and 100) acking
+  every message in its receiver thread as it arrives: the ceiling for this broker
+  and machine;
 * adapter: ``StompBroker.receive`` + ``ack`` from 1, 2 and 4 threads, no work;
-* end to end: the worker (``MessageHandler`` + ``Worker``, as ``deposit-services listen``
-  runs them) with 1, 2 and 4 threads on SubmissionReady messages for submissions
-  already in a fresh SQLite store, one repository on the devnull transport; the
-  rate counts every message consumed (SubmissionReady and the DepositStatus messages
-  the deposits publish) and submissions/s.
+* end to end: the worker (``MessageHandler`` + ``Worker``, as ``deposit-services
+  listen`` runs them) with 1, 2 and 4 threads on SubmissionReady messages for
+  submissions already in a fresh store, one repository on the devnull transport. It
+  counts every message consumed (SubmissionReady and the DepositStatus messages the
+  deposits publish), from the start to the last one handled, and submissions/s;
+* where an end-to-end message's time goes: the adapter's share (1 / adapter rate).
 
-Usage: ``python bench/messaging.py [--messages 5000] [--submissions 300] [--url stomp://...]``
-(from the repository root; without ``--url`` an ActiveMQ is started from Debian's
-package, see tests/support/activemq.py).
+Usage (from the repository root)::
+
+    python bench/messaging.py [--messages 5000] [--submissions 300]
+                              [--url stomp://...] [--store-url postgresql://...]
+
+Without ``--url`` an ActiveMQ is started from Debian's package (see
+tests/support/activemq.py); without ``--store-url`` each end-to-end run has a fresh
+SQLite file (a PostgreSQL URL must name an existing database; ids are unique per run).
 """
 
 from __future__ import annotations
@@ -28,27 +35,30 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import stomp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from deposit_services.messaging.base import Delivery
 from deposit_services.messaging.stomp import StompBroker
+from deposit_services.messaging.stomp_connection import Endpoint
 from tests.support.activemq import running_activemq
+
+BODY = json.dumps({"submission": "0", "type": "SubmissionReady"})
 
 
 def fill(url: str, queue: str, count: int) -> None:
+    """``count`` persistent messages on ``queue``, from 4 publishing threads."""
     broker = StompBroker(url)
-    body = json.dumps({"submission": "0", "type": "SubmissionReady"})
-    threads = []
-    share = count // 4
+    shares = [count // 4 + (1 if i < count % 4 else 0) for i in range(4)]
 
     def send(n: int) -> None:
         for _ in range(n):
-            broker.publish(queue, body, {"type": "SubmissionReady"})
+            broker.publish(queue, BODY, {"type": "SubmissionReady"})
 
-    for i in range(4):
-        threads.append(threading.Thread(target=send, args=(share if i < 3 else count - 3 * share,)))
+    threads = [threading.Thread(target=send, args=(n,)) for n in shares]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -57,56 +67,63 @@ def fill(url: str, queue: str, count: int) -> None:
 
 
 class _Counter(stomp.ConnectionListener):  # type: ignore[misc]
+    """Acks every message in stomp.py's receiver thread; notes when the last came."""
+
     def __init__(self, conn: stomp.Connection12, total: int) -> None:
         self.conn = conn
         self.total = total
         self.count = 0
         self.done = threading.Event()
+        self.last = 0.0
 
-    def on_message(self, frame: stomp.utils.Frame) -> None:
+    def on_message(self, frame: Any) -> None:
         self.conn.ack(frame.headers["ack"])
         self.count += 1
         if self.count >= self.total:
+            self.last = time.perf_counter()
             self.done.set()
 
 
 def raw_rate(url: str, count: int, prefetch: int) -> float:
     queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     fill(url, queue, count)
-    host, port = url.split("//", 1)[1].rsplit(":", 1)
-    conn = stomp.Connection12([(host, int(port))], heartbeats=(10_000, 10_000))
+    ep = Endpoint.parse(url)
+    conn = stomp.Connection12([(ep.host, ep.port)], heartbeats=(10_000, 10_000))
     counter = _Counter(conn, count)
     conn.set_listener("count", counter)
-    conn.connect(wait=True)
+    conn.connect(ep.user, ep.password, wait=True)
     start = time.perf_counter()
     conn.subscribe(f"/queue/{queue}", id="raw", ack="client-individual",
-                   headers={"activemq.prefetchSize": str(prefetch)})
+                   headers={"activemq.prefetchSize": str(prefetch),
+                            "prefetch-count": str(prefetch)})
     if not counter.done.wait(300):
         raise SystemExit(f"raw consumer got only {counter.count} of {count}")
-    elapsed = time.perf_counter() - start
     conn.disconnect()
-    return count / elapsed
+    return count / (counter.last - start)
 
 
 def adapter_rate(url: str, count: int, threads: int) -> float:
+    """receive + ack from ``threads`` threads (prefetch = threads, as the worker sets)."""
     queue = f"bench-adapter-{uuid.uuid4().hex[:8]}"
     fill(url, queue, count)
     broker = StompBroker(url, prefetch=threads)
     broker.wait_connected(10)
     taken = [0]
+    last = [0.0]
     lock = threading.Lock()
+    done = threading.Event()
 
     def consume() -> None:
-        while True:
-            with lock:
-                if taken[0] >= count:
-                    return
-            delivery = broker.receive([queue], timeout=2.0)
+        while not done.is_set():
+            delivery = broker.receive([queue], timeout=0.2)
             if delivery is None:
                 continue
             broker.ack(delivery)
             with lock:
                 taken[0] += 1
+                if taken[0] >= count:
+                    last[0] = time.perf_counter()
+                    done.set()
 
     start = time.perf_counter()
     workers = [threading.Thread(target=consume) for _ in range(threads)]
@@ -114,12 +131,12 @@ def adapter_rate(url: str, count: int, threads: int) -> float:
         worker.start()
     for worker in workers:
         worker.join()
-    elapsed = time.perf_counter() - start
     broker.close()
-    return count / elapsed
+    return count / (last[0] - start)
 
 
-def end_to_end_rate(url: str, submissions: int, threads: int, root: Path) -> tuple[float, float]:
+def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
+                    store_url: str | None) -> tuple[float, float]:
     """(messages/s, submissions/s) through the real worker on the devnull transport."""
     from deposit_services.bootstrap import bootstrap
     from deposit_services.model.entities import AggregatedDepositStatus, Submission
@@ -130,7 +147,7 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path) -> tup
 
     tag = uuid.uuid4().hex[:8]
     run = root / f"c{threads}-{tag}"
-    run.mkdir(parents=True)
+    (run / "graphs").mkdir(parents=True)
     config = run / "repositories.json"
     config.write_text(json.dumps({"archive": {
         "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
@@ -144,10 +161,11 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path) -> tup
         "PASS_DEPOSIT_QUEUE_SUBMISSION_NAME": f"bench-submission-{tag}",
         "PASS_DEPOSIT_QUEUE_DEPOSIT_NAME": f"bench-deposit-{tag}",
     }
+    if store_url:
+        env["DEPOSIT_STORE_URL"] = store_url
     settings = load_settings(env)
     app = bootstrap(settings)
     broker = app.require_broker()
-    (run / "graphs").mkdir()
     ids = []
     for n in range(submissions):
         sid = f"bench-{tag}-{n:05d}"
@@ -155,15 +173,19 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path) -> tup
         submit_graph(app.store, broker, load_submission_graph(graph, run / "files"),
                      settings.queue_submission)
         ids.append(sid)
-    consumed = [0]
-    handler = MessageHandler(app.context(), broker, touch_interval=30.0)
-    original = handler.handle
 
-    def counting(delivery):  # type: ignore[no-untyped-def]
-        original(delivery)
-        consumed[0] += 1
+    class CountingHandler(MessageHandler):
+        handled = 0
+        last = 0.0
+        lock = threading.Lock()
 
-    handler.handle = counting  # type: ignore[method-assign]
+        def handle(self, delivery: Delivery) -> None:
+            super().handle(delivery)
+            with self.lock:
+                CountingHandler.handled += 1
+                CountingHandler.last = time.perf_counter()
+
+    handler = CountingHandler(app.context(), broker, touch_interval=30.0)
     worker = Worker(handler, [settings.queue_submission, settings.queue_deposit], threads)
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,))
@@ -175,23 +197,48 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path) -> tup
         remaining = {sid for sid in remaining
                      if app.store.get(Submission, sid).aggregated_deposit_status
                      is not AggregatedDepositStatus.ACCEPTED}
-    # the DepositStatus messages published on the way are consumed too
-    expected = submissions * 2
-    deadline = time.monotonic() + 30
-    while consumed[0] < expected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    elapsed = time.perf_counter() - start
+    # then the DepositStatus messages published on the way, until none comes for 1 s
+    seen = -1
+    while seen != CountingHandler.handled:
+        seen = CountingHandler.handled
+        time.sleep(1.0)
+    elapsed = CountingHandler.last - start
     stop.set()
     runner.join()
     app.close()
-    return consumed[0] / elapsed, submissions / elapsed
+    return CountingHandler.handled / elapsed, submissions / elapsed
+
+
+def report(url: str, args: argparse.Namespace, root: Path) -> None:
+    print(f"broker {url}, {os.cpu_count()} CPUs; {args.messages} messages for raw/adapter, "
+          f"{args.submissions} submissions end to end, store "
+          f"{'SQLite (fresh file per run)' if not args.store_url else args.store_url}")
+    raw = {prefetch: raw_rate(url, args.messages, prefetch) for prefetch in (4, 100)}
+    for prefetch, rate in raw.items():
+        print(f"raw stomp.py consumer, prefetch {prefetch:>3}:          {rate:8.0f} msg/s")
+    adapter = {}
+    for threads in (1, 2, 4):
+        adapter[threads] = adapter_rate(url, args.messages, threads)
+        print(f"StompBroker receive+ack, {threads} thread(s):        {adapter[threads]:8.0f} msg/s")
+    if args.submissions <= 0:
+        return
+    for threads in (1, 2, 4):
+        messages, subs = end_to_end_rate(url, args.submissions, threads, root, args.store_url)
+        print(f"end to end (worker, devnull), concurrency {threads}: {messages:8.1f} msg/s "
+              f"({subs:.1f} submissions/s)")
+    share = messages / adapter[4]
+    print(f"at concurrency 4: end to end = {messages / raw[4]:.1%} of the raw rate (prefetch 4); "
+          f"the adapter's receive+ack is {share:.1%} of an end-to-end message's time, "
+          "the rest is the service layer (store transactions, package, transfer)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--submissions", type=int, default=300)
     parser.add_argument("--url", help="an existing broker (default: start ActiveMQ)")
+    parser.add_argument("--store-url", help="the store for the end-to-end runs "
+                                            "(default: a fresh SQLite file per run)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
@@ -201,21 +248,6 @@ def main() -> None:
         else:
             with running_activemq(root / "activemq") as amq:
                 report(amq.url, args, root)
-
-
-def report(url: str, args: argparse.Namespace, root: Path) -> None:
-    print(f"broker {url}, {os.cpu_count()} CPUs; {args.messages} messages for raw/adapter, "
-          f"{args.submissions} submissions end to end")
-    for prefetch in (4, 100):
-        rate = raw_rate(url, args.messages, prefetch)
-        print(f"raw stomp.py consumer, prefetch {prefetch:>3}: {rate:8.0f} msg/s")
-    for threads in (1, 2, 4):
-        rate = adapter_rate(url, args.messages, threads)
-        print(f"StompBroker receive+ack, {threads} thread(s): {rate:8.0f} msg/s")
-    for threads in (1, 2, 4) if args.submissions > 0 else ():
-        messages, subs = end_to_end_rate(url, args.submissions, threads, root)
-        print(f"end to end (worker, devnull), concurrency {threads}: {messages:8.1f} msg/s "
-              f"({subs:.1f} submissions/s)")
 
 
 if __name__ == "__main__":

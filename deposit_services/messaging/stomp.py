@@ -183,6 +183,8 @@ class StompBroker(Broker):
                         queue, exc)
 
     def _ensure_subscribed(self, queues: Sequence[str]) -> None:
+        if all(queue in self._subscriptions for queue in queues):
+            return  # the usual case, without the connection's lock
         with self._link.lock:
             for queue in queues:
                 if queue in self._subscriptions:

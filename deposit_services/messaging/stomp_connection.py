@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import stomp
-from stomp.exception import StompException
+from stomp.exception import ConnectFailedException, StompException
 
 from deposit_services.errors import BrokerUnavailable, ConfigurationError, MessagingError
 from deposit_services.settings import mask_url
@@ -230,7 +230,9 @@ class StompLink:
             conn.transport.wait_for_connection(CONNECT_TIMEOUT)
         except (StompException, OSError, ssl.SSLError) as exc:
             self.drop(conn)
-            detail = listener.error or str(exc) or type(exc).__name__
+            detail = listener.error or str(exc) or (
+                "no connection (refused, timed out or TLS handshake failed)"
+                if isinstance(exc, ConnectFailedException) else type(exc).__name__)
             raise BrokerUnavailable(f"cannot connect to {ep}: {detail}") from exc
         with self.lock:
             if self._closing.is_set():
