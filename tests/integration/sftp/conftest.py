@@ -1,11 +1,14 @@
 """Fixtures for the SFTP tests: a real OpenSSH sshd on loopback, a package, bindings.
 
 One sshd serves the whole module (it is stateless between tests: each test uploads
-into its own directory). Missing sshd or tools FAIL the tests with the reason.
+into its own directory). Missing sshd or tools FAIL the tests with the reason. The
+password account needs root (see tests/support/sshd.py): without root the key tests
+run and the password tests FAIL, saying so.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +19,14 @@ import pytest
 from deposit_services.assemblers.base import Package
 from deposit_services.model.submission import DepositSubmission
 from tests.support.packages import sample_package, sample_submission
-from tests.support.sshd import Sshd, SshdUnavailable, running_sshd
+from tests.support.sshd import PasswordAccount, Sshd, SshdUnavailable, running_sshd
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     try:
-        with running_sshd(tmp_path_factory.mktemp("sshd"), password_user=True) as server:
+        with running_sshd(tmp_path_factory.mktemp("sshd"),
+                          password_user=os.geteuid() == 0) as server:
             yield server
     except SshdUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -64,3 +68,12 @@ def key_binding(sshd: Sshd, tmp_path: Path) -> Callable[..., dict[str, Any]]:
 
 def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def password_account(sshd: Sshd) -> PasswordAccount:
+    """The throwaway password account; FAILS the test (never skips) when there is none."""
+    if sshd.password_account is None:
+        pytest.fail("SFTP password tests need root to create a throwaway system account "
+                    "(sshd checks passwords against the system); run the tests as root, as CI "
+                    "does", pytrace=False)
+    return sshd.password_account

@@ -22,7 +22,7 @@ from deposit_services.errors import (
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import create_transport
 from deposit_services.transports.sftp import SftpTransport
-from tests.integration.sftp.conftest import today
+from tests.integration.sftp.conftest import password_account, today
 from tests.support.sshd import Sshd, key_fingerprint, make_key
 from tests.support.tcp_proxy import CuttingProxy
 
@@ -63,8 +63,7 @@ def test_password_auth_delivers_the_package(
     sshd: Sshd, package: Package, submission: DepositSubmission
 ) -> None:
     """A throwaway system account with a password (PASS's binding keys only + a pin)."""
-    account = sshd.password_account
-    assert account is not None
+    account = password_account(sshd)
     transport = SftpTransport({
         "protocol": "sftp", "server-fqdn": "127.0.0.1", "server-port": str(sshd.port),
         "username": account.name, "password": account.password,
@@ -140,8 +139,7 @@ def test_connection_cut_mid_upload_is_transient_and_leaves_nothing_under_the_fin
 def test_wrong_password_is_an_authentication_error(
     sshd: Sshd, key_binding: Binding, package: Package, submission: DepositSubmission
 ) -> None:
-    account = sshd.password_account
-    assert account is not None
+    account = password_account(sshd)
     binding = key_binding(**{"username": account.name, "password": "not-the-password",
                              "private-key": None})
     with pytest.raises(AuthenticationError) as caught:
@@ -240,8 +238,7 @@ def test_permission_denied_is_permanent(
     sshd: Sshd, key_binding: Binding, package: Package, submission: DepositSubmission
 ) -> None:
     """The unprivileged account may not create directories under /root."""
-    account = sshd.password_account
-    assert account is not None
+    account = password_account(sshd)
     binding = key_binding(**{"username": account.name, "password": account.password,
                              "private-key": None,
                              "default-directory": "/root/dstest-denied/%s"})
