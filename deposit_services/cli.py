@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -74,7 +75,9 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
             from deposit_services.jobs import Jobs
 
             jobs = Jobs(ctx, settings)
-            ctx = jobs.ctx
+            # the message threads keep their own lease owner; a RETRY they record wakes
+            # the retry job at its time
+            ctx = replace(ctx, retry_scheduled=jobs.wake_retry)
             jobs.start()
         handler = MessageHandler(ctx, app.require_broker(),
                                  touch_interval=max(settings.lease_seconds / 3, 0.2))

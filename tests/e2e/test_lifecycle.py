@@ -337,3 +337,18 @@ def test_sigkill_after_a_sword_transfer_is_not_sent_blindly_again(
     assert len(sword.deposits) == 1, "not sent a second time"
     (attempt,) = _attempts(daemon, deposit.id)
     assert attempt.outcome is AttemptOutcome.PERMANENT_ERROR
+
+
+def test_listen_wakes_the_retry_job_at_the_next_attempt_time(
+    daemon: Daemon, sword: SwordServer
+) -> None:
+    """An hour between job runs, a 0.3 s backoff: the retries come from the wake-ups."""
+    _configure(daemon, sword, **{**FAST, "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "3600000"})
+    sword.fail_next(2, status=503)
+    daemon.listen()
+    sid = _submit(daemon, "e2e-wake", SWORD_REPO)
+    deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED, timeout=30)
+    attempts = _attempts(daemon, deposit.id)
+    assert [a.trigger for a in attempts] == ["message", "job", "job"]
+    assert attempts[0].owner != attempts[1].owner, "the jobs lease under their own owner"
+    assert len(sword.deposits) == 1
