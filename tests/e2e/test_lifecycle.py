@@ -3,6 +3,7 @@ the ``retry`` / ``refresh`` commands and two replicas running the jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 import time
@@ -26,7 +27,10 @@ from deposit_services.store.base import AttemptOutcome
 from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
 from tests.integration.lifecycle.conftest import FS_REPO, SWORD_REPO
 from tests.integration.lifecycle.conftest import sword_entry as lifecycle_sword_entry
+from tests.integration.sftp.test_drop_submissions import ftps_entry, sftp_entry
+from tests.support.ftp_server import running_ftp_server
 from tests.support.graphs import make_graph, write_graph
+from tests.support.sshd import running_sshd
 from tests.support.sword_server import SwordServer, running_sword_server
 
 BROKEN_REPO = {"@type": "Repository", "id": "repo-broken", "name": "Broken",
@@ -352,3 +356,40 @@ def test_listen_wakes_the_retry_job_at_the_next_attempt_time(
     assert [a.trigger for a in attempts] == ["message", "job", "job"]
     assert attempts[0].owner != attempts[1].owner, "the jobs lease under their own owner"
     assert len(sword.deposits) == 1
+
+
+@pytest.mark.parametrize("protocol", ["sftp", "ftps"])
+def test_sigkill_after_a_drop_transfer_is_reconciled_by_name_and_size(
+    tmp_path: Path, protocol: str
+) -> None:
+    """SFTP and FTPS: the package found at the target under its deterministic name with
+    its size is the one sent before the crash; it is recorded, not uploaded again."""
+    daemon = make_daemon(tmp_path)
+    with contextlib.ExitStack() as stack:
+        if protocol == "sftp":
+            sshd = stack.enter_context(running_sshd(tmp_path / "sshd"))
+            inbox = tmp_path / "inbox"
+            entry = sftp_entry(sshd, inbox)
+        else:
+            ftps = stack.enter_context(running_ftp_server(tmp_path / "ftps", tls=True))
+            inbox = ftps.root / "upload"
+            entry = ftps_entry(ftps)
+        stack.callback(daemon.stop_all)
+        daemon.write_repositories({"archive": entry})
+        sid = _submit(daemon, f"e2e-{protocol}-crash", FS_REPO)
+        first = daemon.listen("crashing", {"DEPOSIT_FAULT_INJECTION": "crash-after-transfer",
+                                           **NO_JOBS})
+        assert first.wait(timeout=60) == 137, daemon.log_text("crashing")
+        daemon.processes.remove(first)
+        sent = sorted(p for p in inbox.rglob("*") if p.is_file())
+        assert len(sent) == 1 and not sent[0].name.startswith(".")
+        size, mtime = sent[0].stat().st_size, sent[0].stat().st_mtime_ns
+
+        daemon.listen("restarted", NO_JOBS)
+        deposit = _wait_status(daemon, sid, DepositStatus.ACCEPTED)
+        assert sorted(p for p in inbox.rglob("*") if p.is_file()) == sent
+        assert (sent[0].stat().st_size, sent[0].stat().st_mtime_ns) == (size, mtime), \
+            "not uploaded again"
+        assert "not sent again" in (deposit.status_message or "")
+        assert [a.outcome for a in _attempts(daemon, deposit.id)] == [
+            AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
