@@ -221,6 +221,8 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
             print(f"nothing to {command}: no {which} deposits")
             return EXIT_OK
         progress = Progress(len(chosen), command, sys.stderr)
+        if progress.tty and logging.getLogger().level == logging.INFO:
+            logging.getLogger().setLevel(logging.WARNING)  # INFO lines would break the bar
         outcomes = operations.run(ctx, command, chosen, named=bool(ids), progress=progress.step)
         progress.close()
     finally:
