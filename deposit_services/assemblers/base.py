@@ -85,7 +85,7 @@ class HashingWriter:
     back), so the package's own checksums are computed while it is written. MD5 and
     SHA-256 each run in a background thread (hashlib releases the GIL), in write order,
     while the caller reads and compresses the next chunk; a bounded queue keeps memory
-    flat. ``close`` (or reading ``md5``/``sha256``) waits for the thread.
+    flat. ``close`` (or reading ``md5``/``sha256``) waits for the threads.
     """
 
     _SMALL = 64 * 1024
