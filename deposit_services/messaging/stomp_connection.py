@@ -329,6 +329,7 @@ class StompLink:
     def close(self) -> None:
         """DISCONNECT with a receipt (the ACKs sent before it count), then stop."""
         self._closing.set()
+        self._lost.set()  # wakes the supervisor at once
         with self.lock:
             conn, self._conn = self._conn, None
             self._connected.clear()

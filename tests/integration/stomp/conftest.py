@@ -61,7 +61,12 @@ class BrokerKit:
                      timeout: float = 15.0) -> list[DeadLetter]:
         """The dead letters of ``queue``: listed (local) or consumed from DLQ.<queue>."""
         if isinstance(broker, LocalBroker):
-            return [d for d in broker.dead_letters() if d.queue == queue]
+            deadline = time.monotonic() + timeout
+            while True:
+                listed = [d for d in broker.dead_letters() if d.queue == queue]
+                if len(listed) >= expected or time.monotonic() > deadline:
+                    return listed
+                time.sleep(0.2)
         assert isinstance(broker, StompBroker)
         dlq = broker.dead_letter_queue_for(queue)
         found: list[DeadLetter] = []
