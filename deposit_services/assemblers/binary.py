@@ -80,9 +80,13 @@ class BinaryAssembler(Assembler):
         self, submission: DepositSubmission, workdir: Path, timestamp: datetime
     ) -> Package:
         file = self.choose(submission)
-        name = EntryNames.sanitise(file_name(file), flat=True)
+        entry = EntryNames.sanitise(file_name(file), flat=True)
+        # The submission id keeps two submissions' same-named files apart at a drop
+        # target, where an existing same-size name counts as already sent.
+        safe_id = EntryNames.sanitise(submission.id, flat=True).replace(":", "_")
+        name = f"{safe_id}_{entry}"
         with PackageBuilder(workdir, name, self.archive, timestamp,
                             specification=self.specification,
-                            mime_type=mime_type(file, name)) as builder:
+                            mime_type=mime_type(file, entry)) as builder:
             builder.add_file(file, name, ())
             return builder.package()

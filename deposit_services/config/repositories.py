@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from deposit_services.assemblers.base import assembler_class
+from deposit_services.assemblers.base import create_assembler
 from deposit_services.errors import ConfigurationError, RepositoryConfigError
 from deposit_services.model.entities import Repository
 from deposit_services.status.base import StatusMapping, parse_realms
@@ -164,7 +164,8 @@ def check_entry(entry: RepositoryConfig) -> list[str]:
     """Problems that only show when the adapters look at the entry (no connections)."""
     problems: list[str] = []
     checks = (
-        ("assembler.specification", lambda: assembler_class(entry.assembler.specification)),
+        ("assembler", lambda: create_assembler(entry.assembler.specification,
+                                               entry.assembler.options)),
         ("deposit-config.mapping", lambda: StatusMapping(entry.mapping)),
         ("transport-config.auth-realms",
          lambda: parse_realms([r.model_dump(by_alias=True) for r in entry.auth_realms])),

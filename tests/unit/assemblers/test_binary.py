@@ -27,7 +27,7 @@ def test_single_file_is_sent_as_it_is(files_dir: Path, tmp_path: Path) -> None:
         deposit_file(source, FileRole.MANUSCRIPT, mime="application/pdf"),))
     package = BinaryAssembler().assemble(submission, tmp_path / "work", STAMP)
     assert package.path.read_bytes() == data
-    assert package.name == "Final Manuscript.pdf"
+    assert package.name == "b_Final Manuscript.pdf"
     assert package.mime_type == "application/pdf"
     assert package.specification == "http://purl.org/net/sword/package/Binary"
     assert package.md5 == hashlib.md5(data).hexdigest()
@@ -40,7 +40,23 @@ def test_mime_type_is_guessed_from_the_name_when_not_declared(files_dir: Path,
     submission = DepositSubmission(id="b", files=(deposit_file(source, FileRole.FIGURE,
                                                                name="../figure.png"),))
     package = BinaryAssembler().assemble(submission, tmp_path, STAMP)
-    assert (package.name, package.mime_type) == ("figure.png", "image/png")
+    assert (package.name, package.mime_type) == ("b_figure.png", "image/png")
+
+
+def test_same_named_files_of_two_submissions_get_different_package_names(
+    files_dir: Path, tmp_path: Path
+) -> None:
+    """A drop target treats an existing same-size name as already sent: the names of two
+    submissions' packages must differ even when their files are called the same."""
+    source = write(files_dir, "manuscript.pdf", b"%PDF-1.7\n")
+    names = {
+        BinaryAssembler().assemble(
+            DepositSubmission(id=sid, files=(deposit_file(source, FileRole.MANUSCRIPT),)),
+            tmp_path / sid, STAMP,
+        ).name
+        for sid in ("15", "16")
+    }
+    assert names == {"15_manuscript.pdf", "16_manuscript.pdf"}
 
 
 def test_several_files_are_refused_unless_the_manuscript_is_selected(

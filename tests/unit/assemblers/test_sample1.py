@@ -104,5 +104,5 @@ def test_sample1_simple_zip_and_binary(sample1: DepositSubmission, tmp_path: Pat
         [p.name for p in FILES.iterdir()] + ["manifest-sha256.txt"])
     binary = create_assembler("binary", {"select": "manuscript"}).assemble(
         sample1, tmp_path / "b", STAMP)
-    assert binary.name == "Sample2.doc" and binary.mime_type == "application/msword"
+    assert binary.name == "15_Sample2.doc" and binary.mime_type == "application/msword"
     assert binary.path.read_bytes() == (FILES / "Sample2.doc").read_bytes()

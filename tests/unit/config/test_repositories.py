@@ -91,13 +91,16 @@ def test_every_problem_is_listed_not_just_the_first() -> None:
         "three": {"assembler": {"specification": "simple"}},
         "four": "not an object",
         "five": {**filesystem_entry(), "deposit-config": {"mapping": {"x": "maybe"}}},
+        "six": {"assembler": {"specification": "simple", "options": {"archive": "RAR"}},
+                "transport-config": {"protocol-binding": {"protocol": "devnull"}}},
     })
     text = "\n".join(problems)
-    assert "one.assembler.specification: unknown assembler specification 'no-such-format'" in text
+    assert "one.assembler: unknown assembler specification 'no-such-format'" in text
     assert "two.transport-config.protocol-binding: unknown transport protocol" in text
     assert "three.transport-config: Field required" in text
     assert "four: must be a JSON object" in text
     assert "five.deposit-config.mapping" in text and "'maybe'" in text
+    assert "six.assembler:" in text and "RAR" in text
 
 
 def test_pass_keys_we_do_not_use_are_accepted_and_reported_once(
