@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -54,6 +55,24 @@ def _enable_local_plugin(port: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"RabbitMQ's STOMP plugin did not open port {port}")
         time.sleep(0.3)
+
+
+def delete_local_queues(names: list[str]) -> None:
+    """Best effort: delete ``names`` (durable queues the tests made, and their messages)
+    from the locally running server in one ``rabbitmqctl eval``, so that a shared
+    development server does not collect test queues. Never fails the caller."""
+    names = [n for n in names if re.fullmatch(r"[A-Za-z0-9._-]+", n)]
+    if not names:
+        return
+    listed = ", ".join(f'<<"{name}">>' for name in names)
+    expression = (
+        f"[case rabbit_amqqueue:lookup(rabbit_misc:r(<<\"/\">>, queue, N)) of "
+        f"{{ok, Q}} -> rabbit_amqqueue:delete(Q, false, false, <<\"tests\">>); _ -> missing "
+        f"end || N <- [{listed}]]."
+    )
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(["rabbitmqctl", "eval", expression], capture_output=True, timeout=60,
+                       check=False)
 
 
 @contextlib.contextmanager

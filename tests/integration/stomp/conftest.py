@@ -22,7 +22,7 @@ from deposit_services.messaging.base import Broker, DeadLetter
 from deposit_services.messaging.local import LocalBroker
 from deposit_services.messaging.stomp import StompBroker
 from tests.support.activemq import ActiveMQ, running_activemq
-from tests.support.rabbitmq import TcpProxy, running_rabbitmq
+from tests.support.rabbitmq import DEFAULT_URL, TcpProxy, delete_local_queues, running_rabbitmq
 
 
 @dataclass
@@ -36,7 +36,10 @@ class BrokerKit:
     made: list[Broker] = field(default_factory=list)
 
     def queue(self, label: str = "q") -> str:
-        return f"test-{label}-{uuid.uuid4().hex[:10]}"
+        name = f"test-{label}-{uuid.uuid4().hex[:10]}"
+        if self.name == "rabbitmq":
+            _RABBITMQ_QUEUES.extend((name, f"DLQ.{name}"))
+        return name
 
     def make(self, *, max_deliveries: int = 5, redelivery_delay: float = 0.1,
              prefetch: int = 4, lease_seconds: float = 2.0, url: str | None = None,
@@ -117,6 +120,10 @@ def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ]:
         pytest.fail(str(exc), pytrace=False)
 
 
+# queues the tests made on the shared RabbitMQ server, deleted at the end of the session
+_RABBITMQ_QUEUES: list[str] = []
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_url() -> Iterator[str]:
     try:
@@ -124,6 +131,8 @@ def rabbitmq_url() -> Iterator[str]:
             yield url
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
+    if url == DEFAULT_URL:
+        delete_local_queues(_RABBITMQ_QUEUES)
 
 
 def _kit(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> BrokerKit:

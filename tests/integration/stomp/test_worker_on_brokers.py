@@ -7,7 +7,6 @@ import json
 import sqlite3
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from deposit_services.bootstrap import bootstrap
@@ -25,7 +24,6 @@ def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
     """Good submissions deposited once each; malformed messages dead-lettered at once
     with their reason; a message whose processing keeps failing dead-lettered after
     DEPOSIT_MAX_DELIVERIES attempts; the consumer keeps going throughout."""
-    tag = uuid.uuid4().hex[:8]
     target = tmp_path / "target"
     config = tmp_path / "repositories.json"
     config.write_text(json.dumps({"archive": {
@@ -41,8 +39,8 @@ def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
         "DEPOSIT_BROKER_URL": broker_kit.url,
         "PASS_DEPOSIT_REPOSITORY_CONFIGURATION": str(config),
         "PASS_DEPOSIT_WORKERS_CONCURRENCY": "2",
-        "PASS_DEPOSIT_QUEUE_SUBMISSION_NAME": f"submission-{tag}",
-        "PASS_DEPOSIT_QUEUE_DEPOSIT_NAME": f"deposit-{tag}",
+        "PASS_DEPOSIT_QUEUE_SUBMISSION_NAME": broker_kit.queue("submission"),
+        "PASS_DEPOSIT_QUEUE_DEPOSIT_NAME": broker_kit.queue("deposit"),
         "DEPOSIT_MAX_DELIVERIES": "3",
         "DEPOSIT_LEASE_SECONDS": "5",
     })
