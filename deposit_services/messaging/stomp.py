@@ -12,7 +12,9 @@ Delivery attempts are counted by us, the same way on every broker, in an ``x-att
 header that travels with the message (so the count survives a crash of the consumer
 or the broker, unlike a counter kept in memory or ActiveMQ's non-persistent
 redelivery counter): ``nack`` republishes the message (persistent, after a short
-backoff) with the next attempt number and then acks the original; once
+backoff) with the next attempt number and acks the original, both in one STOMP
+transaction (BEGIN, SEND, ACK, COMMIT with a receipt), so a crash in between leaves
+the original and never two copies; once
 ``max_deliveries`` is reached it goes to ``DLQ.<queue>`` instead, with
 ``x-dead-letter-reason``, ``x-original-queue`` and ``x-attempts``. A STOMP NACK is
 never sent: ActiveMQ treats it as a poison ack and moves the message to its own
@@ -20,9 +22,9 @@ never sent: ActiveMQ treats it as a poison ack and moves the message to its own
 ``redelivered`` (its consumer died or its connection was lost before settling) is
 republished with the next attempt number before anyone processes it, so a message
 that keeps killing its consumer is dead-lettered too. A body that is not UTF-8 text
-is dead-lettered at once, bytes unchanged. Republish-then-ack is at-least-once: a
-crash in between leaves two copies, which the service layer's claim (compare-and-set)
-makes harmless.
+is dead-lettered at once, bytes unchanged. Duplicates can still come from an ack lost
+with its connection (the broker redelivers a message that was processed): the
+service layer's claim (compare-and-set) makes them harmless.
 
 Losing the broker: the connection reconnects by itself (stomp_connection.py) and
 subscribes again; ``receive`` returns None meanwhile. Deliveries received on the lost
@@ -294,16 +296,13 @@ class StompBroker(Broker):
     # Publishing -------------------------------------------------------------------
 
     def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
-        """Send persistently and wait for the broker's receipt (retried on reconnection)."""
-        self._publish(queue, body, headers)
+        """Send persistently and wait for the broker's receipt (retried on reconnection).
 
-    def _publish(self, queue: str, body: str | bytes,
-                 headers: Mapping[str, str] | None = None) -> None:
+        No content-length header: ActiveMQ then makes it a JMS TextMessage, which is
+        what pass-core's listeners expect."""
         frame_headers = {k: str(v) for k, v in (headers or {}).items()}
         frame_headers["persistent"] = "true"
         frame_headers.setdefault(MESSAGE_ID, uuid.uuid4().hex)
-        if isinstance(body, bytes):  # raw bytes (ActiveMQ: a BytesMessage); text has none
-            frame_headers["content-length"] = str(len(body))
         deadline = time.monotonic() + self.publish_timeout
         problem = "not connected"
         while True:
@@ -384,8 +383,7 @@ class StompBroker(Broker):
         headers = self._carried(delivery)
         headers[ATTEMPT] = str(attempt)
         headers[LAST_ERROR] = _one_line(reason)
-        self._publish(delivery.queue, delivery.body, headers)
-        self.ack(delivery)
+        self._move(delivery, delivery.queue, delivery.body, headers)
 
     def _dead_letter(self, delivery: Delivery, reason: str, raw: bytes | None = None) -> None:
         headers = self._carried(delivery)
@@ -395,10 +393,21 @@ class StompBroker(Broker):
             ATTEMPTS: str(delivery.attempt),
         })
         dlq = self.dead_letter_queue_for(delivery.queue)
-        self._publish(dlq, raw if raw is not None else delivery.body, headers)
-        self.ack(delivery)
+        self._move(delivery, dlq, raw if raw is not None else delivery.body, headers)
         log.warning("message %s on %s dead-lettered to %s after %d attempt(s): %s",
                     delivery.message_id, delivery.queue, dlq, delivery.attempt, reason)
+
+    def _move(self, delivery: Delivery, queue: str, body: str | bytes,
+              headers: dict[str, str]) -> None:
+        """The copy published and the original acked in one transaction, on the
+        connection the original came on (BrokerUnavailable if it is gone: the broker
+        then redelivers the original, and nothing was published)."""
+        token: _Token = delivery.token
+        headers["persistent"] = "true"
+        if isinstance(body, bytes):  # raw bytes (a JMS BytesMessage); text has none
+            headers["content-length"] = str(len(body))
+        self._link.move(token.ack_id, token.generation, f"/queue/{queue}", body, headers,
+                        time.monotonic() + self.publish_timeout)
 
     # Shutting down ----------------------------------------------------------------
 

@@ -285,13 +285,36 @@ class StompLink:
         receipt (the message may or may not have been taken); MessagingError: the
         broker refused it (an ERROR frame for this receipt)."""
         conn, generation = self.current()
+        self._confirmed(generation, destination, deadline, lambda receipt: conn.send(
+            destination=destination, body=body, headers={**headers, "receipt": receipt}))
+
+    def move(self, ack_id: str, generation: int, destination: str, body: str | bytes,
+             headers: dict[str, str], deadline: float) -> None:
+        """SEND a message to ``destination`` and ACK ``ack_id`` in one STOMP transaction,
+        committed with a receipt: both happen or neither (a crash or a lost connection
+        before the COMMIT leaves only the original, which the broker redelivers)."""
+        conn, current = self.current()
+        if current != generation:
+            raise BrokerUnavailable("the connection the message came on was replaced")
+        tx = uuid.uuid4().hex
+        try:
+            conn.begin(transaction=tx)
+            conn.send(destination=destination, body=body, headers={**headers, "transaction": tx})
+            conn.ack(ack_id, transaction=tx)
+        except (StompException, OSError) as exc:
+            raise BrokerUnavailable(f"moving a message to {destination} failed: {exc}") from exc
+        self._confirmed(generation, destination, deadline, lambda receipt: conn.commit(
+            transaction=tx, headers={"receipt": receipt}))
+
+    def _confirmed(self, generation: int, destination: str, deadline: float,
+                   frame: Callable[[str], object]) -> None:
+        """Send ``frame(receipt_id)`` and wait for that receipt (or an ERROR naming it)."""
         receipt = uuid.uuid4().hex
         event, errors = threading.Event(), list[str]()
         self._receipts[receipt] = (event, errors)
         try:
             try:
-                conn.send(destination=destination, body=body,
-                          headers={**headers, "receipt": receipt})
+                frame(receipt)
             except (StompException, OSError) as exc:
                 raise BrokerUnavailable(f"send failed: {exc}") from exc
             while not event.wait(RECEIPT_POLL_S):

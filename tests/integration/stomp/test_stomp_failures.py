@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import stomp
 
+from deposit_services.errors import BrokerUnavailable
 from deposit_services.messaging.stomp import StompBroker
 from tests.integration.stomp.conftest import BrokerKit
 from tests.support.rabbitmq import TcpProxy
@@ -154,3 +155,28 @@ def test_wrong_credentials_are_reported_and_retried(
         assert broker.receive(["q"], timeout=0.2) is None
     finally:
         broker.close()
+
+
+def test_a_redelivery_cut_short_leaves_one_copy(stomp_kit: BrokerKit) -> None:
+    """nack's republish-and-ack is one transaction: when the connection dies before
+    the broker confirms it, the original comes back (counted) and no copy exists."""
+    proxy, url = _relay_to(stomp_kit.url)
+    queue = stomp_kit.queue()
+    try:
+        consumer = stomp_kit.make(url=url, heartbeats=(500, 500), redelivery_delay=0.0)
+        consumer.publish(queue, "only once")
+        delivery = consumer.receive([queue], timeout=10)
+        assert delivery is not None and delivery.attempt == 1
+        proxy.freeze()
+        with pytest.raises(BrokerUnavailable):
+            consumer.nack(delivery, "store briefly unavailable")
+        proxy.thaw()
+        consumer.close()
+    finally:
+        proxy.close()
+    other = stomp_kit.make()
+    seen = []
+    while (again := other.receive([queue], timeout=2.0)) is not None:
+        seen.append((again.body, again.attempt))
+        other.ack(again)
+    assert seen == [("only once", 2)]
