@@ -9,7 +9,9 @@ custody at once: the deposit is ACCEPTED and the copy's accessUrl is the file: U
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class FilesystemTransport(Transport):
                     f"{final} exists with {size} bytes, the package has {package.size}; "
                     "remove it or set overwrite=true"
                 )
+            _remove_leftovers(base, package.name)
             return self._receipt(final, "already present with the same size, not written again")
         temp = base / f".{package.name}.{os.getpid()}.{os.urandom(4).hex()}.part"
         try:
@@ -65,9 +68,19 @@ class FilesystemTransport(Transport):
             raise TransientTransferError(f"writing {final} failed: {exc}") from exc
         finally:
             temp.unlink(missing_ok=True)
+        _remove_leftovers(base, package.name)
         return self._receipt(final, None)
 
     @staticmethod
     def _receipt(final: Path, message: str | None) -> Receipt:
         url = final.resolve().as_uri()
         return Receipt(accepted=True, access_url=url, external_ids=(url,), message=message)
+
+
+def _remove_leftovers(base: Path, final_name: str) -> None:
+    """Temporary files of this package left by a worker that died mid-copy (the deposit's
+    lease means no other worker is copying it now; other packages' never match)."""
+    shape = re.compile(rf"\.{re.escape(final_name)}\.\d+\.[0-9a-f]{{8}}\.part")
+    for leftover in base.glob(f".{glob.escape(final_name)}.*.part"):
+        if shape.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)

@@ -75,3 +75,21 @@ def test_binding_errors_name_the_key() -> None:
 def test_devnull_reads_and_keeps_nothing(tmp_path: Path) -> None:
     receipt = create_transport({"protocol": "devnull"}).send(_package(tmp_path), SUBMISSION)
     assert receipt.accepted and receipt.access_url is None
+
+
+@pytest.mark.parametrize("already_sent", [False, True])
+def test_temporary_files_of_a_worker_that_died_are_removed(tmp_path: Path,
+                                                           already_sent: bool) -> None:
+    base = tmp_path / "t"
+    base.mkdir()
+    transport = create_transport({"protocol": "filesystem", "baseDir": str(base)})
+    if already_sent:
+        transport.send(_package(tmp_path), SUBMISSION)
+    leftover = base / ".pkg.zip.4242.0badcafe.part"  # SIGKILLed mid-copy
+    leftover.write_bytes(b"package")
+    others = [base / ".pkg.zip.gz.4242.0badcafe.part", base / ".other.zip.7.12345678.part"]
+    for other in others:
+        other.write_bytes(b"someone else's")
+    transport.send(_package(tmp_path), SUBMISSION)
+    assert not leftover.exists()
+    assert all(other.exists() for other in others), "another package's file was removed"
