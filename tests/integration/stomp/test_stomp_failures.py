@@ -8,6 +8,7 @@ stay open.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -168,9 +169,15 @@ def test_a_redelivery_cut_short_leaves_one_copy(stomp_kit: BrokerKit) -> None:
         delivery = consumer.receive([queue], timeout=10)
         assert delivery is not None and delivery.attempt == 1
         proxy.freeze()
+        thaw = threading.Timer(4.0, proxy.thaw)  # the broker is back soon after
+        thaw.start()
+        started = time.monotonic()
         with pytest.raises(BrokerUnavailable):
             consumer.nack(delivery, "store briefly unavailable")
-        proxy.thaw()
+        # given up with the connection, not republished on the next one (the original
+        # is still unacked there: a copy now would be a second one)
+        assert time.monotonic() - started < 4.0
+        thaw.join()
         consumer.close()
     finally:
         proxy.close()
