@@ -12,6 +12,7 @@ RECEIPT (or an ERROR naming the receipt).
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -79,6 +80,20 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{'stomp+ssl' if self.tls else 'stomp'}://{self.host}:{self.port}"
+
+
+def _no_delay(conn: Any) -> None:
+    """TCP_NODELAY: frames go out at once. With Nagle's algorithm a small frame (an ACK)
+    sent while another (a SEND) awaits its TCP acknowledgement waits for it, up to the
+    peer's delayed-ACK timer: with two worker threads or more that halved the end-to-end
+    rate (bench/messaging.py)."""
+    sock = getattr(conn.transport, "socket", None)
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:
+        log.debug("TCP_NODELAY not set: %s", exc)
 
 
 def _text(body: Any) -> str:
@@ -234,6 +249,7 @@ class StompLink:
                 "no connection (refused, timed out or TLS handshake failed)"
                 if isinstance(exc, ConnectFailedException) else type(exc).__name__)
             raise BrokerUnavailable(f"cannot connect to {ep}: {detail}") from exc
+        _no_delay(conn)
         with self.lock:
             if self._closing.is_set():
                 self.drop(conn)
