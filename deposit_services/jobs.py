@@ -10,9 +10,14 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
   kept without a short interval), and run stranded deposits: created but never
   recorded, because their worker died while another one had already taken the
   submission's message (their lease must be free: a live worker renews it);
-- submission status: recompute Submission.submissionStatus (PASS's rule).
+- submission status: recompute Submission.submissionStatus (PASS's rule);
+- unstarted: process submissions that are ready (submitted, NOT_STARTED) and were still
+  unclaimed a whole cycle after this replica first saw them: their SubmissionReady
+  message was lost (``submit`` stored the graph while the broker was down, or a
+  producer wrote the store and never sent it). The claim is a compare-and-set, so a
+  message that turns up late finds the submission already taken.
 
-With N replicas on one store, refresh and submission-status run on one replica per
+With N replicas on one store, refresh, submission-status and unstarted run on one replica per
 cycle: a job lease (``job:<name>``, held for most of an interval) is taken before the
 run and the losers skip the cycle. The retry job runs on every replica, like competing
 consumers: each due deposit is claimed by its own lease and re-checked under it (still
@@ -41,6 +46,7 @@ from deposit_services.service.deposits import TRIGGER_JOB, ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.submission_status import recompute_all
+from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 REFRESH = "refresh"
 RETRY = "retry"
 SUBMISSION_STATUS = "submission-status"
+UNSTARTED = "unstarted"
 WAKE = "retry-wake"
 
 
@@ -107,6 +114,8 @@ class Jobs:
         # share a deposit's lease with this process's message-handling threads.
         self.ctx = replace(ctx, owner=f"{ctx.owner}/jobs", retry_scheduled=self.wake_retry)
         self.processor = DepositProcessor(self.ctx)
+        self.submissions = SubmissionProcessor(self.ctx)
+        self._unstarted_seen: set[str] = set()
         self._retry_lock = threading.Lock()  # one retry run per process at a time
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -118,11 +127,13 @@ class Jobs:
         first = datetime.now(UTC)
         for name, func, per_cycle in ((REFRESH, self.run_refresh, True),
                                       (RETRY, self.run_retry, False),
-                                      (SUBMISSION_STATUS, self.run_submission_status, True)):
+                                      (SUBMISSION_STATUS, self.run_submission_status, True),
+                                      (UNSTARTED, self.run_unstarted, True)):
             self._scheduler.add_job(self._guarded, "interval", args=(name, func, per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
         self._scheduler.start()
-        log.info("jobs started: refresh, retry, submission-status every %.1f s", self.interval)
+        log.info("jobs started: refresh, retry, submission-status, unstarted every %.1f s",
+                 self.interval)
 
     def shutdown(self) -> None:
         if self._scheduler.running:
@@ -197,3 +208,23 @@ class Jobs:
 
     def run_submission_status(self) -> int:
         return recompute_all(self.ctx.store)
+
+    def run_unstarted(self) -> int:
+        """Process ready submissions still unclaimed since this job's previous run here;
+        returns how many were started."""
+        store = self.ctx.store
+        ready = {
+            s.id
+            for status in (AggregatedDepositStatus.NOT_STARTED, None)
+            for s in store.find(Submission, aggregated_deposit_status=status)
+            if s.submitted
+        }
+        late, self._unstarted_seen = ready & self._unstarted_seen, ready
+        for submission_id in sorted(late):
+            log.warning("submission %s is ready but nobody claimed it for a whole cycle (its "
+                        "SubmissionReady message was lost?); processing it now", submission_id)
+            try:
+                self.submissions.process(submission_id)
+            except DepositServicesError as exc:
+                log.warning("unstarted submission %s failed: %s", submission_id, exc)
+        return len(late)
