@@ -186,7 +186,8 @@ class LocalBroker(Broker):
                 # Its consumers kept dying before settling it (a poison message?).
                 self._move_to_dead_letters(
                     conn, row, f"not settled after {row.attempts - 1} deliveries "
-                    "(consumer died or lease expired each time)"
+                    "(consumer died or lease expired each time)",
+                    attempts=row.attempts - 1,  # this receive delivered nothing
                 )
                 row = None
         if row is None:
@@ -261,21 +262,24 @@ class LocalBroker(Broker):
             if row is not None:
                 self._move_to_dead_letters(conn, row, reason)
 
-    def _move_to_dead_letters(self, conn: Connection, row: Row[Any], reason: str) -> None:
+    def _move_to_dead_letters(
+        self, conn: Connection, row: Row[Any], reason: str, attempts: int | None = None
+    ) -> None:
+        attempts = row.attempts if attempts is None else attempts
         conn.execute(
             insert(queue_dead_letters).values(
                 message_id=row.id,
                 queue=row.queue,
                 body=row.body,
                 headers=row.headers,
-                attempts=row.attempts,
+                attempts=attempts,
                 reason=reason,
                 dead_at=self._now,
             )
         )
         conn.execute(delete(queue_messages).where(queue_messages.c.id == row.id))
         log.warning("message %s on %s dead-lettered after %d attempt(s): %s",
-                    row.id, row.queue, row.attempts, reason)
+                    row.id, row.queue, attempts, reason)
 
     def touch(self, delivery: Delivery) -> None:
         message_id, token = self._token(delivery)
