@@ -71,6 +71,17 @@ class BackgroundHasher:
             self._thread.start()
         self._queue.put(data)
 
+    def finish(self, data: bytes = b"") -> None:
+        """Hash the last chunk and wait for all of them. With no thread started yet (a
+        package smaller than a chunk) it is hashed here: a thread would cost more."""
+        if self._thread is None:
+            for update in self._updates:
+                update(data)
+            return
+        if data:
+            self._queue.put(data)
+        self.close()
+
     def close(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
@@ -85,7 +96,8 @@ class HashingWriter:
     back), so the package's own checksums are computed while it is written. MD5 and
     SHA-256 each run in a background thread (hashlib releases the GIL), in write order,
     while the caller reads and compresses the next chunk; a bounded queue keeps memory
-    flat. ``close`` (or reading ``md5``/``sha256``) waits for the threads.
+    flat. The threads start with the first full chunk: a smaller package is hashed in
+    ``close``. ``close`` (or reading ``md5``/``sha256``) waits for the threads.
     """
 
     _SMALL = 64 * 1024
@@ -137,11 +149,10 @@ class HashingWriter:
         if self._closed:
             return
         self._closed = True
-        if self._pending:
-            self._hash(bytes(self._pending))
-            self._pending.clear()
+        tail = bytes(self._pending)
+        self._pending.clear()
         for hasher in self._hashers:
-            hasher.close()
+            hasher.finish(tail)
 
     def abort(self) -> None:
         """Stop hashing and drop any later write (an abandoned zip or gzip writer still
