@@ -14,12 +14,27 @@ import enum
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, delete, exc, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Executable,
+    Float,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    exc,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
@@ -70,7 +85,17 @@ class SqlStore(Store):
         self._local = threading.local()
         self._now = now_expression(engine)
         self._postgres = engine.dialect.name == "postgresql"
+        self._statements: dict[tuple[str, str], Executable] = {}
         ensure_schema(engine)
+
+    def _prepared(self, kind: str, table: Table, build: Callable[[], Executable]) -> Executable:
+        """The hot statements built once, with bound parameters: building one and
+        computing its cache key costs as much CPU as running it on SQLite."""
+        key = (kind, table.name)
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = self._statements[key] = build()
+        return statement
 
     @property
     def engine(self) -> Engine:
@@ -142,10 +167,10 @@ class SqlStore(Store):
 
     def get(self, cls: type[E], id: str) -> E:
         table = self._table(cls)
+        query = self._prepared("get", table, lambda: select(table.c.body, table.c.version)
+                               .where(table.c.id == bindparam("_id")))
         with self._tx(read_only=True) as conn:
-            row = conn.execute(
-                select(table.c.body, table.c.version).where(table.c.id == id)
-            ).first()
+            row = conn.execute(query, {"_id": id}).first()
         if row is None:
             raise NotFound(f"{cls.TYPE} {id} not found")
         return self._load(cls, row.body, row.version)
@@ -196,12 +221,18 @@ class SqlStore(Store):
         table = self._table(type(entity))
         stored = entity.model_copy(deep=True)
         stored.version = entity.version + 1
+        indexed = INDEXED_FIELDS.get(entity.TYPE, ())
+        statement = self._prepared("update", table, lambda: (
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_expected"))
+            .values({"version": bindparam("_version"), "body": bindparam("_body"),
+                     "updated_at": self._now, **{f: bindparam(f"_{f}") for f in indexed}})
+        ))
+        params = {f"_{field}": value for field, value in self._row_values(stored).items()
+                  if field != "updated_at"}
+        params.update(_id=entity.id, _expected=entity.version, _version=stored.version)
         with self._tx() as conn:
-            result = conn.execute(
-                update(table)
-                .where(table.c.id == entity.id, table.c.version == entity.version)
-                .values(version=stored.version, **self._row_values(stored))
-            )
+            result = conn.execute(statement, params)
             if result.rowcount == 1:
                 return stored
             current = conn.execute(select(table.c.version).where(table.c.id == entity.id)).first()
@@ -215,11 +246,21 @@ class SqlStore(Store):
     # Leases ---------------------------------------------------------------------------
 
     def acquire_lease(self, key: str, owner: str, seconds: float) -> bool:
-        dialect = self._engine.dialect.name
-        ins = postgresql.insert(leases) if dialect == "postgresql" else sqlite.insert(leases)
-        expires = self._now + seconds
-        statement = (
-            ins.values(key=key, owner=owner, expires_at=expires)
+        statement = self._prepared("acquire", leases, self._acquire_statement)
+        with self._tx() as conn:
+            won = conn.execute(
+                statement, {"_key": key, "_owner": owner, "_seconds": float(seconds)}
+            ).first() is not None
+        log.debug("lease %s for %s: %s", key, owner, "acquired" if won else "held by another")
+        return won
+
+    def _acquire_statement(self) -> Executable:
+        """Insert the lease, or take it over when it is ours or has run out."""
+        ins = postgresql.insert(leases) if self._postgres else sqlite.insert(leases)
+        owner = bindparam("_owner", type_=String)
+        expires = self._now + bindparam("_seconds", type_=Float)
+        return (
+            ins.values(key=bindparam("_key"), owner=owner, expires_at=expires)
             .on_conflict_do_update(
                 index_elements=[leases.c.key],
                 set_={"owner": owner, "expires_at": expires},
@@ -227,14 +268,12 @@ class SqlStore(Store):
             )
             .returning(leases.c.key)
         )
-        with self._tx() as conn:
-            won = conn.execute(statement).first() is not None
-        log.debug("lease %s for %s: %s", key, owner, "acquired" if won else "held by another")
-        return won
 
     def release_lease(self, key: str, owner: str) -> None:
+        statement = self._prepared("release", leases, lambda: delete(leases).where(
+            and_(leases.c.key == bindparam("_key"), leases.c.owner == bindparam("_owner"))))
         with self._tx() as conn:
-            conn.execute(delete(leases).where(and_(leases.c.key == key, leases.c.owner == owner)))
+            conn.execute(statement, {"_key": key, "_owner": owner})
 
     # Attempt log ---------------------------------------------------------------------
 
