@@ -39,19 +39,22 @@ class SubmissionProcessor:
     def process(self, submission_id: str) -> None:
         """Handle SubmissionReady. NotFound propagates (the message is dead-lettered)."""
         store = self.ctx.store
-        submission = store.get(Submission, submission_id)
-        reason = _not_ready_reason(submission)
-        if reason:
-            log.info("submission %s ignored: %s", submission_id, reason)
-            return
+        not_ready: str | None = None
 
         def claim(sub: Submission) -> bool:
-            if sub.aggregated_deposit_status in (None, AggregatedDepositStatus.NOT_STARTED):
+            nonlocal not_ready  # checked on the read the claim is made from: one read
+            not_ready = _not_ready_reason(sub)
+            if not_ready is None and sub.aggregated_deposit_status in (
+                None, AggregatedDepositStatus.NOT_STARTED
+            ):
                 sub.aggregated_deposit_status = AggregatedDepositStatus.IN_PROGRESS
                 return True
             return False
 
         submission, claimed = update_with_retry(store, Submission, submission_id, claim)
+        if not_ready is not None:
+            log.info("submission %s ignored: %s", submission_id, not_ready)
+            return
         if submission.aggregated_deposit_status is not AggregatedDepositStatus.IN_PROGRESS:
             log.info("submission %s is %s; nothing to do", submission_id,
                      submission.aggregated_deposit_status)
