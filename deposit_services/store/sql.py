@@ -165,6 +165,16 @@ class SqlStore(Store):
         values["updated_at"] = self._now
         return values
 
+    def _row_params(self, entity: Entity) -> dict[str, Any]:
+        """``_row_values`` as the parameters of a statement from ``_row_binds``."""
+        return {f"_{field}": value for field, value in self._row_values(entity).items()
+                if field != "updated_at"}
+
+    def _row_binds(self, entity_type: str) -> dict[str, Any]:
+        binds: dict[str, Any] = {"body": bindparam("_body"), "updated_at": self._now}
+        binds.update({f: bindparam(f"_{f}") for f in INDEXED_FIELDS.get(entity_type, ())})
+        return binds
+
     def get(self, cls: type[E], id: str) -> E:
         table = self._table(cls)
         query = self._prepared("get", table, lambda: select(table.c.body, table.c.version)
@@ -186,25 +196,33 @@ class SqlStore(Store):
             )
         # Byte order on both backends (PostgreSQL's default collation may differ).
         order = table.c.id.collate("C") if self._postgres else table.c.id
-        query = select(table.c.body, table.c.version).order_by(order)
-        for field, value in criteria.items():
-            column_value = _column_value(value)
-            column = table.c[field]
-            condition = column.is_(None) if column_value is None else column == column_value
-            query = query.where(condition)
+        values = {f"_{field}": _column_value(value) for field, value in criteria.items()}
+        shape = ",".join(f"{field}{'=' if values[f'_{field}'] is not None else ' null'}"
+                         for field in sorted(criteria))
+
+        def build() -> Executable:
+            query = select(table.c.body, table.c.version).order_by(order)
+            for field in sorted(criteria):
+                column = table.c[field]
+                query = query.where(column.is_(None) if values[f"_{field}"] is None
+                                    else column == bindparam(f"_{field}"))
+            return query
+
+        query = self._prepared(f"find {shape}", table, build)
+        params = {name: value for name, value in values.items() if value is not None}
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, params).all()
         return [self._load(cls, row.body, row.version) for row in rows]
 
     def add(self, entity: E) -> E:
         table = self._table(type(entity))
         stored = entity.model_copy(deep=True)
         stored.version = 1
+        statement = self._prepared("add", table, lambda: insert(table).values(
+            {"id": bindparam("_id"), "version": 1, **self._row_binds(stored.TYPE)}))
         with self._tx() as conn:
             try:
-                conn.execute(
-                    insert(table).values(id=entity.id, version=1, **self._row_values(stored))
-                )
+                conn.execute(statement, {"_id": entity.id, **self._row_params(stored)})
             except exc.IntegrityError as error:
                 raise self._already_exists(entity) from error
         return stored
@@ -221,15 +239,12 @@ class SqlStore(Store):
         table = self._table(type(entity))
         stored = entity.model_copy(deep=True)
         stored.version = entity.version + 1
-        indexed = INDEXED_FIELDS.get(entity.TYPE, ())
         statement = self._prepared("update", table, lambda: (
             update(table)
             .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_expected"))
-            .values({"version": bindparam("_version"), "body": bindparam("_body"),
-                     "updated_at": self._now, **{f: bindparam(f"_{f}") for f in indexed}})
+            .values({"version": bindparam("_version"), **self._row_binds(entity.TYPE)})
         ))
-        params = {f"_{field}": value for field, value in self._row_values(stored).items()
-                  if field != "updated_at"}
+        params = self._row_params(stored)
         params.update(_id=entity.id, _expected=entity.version, _version=stored.version)
         with self._tx() as conn:
             result = conn.execute(statement, params)
@@ -330,18 +345,17 @@ class SqlStore(Store):
 
     def attempts(self, deposit_id: str) -> list[Attempt]:
         t = deposit_attempts
+        query = self._prepared("attempts", t, lambda: select(t).where(
+            t.c.deposit_id == bindparam("_deposit")).order_by(t.c.attempt))
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(
-                select(t).where(t.c.deposit_id == deposit_id).order_by(t.c.attempt)
-            ).all()
+            rows = conn.execute(query, {"_deposit": deposit_id}).all()
         return [_to_attempt(row) for row in rows]
 
-    @staticmethod
-    def _attempt(conn: Connection, deposit_id: str, number: int) -> Attempt:
+    def _attempt(self, conn: Connection, deposit_id: str, number: int) -> Attempt:
         t = deposit_attempts
-        row = conn.execute(
-            select(t).where(t.c.deposit_id == deposit_id, t.c.attempt == number)
-        ).one()
+        query = self._prepared("attempt", t, lambda: select(t).where(
+            t.c.deposit_id == bindparam("_deposit"), t.c.attempt == bindparam("_number")))
+        row = conn.execute(query, {"_deposit": deposit_id, "_number": number}).one()
         return _to_attempt(row)
 
 
