@@ -8,10 +8,7 @@ from typing import Any
 
 import pytest
 
-from deposit_services.assemblers.base import Package
-from deposit_services.model.submission import DepositSubmission
 from tests.support.ftp_server import FtpServer, FtpServerUnavailable, running_ftp_server
-from tests.support.packages import sample_package, sample_submission
 
 ServerFactory = Callable[..., FtpServer]
 
@@ -38,16 +35,6 @@ def start_ftp(tmp_path: Path) -> Iterator[ServerFactory]:
 @pytest.fixture
 def ftp_server(start_ftp: ServerFactory) -> FtpServer:
     return start_ftp()
-
-
-@pytest.fixture
-def submission(tmp_path: Path) -> DepositSubmission:
-    return sample_submission(tmp_path / "files")
-
-
-@pytest.fixture
-def package(submission: DepositSubmission, tmp_path: Path) -> Package:
-    return sample_package(submission, tmp_path / "work")
 
 
 def ftp_binding(server: FtpServer, **overrides: Any) -> dict[str, Any]:

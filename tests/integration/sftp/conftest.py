@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 
-from deposit_services.assemblers.base import Package
-from deposit_services.model.submission import DepositSubmission
-from tests.support.packages import sample_package, sample_submission
 from tests.support.sshd import PasswordAccount, Sshd, SshdUnavailable, running_sshd
 
 
@@ -30,18 +27,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
             yield server
     except SshdUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-
-
-@pytest.fixture
-def submission(tmp_path: Path) -> DepositSubmission:
-    """A submission with a text manuscript and a 3 MB random supplement, on disk."""
-    return sample_submission(tmp_path / "files")
-
-
-@pytest.fixture
-def package(submission: DepositSubmission, tmp_path: Path) -> Package:
-    """A real SimpleZip package built by the project's assembler (~3 MB)."""
-    return sample_package(submission, tmp_path / "work")
 
 
 @pytest.fixture

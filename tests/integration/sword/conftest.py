@@ -9,11 +9,8 @@ from typing import Any
 
 import pytest
 
-from deposit_services.assemblers.base import Package
-from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import TransportContext
 from deposit_services.transports.sword2 import SwordV2Transport
-from tests.support.packages import sample_package, sample_submission
 from tests.support.sword_server import SwordServer, running_sword_server
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sword"
@@ -26,18 +23,6 @@ def sword_server(tmp_path: Path) -> Iterator[SwordServer]:
     store.mkdir()
     with running_sword_server(store_dir=store) as server:
         yield server
-
-
-@pytest.fixture
-def submission(tmp_path: Path) -> DepositSubmission:
-    """A submission with a manuscript (text) and a 3 MB binary supplement, on disk."""
-    return sample_submission(tmp_path / "files")
-
-
-@pytest.fixture
-def package(submission: DepositSubmission, tmp_path: Path) -> Package:
-    """A real SimpleZip package built by the project's assembler."""
-    return sample_package(submission, tmp_path / "work")
 
 
 @pytest.fixture
