@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,16 +289,25 @@ def test_two_replicas_retry_each_deposit_once_per_cycle(
     _configure(daemon, sword, **{**FAST, "DEPOSIT_RETRY_BASE_SECONDS": "1",
                                  "DEPOSIT_RETRY_CAP_SECONDS": "1",
                                  "DEPOSIT_RETRY_MAX_ATTEMPTS": "50"})
+    def attempts_each(count: int) -> Callable[[], bool]:
+        def enough() -> bool:
+            deposits = [_deposit(daemon, s) for s in ids]
+            return all(d is not None and len(_attempts(daemon, d.id)) >= count
+                       for d in deposits)
+        return enough
+
     try:
         sword.fail_next(1000, status=503)
         ids = [_submit(daemon, f"pair-{n}", SWORD_REPO) for n in range(4)]
-        daemon.listen("a")
-        daemon.listen("b")
-        def four_each() -> bool:
-            deposits = [_deposit(daemon, s) for s in ids]
-            return all(d is not None and len(_attempts(daemon, d.id)) >= 4 for d in deposits)
-
-        wait_until(four_each, 90, "four attempts of every deposit", daemon.processes)
+        replica_a = daemon.listen("a")
+        wait_until(attempts_each(2), 60, "two attempts of every deposit", daemon.processes)
+        # both replicas' retry jobs now compete for the same due deposits ...
+        replica_b = daemon.listen("b")
+        wait_until(attempts_each(5), 90, "five attempts of every deposit", daemon.processes)
+        # ... then a leaves (SIGTERM): b alone must pick up the retries a had woken for
+        replica_a.send_signal(signal.SIGTERM)
+        assert replica_a.wait(timeout=30) == 0
+        wait_until(attempts_each(7), 90, "seven attempts of every deposit", daemon.processes)
         sword.app._faults.clear()
         for sid in ids:
             _wait_status(daemon, sid, DepositStatus.SUBMITTED)
@@ -317,7 +327,8 @@ def test_two_replicas_retry_each_deposit_once_per_cycle(
             assert gap >= 0.9, f"{sid} retried {gap:.2f}s after a failure (backoff 1 s)"
         owners.update(a.owner for a in attempts if a.trigger == "job")
     assert len(sword.deposits) == 4, "one package per deposit at the target"
-    assert len({o.split(":")[1] for o in owners}) == 2, "both replicas took retries"
+    assert {o.split(":")[1] for o in owners} == {str(replica_a.pid), str(replica_b.pid)}, \
+        "both replicas took retries"
     logs = daemon.log_text("a") + daemon.log_text("b")
     assert not re.search(r"Traceback", logs), logs[-3000:]
 
