@@ -6,6 +6,10 @@ Prints, on one broker in one run:
   every message in its receiver thread as it arrives: the ceiling for this broker
   and machine;
 * adapter: ``StompBroker.receive`` + ``ack`` from 1, 2 and 4 threads, no work;
+* floor: the least any worker must do per submission under the issue's own guarantees,
+  written by hand on stomp.py and sqlite3 with no service layer and no package (see
+  ``floor_rate``): what a perfect implementation could reach on this broker, disk and
+  machine;
 * end to end: the worker (``MessageHandler`` + ``Worker``, as ``deposit-services
   listen`` runs them) with 1, 2 and 4 threads on SubmissionReady messages for
   submissions already in a fresh store, one repository on the devnull transport. It
@@ -29,6 +33,9 @@ import argparse
 import json
 import logging
 import os
+import queue
+import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -136,6 +143,103 @@ def adapter_rate(url: str, count: int, threads: int) -> float:
     return count / (last[0] - start)
 
 
+def floor_rate(url: str, submissions: int, threads: int, root: Path) -> float:
+    """messages/s of a hand-written minimal worker: the floor under the issue's rules.
+
+    ``threads`` consumers on one stomp.py connection (TCP_NODELAY, client-individual
+    acks, prefetch = threads), each with its own sqlite3 connection to one WAL file with
+    synchronous=FULL, as the store runs. Per SubmissionReady: one durable commit before
+    the transfer (claim the submission, create the deposit with its attempt's intent),
+    one after it (the outcome), a persistent DepositStatus published, then the ack (the
+    ack follows the commit, and a crash between the two commits must be detectable, so
+    two commits is the least). Per DepositStatus: one read, then the ack. No package is
+    built and nothing is transferred.
+    """
+    database = root / f"floor-{uuid.uuid4().hex[:8]}.db"
+    setup = sqlite3.connect(database, isolation_level=None)
+    setup.execute("PRAGMA journal_mode=WAL")
+    setup.execute("CREATE TABLE submission (id TEXT PRIMARY KEY, status TEXT, version INT)")
+    setup.execute("CREATE TABLE deposit (id TEXT PRIMARY KEY, status TEXT, version INT)")
+    setup.executemany("INSERT INTO submission VALUES (?, 'NOT_STARTED', 1)",
+                      [(str(n),) for n in range(submissions)])
+    setup.close()
+    ready, changed = f"floor-{uuid.uuid4().hex[:8]}", f"floor-deposit-{uuid.uuid4().hex[:8]}"
+    broker = StompBroker(url)
+    for n in range(submissions):
+        broker.publish(ready, json.dumps({"submission": str(n), "type": "SubmissionReady"}),
+                       {"type": "SubmissionReady"})
+    broker.close()
+
+    ep = Endpoint.parse(url)
+    inbox: queue.Queue[Any] = queue.Queue()
+
+    class Inbox(stomp.ConnectionListener):  # type: ignore[misc]
+        def on_message(self, frame: Any) -> None:
+            inbox.put(frame)
+
+    conn = stomp.Connection12([(ep.host, ep.port)], heartbeats=(10_000, 10_000))
+    conn.set_listener("inbox", Inbox())
+    conn.connect(ep.user, ep.password, wait=True)
+    # TCP_NODELAY, as our adapter sets it (Nagle's algorithm stalls the acks)
+    conn.transport.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    total = 2 * submissions
+    handled = [0]
+    last = [0.0]
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def consume() -> None:
+        db = sqlite3.connect(database, isolation_level=None, timeout=30)
+        db.execute("PRAGMA synchronous=FULL")
+        while not finished.is_set():
+            try:
+                frame = inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            body = json.loads(frame.body)
+            if "submission" in body:
+                sid = body["submission"]
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE submission SET status = 'IN_PROGRESS', version = version + 1"
+                           " WHERE id = ? AND status = 'NOT_STARTED'", (sid,))
+                db.execute("INSERT INTO deposit VALUES (?, NULL, 1)", (sid,))
+                db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("UPDATE deposit SET status = 'ACCEPTED', version = version + 1"
+                           " WHERE id = ?", (sid,))
+                db.execute("UPDATE submission SET status = 'ACCEPTED', version = version + 1"
+                           " WHERE id = ?", (sid,))
+                db.execute("COMMIT")
+                conn.send(f"/queue/{changed}",
+                          json.dumps({"deposit": sid, "type": "DepositStatus"}),
+                          headers={"persistent": "true", "type": "DepositStatus"})
+            else:
+                db.execute("SELECT status FROM deposit WHERE id = ?", (body["deposit"],)).fetchone()
+            conn.ack(frame.headers["ack"])
+            with lock:
+                handled[0] += 1
+                if handled[0] >= total:
+                    last[0] = time.perf_counter()
+                    finished.set()
+        db.close()
+
+    start = time.perf_counter()
+    for number, queue_name in enumerate((ready, changed)):
+        conn.subscribe(f"/queue/{queue_name}", id=f"floor-{number}", ack="client-individual",
+                       headers={"activemq.prefetchSize": str(threads),
+                                "prefetch-count": str(threads)})
+    workers = [threading.Thread(target=consume) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    if not finished.wait(300):
+        finished.set()
+        raise SystemExit(f"floor worker handled only {handled[0]} of {total}")
+    for worker in workers:
+        worker.join()
+    conn.disconnect()
+    return total / (last[0] - start)
+
+
 def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
                     store_url: str | None) -> tuple[float, float]:
     """(messages/s, submissions/s) through the real worker on the devnull transport."""
@@ -232,15 +336,21 @@ def report(url: str, args: argparse.Namespace, root: Path) -> None:
         print(f"StompBroker receive+ack, {threads} thread(s):        {adapter[threads]:8.0f} msg/s")
     if args.submissions <= 0:
         return
+    floor = {}
+    for threads in (1, 4):
+        floor[threads] = floor_rate(url, args.submissions * 4, threads, root)
+        print(f"floor (hand-written minimum), {threads} thread(s):      "
+              f"{floor[threads]:8.0f} msg/s")
     for threads in (1, 2, 4):
         messages, subs = end_to_end_rate(url, args.submissions, threads, root, args.store_url)
         print(f"end to end (worker, devnull), concurrency {threads}: {messages:8.1f} msg/s "
               f"({subs:.1f} submissions/s)")
     share = messages / adapter[4]
-    print(f"at concurrency 4: end to end = {messages / raw[4]:.1%} of the raw rate (prefetch 4); "
-          f"the adapter's receive+ack is {share:.1%} of an end-to-end message's time, "
-          "the rest is the service layer (store transactions, package, transfer)")
-
+    print(f"at concurrency 4: end to end = {messages / raw[4]:.1%} of the raw rate (prefetch 4), "
+          f"{messages / floor[4]:.1%} of the floor; the floor is {floor[4] / raw[4]:.1%} of the "
+          f"raw rate (target: 50%); the adapter's receive+ack is {share:.1%} of an end-to-end "
+          "message's time, the rest is the service layer (store transactions, package, "
+          "transfer)")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
