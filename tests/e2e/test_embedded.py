@@ -111,9 +111,13 @@ def test_sigkill_in_the_middle_loses_and_duplicates_nothing(daemon: Daemon) -> N
 
 
 def _two_listeners(daemon: Daemon) -> None:
-    ids = _submit_many(daemon, 50, prefix="pair")
+    # both consuming before the first message, so that neither can take all 50 before
+    # the other has started
     daemon.listen("a")
     daemon.listen("b")
+    wait_until(lambda: all("worker consuming" in daemon.log_text(name) for name in "ab"), 60,
+               "both listeners consuming", daemon.processes)
+    ids = _submit_many(daemon, 50, prefix="pair")
     wait_until(lambda: _accepted(daemon, ids) == 50, 180, "all 50 ACCEPTED", daemon.processes)
     packages = [p.name for p in daemon.target_dir.iterdir()]
     assert len(packages) == 50
