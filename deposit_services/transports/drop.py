@@ -6,6 +6,11 @@ written to a hidden ``.<name>.<random>.part`` name in the same directory, its si
 checked, then it is renamed. Package names and bytes are deterministic, so a final name
 that already holds the package's size is the same package sent before (not sent
 again); a different size is something an operator must look at.
+
+With a dated ``default-directory`` (``%s``), a worker that died after sending and is
+restarted on a later day would look for the package in a new directory and send it
+again: ``earlier_directories`` names the directories of the attempt's own day (and the
+day after, for an attempt begun just before midnight), which ``reconcile`` checks first.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -41,6 +46,29 @@ def dated_directory(template: str, now: datetime | None = None) -> str:
     day = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
     directory = template.replace("%s", day).strip()
     return directory.rstrip("/") or ("/" if directory.startswith("/") else "")
+
+
+def earlier_directories(template: str, started_at: str | None,
+                        now: datetime | None = None) -> list[str]:
+    """The dated directories an attempt begun at ``started_at`` (ISO 8601, from the
+    attempt log) may have written to, other than today's (``send`` checks that one);
+    empty when ``template`` has no ``%s`` or the start is unknown."""
+    if "%s" not in template or not started_at:
+        return []
+    try:
+        start = datetime.fromisoformat(started_at)
+    except ValueError:
+        return []
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    today = dated_directory(template, now)
+    found: list[str] = []
+    for day in (start, start + timedelta(days=1)):
+        if day > (now or datetime.now(UTC)):
+            break
+        directory = dated_directory(template, day)
+        if directory != today and directory not in found:
+            found.append(directory)
+    return found
 
 
 def directory_prefixes(directory: str) -> list[str]:

@@ -32,7 +32,7 @@ import posixpath
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,7 @@ from deposit_services.transports.drop import (
     directory_prefixes,
     drop_receipt,
     drop_url,
+    earlier_directories,
     is_leftover_part,
     temp_name,
 )
@@ -101,9 +102,32 @@ class FtpTransport(Transport):
 
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         directory = dated_directory(self.binding.default_directory)
+        with self._errors(), self._session(directory, self.binding.connect_attempts) as ftp:
+            return self._deliver(ftp, package, directory)
+
+    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
+        """The package in the dated directory of the attempt's own day, if it is there
+        (``send`` then checks today's, see ``earlier_directories``)."""
+        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"))
+        if not earlier:
+            return None
+        with self._errors(), self._session("", self.binding.connect_attempts) as ftp:
+            home = ftp.pwd()
+            for directory in earlier:
+                try:
+                    ftp.cwd(posixpath.join(home, directory))
+                except ftplib.error_perm:
+                    continue  # no such directory: nothing was sent there
+                receipt = self._already_there(ftp, package)
+                if receipt is not None:
+                    return receipt
+        return None
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """ftplib's and the socket's errors as our TransferErrors, with advice."""
         try:
-            with self._session(directory, self.binding.connect_attempts) as ftp:
-                return self._deliver(ftp, package, directory)
+            yield
         except TransferError:
             raise
         except ftplib.error_perm as exc:
@@ -198,14 +222,11 @@ class FtpTransport(Transport):
 
     def _deliver(self, ftp: ftplib.FTP, package: Package, directory: str) -> Receipt:
         b = self.binding
+        already = self._already_there(ftp, package)
+        if already is not None:
+            return already
         here = ftp.pwd()
-        url = drop_url(self._scheme, b.server_fqdn, b.port, posixpath.join(here, package.name))
-        existing = _size_of(ftp, package.name)
-        if existing is not None:
-            check_existing(url, existing, package.size)
-            log.info("%s already holds %s with the same size; not sent again", url, package.name)
-            _remove_leftovers(ftp, package.name)
-            return drop_receipt(url, package.size, already_present=True)
+        url = self._url(here, package.name)
         temp = temp_name(package.name)
         try:
             _store(ftp, temp, package, b.block_size)
@@ -227,6 +248,22 @@ class FtpTransport(Transport):
         log.info("uploaded %s (%d bytes) to %s", package.name, package.size, url)
         _remove_leftovers(ftp, package.name)
         return drop_receipt(url, package.size, already_present=False)
+
+    def _url(self, directory: str, name: str) -> str:
+        b = self.binding
+        return drop_url(self._scheme, b.server_fqdn, b.port, posixpath.join(directory, name))
+
+    def _already_there(self, ftp: ftplib.FTP, package: Package) -> Receipt | None:
+        """The receipt for the package standing in the current directory under its final
+        name with its size (leftovers of earlier attempts removed); None if it is not."""
+        existing = _size_of(ftp, package.name)
+        if existing is None:
+            return None
+        url = self._url(ftp.pwd(), package.name)
+        check_existing(url, existing, package.size)
+        log.info("%s already holds %s with the same size; not sent again", url, package.name)
+        _remove_leftovers(ftp, package.name)
+        return drop_receipt(url, package.size, already_present=True)
 
     def _abandon(self, ftp: ftplib.FTP, directory: str, temp: str, pending_reply: bool) -> None:
         """Remove the temporary file; over a fresh connection if this one is unusable."""

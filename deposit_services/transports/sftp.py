@@ -36,7 +36,7 @@ import logging
 import posixpath
 import socket
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from deposit_services.transports.drop import (
     directory_prefixes,
     drop_receipt,
     drop_url,
+    earlier_directories,
     is_leftover_part,
     temp_name,
 )
@@ -127,9 +128,28 @@ class SftpTransport(Transport):
 
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         directory = dated_directory(self.binding.default_directory)
+        with self._errors(directory), self._session() as sftp:
+            return self._deliver(sftp, package, directory)
+
+    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
+        """The package in the dated directory of the attempt's own day, if it is there
+        (``send`` then checks today's, see ``earlier_directories``)."""
+        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"))
+        if not earlier:
+            return None
+        with self._errors(earlier[0]), self._session() as sftp:
+            for directory in earlier:
+                if _is_dir(sftp, directory):
+                    receipt = self._already_there(sftp, package, directory)
+                    if receipt is not None:
+                        return receipt
+        return None
+
+    @contextlib.contextmanager
+    def _errors(self, directory: str) -> Iterator[None]:
+        """paramiko's and the socket's errors as our TransferErrors, with advice."""
         try:
-            with self._session() as sftp:
-                return self._deliver(sftp, package, directory)
+            yield
         except TransferError:
             raise
         except paramiko.AuthenticationException as exc:
@@ -291,18 +311,12 @@ class SftpTransport(Transport):
 
     def _deliver(self, sftp: paramiko.SFTPClient, package: Package, directory: str) -> Receipt:
         self._make_directory(sftp, directory)
-        final = posixpath.join(directory, package.name) if directory else package.name
-        url = drop_url("sftp", self.binding.server_fqdn, self.binding.port,
-                       sftp.normalize(directory or "."))
-        url = f"{url.rstrip('/')}/{package.name}"
-        existing = _size_of(sftp, final)
-        if existing is not None:
-            check_existing(url, existing, package.size)
-            log.info("%s already holds %s with the same size; not sent again", url, package.name)
-            self._remove_leftovers(sftp, directory, package.name)
-            return drop_receipt(url, package.size, already_present=True)
-        temp = posixpath.join(directory, temp_name(package.name)) if directory else temp_name(
-            package.name)
+        already = self._already_there(sftp, package, directory)
+        if already is not None:
+            return already
+        final = _join(directory, package.name)
+        url = self._url(sftp, directory, package.name)
+        temp = _join(directory, temp_name(package.name))
         try:
             self._upload(sftp, package, temp, self._write_size(sftp))
             size = sftp.stat(temp).st_size
@@ -317,6 +331,24 @@ class SftpTransport(Transport):
         log.info("uploaded %s (%d bytes) to %s", package.name, package.size, url)
         self._remove_leftovers(sftp, directory, package.name)
         return drop_receipt(url, package.size, already_present=False)
+
+    def _url(self, sftp: paramiko.SFTPClient, directory: str, name: str) -> str:
+        url = drop_url("sftp", self.binding.server_fqdn, self.binding.port,
+                       sftp.normalize(directory or "."))
+        return f"{url.rstrip('/')}/{name}"
+
+    def _already_there(self, sftp: paramiko.SFTPClient, package: Package, directory: str
+                       ) -> Receipt | None:
+        """The receipt for the package standing in ``directory`` under its final name
+        with its size (leftovers of earlier attempts removed); None if it is not there."""
+        existing = _size_of(sftp, _join(directory, package.name))
+        if existing is None:
+            return None
+        url = self._url(sftp, directory, package.name)
+        check_existing(url, existing, package.size)
+        log.info("%s already holds %s with the same size; not sent again", url, package.name)
+        self._remove_leftovers(sftp, directory, package.name)
+        return drop_receipt(url, package.size, already_present=True)
 
     def _write_size(self, sftp: paramiko.SFTPClient) -> int:
         """``write-size``, else 128 KiB for OpenSSH, else the protocol's safe 32 KiB."""
@@ -362,6 +394,10 @@ class SftpTransport(Transport):
         for entry in names:
             if is_leftover_part(entry, name):
                 _remove_quietly(sftp, posixpath.join(directory, entry) if directory else entry)
+
+
+def _join(directory: str, name: str) -> str:
+    return posixpath.join(directory, name) if directory else name
 
 
 def _is_dir(sftp: paramiko.SFTPClient, path: str) -> bool:

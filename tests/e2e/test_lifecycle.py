@@ -9,10 +9,12 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from deposit_services.messaging.local import LocalBroker
 from deposit_services.model.entities import (
@@ -25,6 +27,7 @@ from deposit_services.model.entities import (
 )
 from deposit_services.model.messages import DepositStatusChanged
 from deposit_services.store.base import AttemptOutcome
+from deposit_services.store.schema import deposit_attempts
 from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
 from tests.integration.lifecycle.conftest import FS_REPO, SWORD_REPO
 from tests.integration.lifecycle.conftest import sword_entry as lifecycle_sword_entry
@@ -369,12 +372,15 @@ def test_listen_wakes_the_retry_job_at_the_next_attempt_time(
     assert len(sword.deposits) == 1
 
 
+@pytest.mark.parametrize("across_midnight", [False, True], ids=["same-day", "across-midnight"])
 @pytest.mark.parametrize("protocol", ["sftp", "ftps"])
 def test_sigkill_after_a_drop_transfer_is_reconciled_by_name_and_size(
-    tmp_path: Path, protocol: str
+    tmp_path: Path, protocol: str, across_midnight: bool
 ) -> None:
     """SFTP and FTPS: the package found at the target under its deterministic name with
-    its size is the one sent before the crash; it is recorded, not uploaded again."""
+    its size is the one sent before the crash; it is recorded, not uploaded again. Across
+    midnight (the attempt begun yesterday, the %s directory dated then), it is found in
+    yesterday's directory, and today's is not even made."""
     daemon = make_daemon(tmp_path)
     with contextlib.ExitStack() as stack:
         if protocol == "sftp":
@@ -394,6 +400,15 @@ def test_sigkill_after_a_drop_transfer_is_reconciled_by_name_and_size(
         daemon.processes.remove(first)
         sent = sorted(p for p in inbox.rglob("*") if p.is_file())
         assert len(sent) == 1 and not sent[0].name.startswith(".")
+        today_dir = sent[0].parent
+        if across_midnight:
+            yesterday = datetime.now(UTC).replace(hour=23, minute=59, second=50) - timedelta(
+                days=1)
+            earlier_dir = today_dir.parent / yesterday.strftime("%Y-%m-%d")
+            earlier_dir.mkdir()
+            sent = [sent[0].rename(earlier_dir / sent[0].name)]
+            today_dir.rmdir()
+            _set_attempt_start(daemon, sid, yesterday)
         size, mtime = sent[0].stat().st_size, sent[0].stat().st_mtime_ns
 
         daemon.listen("restarted", NO_JOBS)
@@ -402,5 +417,29 @@ def test_sigkill_after_a_drop_transfer_is_reconciled_by_name_and_size(
         assert (sent[0].stat().st_size, sent[0].stat().st_mtime_ns) == (size, mtime), \
             "not uploaded again"
         assert "not sent again" in (deposit.status_message or "")
-        assert [a.outcome for a in _attempts(daemon, deposit.id)] == [
-            AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
+        assert deposit.status_message is not None and sent[0].parent.name in \
+            deposit.status_message
+        outcomes = [a.outcome for a in _attempts(daemon, deposit.id)]
+        if across_midnight:
+            assert outcomes == [AttemptOutcome.RECONCILED]
+            assert not today_dir.exists(), "nothing sent into today's directory"
+        else:
+            assert outcomes == [AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
+
+
+def _set_attempt_start(daemon: Daemon, submission_id: str, when: datetime) -> None:
+    """Date the submission's one open attempt ``when`` (as if begun then)."""
+    deposit = _deposit(daemon, submission_id)
+    assert deposit is not None
+    store = daemon.store()
+    try:
+        with store.engine.begin() as conn:
+            changed = conn.execute(
+                update(deposit_attempts)
+                .where(deposit_attempts.c.deposit_id == deposit.id,
+                       deposit_attempts.c.ended_at.is_(None))
+                .values(started_at=when.timestamp())
+            ).rowcount
+        assert changed == 1
+    finally:
+        store.close()

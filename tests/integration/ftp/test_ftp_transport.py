@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -258,3 +258,29 @@ def test_ftps_data_connections_resume_the_control_session(
     server = start_ftp(tls=True)
     FtpTransport(ftp_binding(server)).send(package, submission)
     assert server.tls_data_resumed and all(server.tls_data_resumed)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ftp", "ftps"])
+def test_reconcile_finds_the_package_in_the_directory_of_the_attempts_day(
+    start_ftp: ServerFactory, package: Package, tls: bool
+) -> None:
+    """A worker died after sending, before midnight, and is restarted after it: the
+    package is recognised in that day's directory, nothing is uploaded again."""
+    server = start_ftp(tls=tls)
+    transport = FtpTransport(ftp_binding(server))
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(hour=23, minute=59)
+    evidence = {"attempt": "1", "started_at": yesterday.isoformat()}
+    assert transport.reconcile(package, evidence) is None  # no such directory yet
+
+    earlier = server.root / "logs" / "upload" / yesterday.strftime("%Y-%m-%d")
+    earlier.mkdir(parents=True)
+    assert transport.reconcile(package, evidence) is None  # directory, no package
+    (earlier / package.name).write_bytes(package.path.read_bytes())
+
+    receipt = transport.reconcile(package, evidence)
+
+    assert receipt is not None and receipt.accepted
+    assert receipt.access_url == (f"{'ftps' if tls else 'ftp'}://{server.host}:{server.port}"
+                                  f"/logs/upload/{earlier.name}/{package.name}")
+    assert server.received == [], "nothing uploaded"
+    assert not final_path(server, package).parent.exists(), "today's directory not made"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
+import shutil
 import socket
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,35 @@ def test_same_size_already_present_is_not_sent_again(
     assert final.stat().st_mtime == 1_000_000_000  # not rewritten
     assert final.stat().st_ino == inode  # not replaced by a rename either
     assert parts_in(final.parent) == []
+
+
+def test_reconcile_finds_the_package_in_the_directory_of_the_attempts_day(
+    key_binding: Binding, package: Package, submission: DepositSubmission, tmp_path: Path
+) -> None:
+    """A worker died after sending, before midnight, and is restarted after it: the
+    package is recognised in that day's directory and not sent again into today's."""
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).replace(hour=23, minute=59)
+    transport = SftpTransport(key_binding())
+    evidence = {"attempt": "1", "started_at": yesterday.isoformat()}
+    assert transport.reconcile(package, evidence) is None  # nothing there yet
+
+    earlier = tmp_path / "inbox" / yesterday.strftime("%Y-%m-%d")
+    earlier.mkdir(parents=True)
+    shutil.copyfile(package.path, earlier / package.name)
+    (earlier / f".{package.name}.0123456789ab.part").write_bytes(b"left over")
+
+    receipt = transport.reconcile(package, evidence)
+
+    assert receipt is not None and receipt.accepted
+    assert receipt.access_url is not None
+    assert receipt.access_url.endswith(f"/{earlier.name}/{package.name}")
+    assert receipt.message is not None and "not sent again" in receipt.message
+    assert parts_in(earlier) == []
+    assert not (tmp_path / "inbox" / today()).exists(), "nothing sent into today's directory"
+    # a package of another size there is not ours: the operator is told
+    (earlier / package.name).write_bytes(b"x" * 20)
+    with pytest.raises(PermanentTransferError, match="already exists with 20 bytes"):
+        transport.reconcile(package, evidence)
 
 
 def test_a_different_file_under_the_final_name_is_a_permanent_error(

@@ -12,6 +12,7 @@ from deposit_services.transports.drop import (
     dated_directory,
     directory_prefixes,
     drop_url,
+    earlier_directories,
     is_leftover_part,
     temp_name,
 )
@@ -53,3 +54,24 @@ def test_a_final_name_of_another_size_needs_the_operator() -> None:
 
 def test_drop_urls_quote_the_path() -> None:
     assert drop_url("sftp", "host", 2222, "in/a b.zip") == "sftp://host:2222/in/a%20b.zip"
+
+
+NOW = datetime(2024, 5, 6, 0, 0, 5, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("started_at", "expected"), [
+    # begun just before midnight, the worker restarted after it: that day, not today
+    ("2024-05-05T23:59:59.900000+00:00", ["up/2024-05-05"]),
+    # days earlier: that day and the next (the directory is dated when send() begins)
+    ("2024-05-01T23:59:59+00:00", ["up/2024-05-01", "up/2024-05-02"]),
+    ("2024-05-01T10:00:00", ["up/2024-05-01", "up/2024-05-02"]),  # naive: UTC
+    ("2024-05-06T00:00:01+00:00", []),  # today: send() checks today's directory itself
+    (None, []),
+    ("not a date", []),
+])
+def test_earlier_directories_of_an_attempt(started_at: str | None, expected: list[str]) -> None:
+    assert earlier_directories("up/%s", started_at, NOW) == expected
+
+
+def test_no_earlier_directories_without_a_date_in_the_template() -> None:
+    assert earlier_directories("/logs/upload", "2024-05-01T10:00:00+00:00", NOW) == []
