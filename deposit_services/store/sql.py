@@ -296,22 +296,27 @@ class SqlStore(Store):
         self, deposit_id: str, *, trigger: str, owner: str, package: PackageInfo | None = None
     ) -> Attempt:
         t = deposit_attempts
-        values = {
-            "deposit_id": deposit_id, "trigger": trigger, "owner": owner,
-            "started_at": self._now,
-            "package_name": package.name if package else None,
-            "package_size": package.size if package else None,
-            "package_md5": package.md5 if package else None,
-            "package_sha256": package.sha256 if package else None,
+        last_number = self._prepared("last attempt", t, lambda: select(func.max(t.c.attempt))
+                                     .where(t.c.deposit_id == bindparam("_deposit")))
+        add = self._prepared("add attempt", t, lambda: insert(t).values(
+            deposit_id=bindparam("_deposit"), attempt=bindparam("_number"),
+            trigger=bindparam("_trigger"), owner=bindparam("_owner"), started_at=self._now,
+            package_name=bindparam("_name"), package_size=bindparam("_size"),
+            package_md5=bindparam("_md5"), package_sha256=bindparam("_sha256"),
+        ))
+        params = {
+            "_deposit": deposit_id, "_trigger": trigger, "_owner": owner,
+            "_name": package.name if package else None,
+            "_size": package.size if package else None,
+            "_md5": package.md5 if package else None,
+            "_sha256": package.sha256 if package else None,
         }
         for _ in range(5):  # two writers numbering the same deposit: the loser renumbers
             with self._tx() as conn:
-                last = conn.execute(
-                    select(func.max(t.c.attempt)).where(t.c.deposit_id == deposit_id)
-                ).scalar()
+                last = conn.execute(last_number, {"_deposit": deposit_id}).scalar()
                 number = int(last or 0) + 1
                 try:
-                    conn.execute(insert(t).values(attempt=number, **values))
+                    conn.execute(add, {**params, "_number": number})
                 except exc.IntegrityError:
                     continue
                 return self._attempt(conn, deposit_id, number)
@@ -329,15 +334,22 @@ class SqlStore(Store):
         access_url: str | None = None,
     ) -> Attempt:
         t = deposit_attempts
-        where = and_(t.c.deposit_id == deposit_id, t.c.attempt == number)
+        end = self._prepared("end attempt", t, lambda: update(t).where(
+            t.c.deposit_id == bindparam("_deposit"), t.c.attempt == bindparam("_number"),
+            t.c.ended_at.is_(None),
+        ).values(
+            ended_at=self._now, outcome=bindparam("_outcome"), error=bindparam("_error"),
+            status_ref=bindparam("_status_ref"), edit_iri=bindparam("_edit_iri"),
+            access_url=bindparam("_access_url"),
+        ))
+        key = {"_deposit": deposit_id, "_number": number}
         with self._tx() as conn:
-            result = conn.execute(
-                update(t).where(where, t.c.ended_at.is_(None)).values(
-                    ended_at=self._now, outcome=outcome.value, error=error,
-                    status_ref=status_ref, edit_iri=edit_iri, access_url=access_url,
-                )
-            )
+            result = conn.execute(end, {
+                **key, "_outcome": outcome.value, "_error": error, "_status_ref": status_ref,
+                "_edit_iri": edit_iri, "_access_url": access_url,
+            })
             if result.rowcount != 1:
+                where = and_(t.c.deposit_id == deposit_id, t.c.attempt == number)
                 if conn.execute(select(t.c.id).where(where)).first() is None:
                     raise NotFound(f"deposit {deposit_id} has no attempt {number}")
                 raise Conflict(f"deposit {deposit_id}: attempt {number} has already ended")
