@@ -7,9 +7,9 @@ Prints, on one broker in one run:
   and machine;
 * adapter: ``StompBroker.receive`` + ``ack`` from 1, 2 and 4 threads, no work;
 * floor: the least any worker must do per submission under the issue's own guarantees,
-  written by hand on stomp.py and sqlite3 with no service layer and no package (see
-  ``floor_rate``): what a perfect implementation could reach on this broker, disk and
-  machine;
+  written by hand on stomp.py and sqlite3 (psycopg with a PostgreSQL ``--store-url``)
+  with no service layer and no package (see ``floor_rate``): what a perfect
+  implementation could reach on this broker, database, disk and machine;
 * end to end: the worker (``MessageHandler`` + ``Worker``, as ``deposit-services
   listen`` runs them) with 1, 2 and 4 threads on SubmissionReady messages for
   submissions already in a fresh store, one repository on the devnull transport. It
@@ -30,6 +30,7 @@ SQLite file (a PostgreSQL URL must name an existing database; ids are unique per
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -143,26 +144,76 @@ def adapter_rate(url: str, count: int, threads: int) -> float:
     return count / (last[0] - start)
 
 
-def floor_rate(url: str, submissions: int, threads: int, root: Path) -> float:
+class _FloorDatabase:
+    """The floor's database: a fresh SQLite file (WAL, synchronous=FULL, as the store
+    runs it) or, with ``--store-url postgresql://...``, tables of their own in that
+    database (psycopg 3, explicit transactions), dropped at the end."""
+
+    def __init__(self, root: Path, store_url: str | None) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.submissions, self.deposits = f"floor_submission_{tag}", f"floor_deposit_{tag}"
+        self.postgres = bool(store_url and store_url.startswith(("postgres://", "postgresql")))
+        self.dsn = (store_url or "").replace("postgresql+psycopg://", "postgresql://")
+        self.path = root / f"floor-{tag}.db"
+        self.begin = "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
+        # the table names are ours (a random tag), the values bound parameters
+        mark = "%s" if self.postgres else "?"
+        sub, dep = self.submissions, self.deposits
+        self.add_submission = f"INSERT INTO {sub} VALUES ({mark}, 'NOT_STARTED', 1)"  # noqa: S608
+        self.claim = (f"UPDATE {sub} SET status = 'IN_PROGRESS', version = version + 1 "  # noqa: S608
+                      f"WHERE id = {mark} AND status = 'NOT_STARTED'")
+        self.add_deposit = f"INSERT INTO {dep} VALUES ({mark}, NULL, 1)"  # noqa: S608
+        self.accept_deposit = (f"UPDATE {dep} SET status = 'ACCEPTED', "  # noqa: S608
+                               f"version = version + 1 WHERE id = {mark}")
+        self.accept_submission = (f"UPDATE {sub} SET status = 'ACCEPTED', "  # noqa: S608
+                                  f"version = version + 1 WHERE id = {mark}")
+        self.read_deposit = f"SELECT status FROM {dep} WHERE id = {mark}"  # noqa: S608
+
+    def connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            return psycopg.connect(self.dsn, autocommit=True)
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def create(self, submissions: int) -> None:
+        with contextlib.closing(self.connect()) as db:
+            for table in (self.submissions, self.deposits):
+                db.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, status TEXT, version INT)")
+            db.cursor().executemany(self.add_submission, [(str(n),) for n in range(submissions)])
+
+    def drop(self) -> None:
+        if self.postgres:
+            with contextlib.closing(self.connect()) as db:
+                for table in (self.submissions, self.deposits):
+                    db.execute(f"DROP TABLE {table}")
+
+
+def floor_rate(url: str, submissions: int, threads: int, root: Path,
+               store_url: str | None = None) -> float:
     """messages/s of a hand-written minimal worker: the floor under the issue's rules.
 
     ``threads`` consumers on one stomp.py connection (TCP_NODELAY, client-individual
-    acks, prefetch = threads), each with its own sqlite3 connection to one WAL file with
-    synchronous=FULL, as the store runs. Per SubmissionReady: one durable commit before
-    the transfer (claim the submission, create the deposit with its attempt's intent),
-    one after it (the outcome), a persistent DepositStatus published, then the ack (the
-    ack follows the commit, and a crash between the two commits must be detectable, so
-    two commits is the least). Per DepositStatus: one read, then the ack. No package is
-    built and nothing is transferred.
+    acks, prefetch = threads), each with its own database connection (``_FloorDatabase``).
+    Per SubmissionReady: one durable commit before the transfer (claim the submission,
+    create the deposit with its attempt's intent), one after it (the outcome), a
+    persistent DepositStatus published, then the ack (the ack follows the commit, and a
+    crash between the two commits must be detectable, so two commits is the least). Per
+    DepositStatus: one read, then the ack. No package is built and nothing is
+    transferred.
     """
-    database = root / f"floor-{uuid.uuid4().hex[:8]}.db"
-    setup = sqlite3.connect(database, isolation_level=None)
-    setup.execute("PRAGMA journal_mode=WAL")
-    setup.execute("CREATE TABLE submission (id TEXT PRIMARY KEY, status TEXT, version INT)")
-    setup.execute("CREATE TABLE deposit (id TEXT PRIMARY KEY, status TEXT, version INT)")
-    setup.executemany("INSERT INTO submission VALUES (?, 'NOT_STARTED', 1)",
-                      [(str(n),) for n in range(submissions)])
-    setup.close()
+    database = _FloorDatabase(root, store_url)
+    database.create(submissions)
+    try:
+        return _floor_run(url, submissions, threads, database)
+    finally:
+        database.drop()
+
+
+def _floor_run(url: str, submissions: int, threads: int, database: _FloorDatabase) -> float:
     ready, changed = f"floor-{uuid.uuid4().hex[:8]}", f"floor-deposit-{uuid.uuid4().hex[:8]}"
     broker = StompBroker(url)
     for n in range(submissions):
@@ -189,8 +240,7 @@ def floor_rate(url: str, submissions: int, threads: int, root: Path) -> float:
     finished = threading.Event()
 
     def consume() -> None:
-        db = sqlite3.connect(database, isolation_level=None, timeout=30)
-        db.execute("PRAGMA synchronous=FULL")
+        db = database.connect()
         while not finished.is_set():
             try:
                 frame = inbox.get(timeout=0.2)
@@ -199,22 +249,19 @@ def floor_rate(url: str, submissions: int, threads: int, root: Path) -> float:
             body = json.loads(frame.body)
             if "submission" in body:
                 sid = body["submission"]
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("UPDATE submission SET status = 'IN_PROGRESS', version = version + 1"
-                           " WHERE id = ? AND status = 'NOT_STARTED'", (sid,))
-                db.execute("INSERT INTO deposit VALUES (?, NULL, 1)", (sid,))
+                db.execute(database.begin)
+                db.execute(database.claim, (sid,))
+                db.execute(database.add_deposit, (sid,))
                 db.execute("COMMIT")
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("UPDATE deposit SET status = 'ACCEPTED', version = version + 1"
-                           " WHERE id = ?", (sid,))
-                db.execute("UPDATE submission SET status = 'ACCEPTED', version = version + 1"
-                           " WHERE id = ?", (sid,))
+                db.execute(database.begin)
+                db.execute(database.accept_deposit, (sid,))
+                db.execute(database.accept_submission, (sid,))
                 db.execute("COMMIT")
                 conn.send(f"/queue/{changed}",
                           json.dumps({"deposit": sid, "type": "DepositStatus"}),
                           headers={"persistent": "true", "type": "DepositStatus"})
             else:
-                db.execute("SELECT status FROM deposit WHERE id = ?", (body["deposit"],)).fetchone()
+                db.execute(database.read_deposit, (body["deposit"],)).fetchone()
             conn.ack(frame.headers["ack"])
             with lock:
                 handled[0] += 1
@@ -338,7 +385,7 @@ def report(url: str, args: argparse.Namespace, root: Path) -> None:
         return
     floor = {}
     for threads in (1, 4):
-        floor[threads] = floor_rate(url, args.submissions * 4, threads, root)
+        floor[threads] = floor_rate(url, args.submissions * 4, threads, root, args.store_url)
         print(f"floor (hand-written minimum), {threads} thread(s):      "
               f"{floor[threads]:8.0f} msg/s")
     for threads in (1, 2, 4):
