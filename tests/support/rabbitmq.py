@@ -14,10 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
-import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -114,101 +111,3 @@ def _container() -> Iterator[str]:
                     raise
                 time.sleep(0.5)
         yield url
-
-
-class TcpProxy:
-    """A loopback TCP relay to a broker that can be cut: to its clients, cutting it
-    looks like the broker going away (connections reset, new ones refused) without
-    touching the shared server. ``cut()`` then ``restore()`` on the same port.
-    ``freeze()`` / ``thaw()`` stop and resume relaying while every connection stays
-    open (a broker or network gone silent: only heart-beats can tell). With a
-    server-side ``tls`` context it terminates TLS in front of a plain-text broker."""
-
-    def __init__(self, target_host: str, target_port: int,
-                 tls: ssl.SSLContext | None = None) -> None:
-        self.target = (target_host, target_port)
-        self.tls = tls
-        self.port = free_port()
-        self._server: socket.socket | None = None
-        self._sockets: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._flowing = threading.Event()
-        self._flowing.set()
-
-    def start(self) -> None:
-        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        server.bind(("127.0.0.1", self.port))
-        server.listen(64)
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
-
-    def _relay(self, client: socket.socket) -> None:
-        if self.tls is not None:
-            try:
-                client = self.tls.wrap_socket(client, server_side=True)
-            except (OSError, ssl.SSLError):
-                client.close()  # the client refused our certificate (or spoke plain text)
-                return
-        try:
-            upstream = socket.create_connection(self.target, timeout=5)
-        except OSError:
-            client.close()
-            return
-        upstream.settimeout(None)
-        with self._lock:
-            self._sockets.update((client, upstream))
-        for src, dst in ((client, upstream), (upstream, client)):
-            threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while True:
-                self._flowing.wait()
-                chunk = src.recv(65536)
-                if not chunk:
-                    break
-                self._flowing.wait()
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-                with self._lock:
-                    self._sockets.discard(sock)
-
-    def cut(self) -> None:
-        """Stop listening and reset every relayed connection."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        with self._lock:
-            sockets = list(self._sockets)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def restore(self) -> None:
-        self.start()
-
-    def freeze(self) -> None:
-        """Relay nothing more, in either direction, but keep every connection open."""
-        self._flowing.clear()
-
-    def thaw(self) -> None:
-        self._flowing.set()
-
-    def close(self) -> None:
-        self.thaw()
-        self.cut()

@@ -26,7 +26,7 @@ from deposit_services.transports.base import create_transport
 from deposit_services.transports.sftp import SftpTransport
 from tests.integration.sftp.conftest import password_account, today
 from tests.support.sshd import Sshd, key_fingerprint, make_key
-from tests.support.tcp_proxy import CuttingProxy
+from tests.support.tcp_proxy import TcpProxy
 
 Binding = Callable[..., dict[str, Any]]
 
@@ -148,7 +148,7 @@ def test_connection_cut_mid_upload_is_transient_and_leaves_nothing_under_the_fin
     """A proxy cuts the TCP connection after 1 MB of a ~3 MB upload; a retry then succeeds
     and removes the partial temporary file the cut left behind."""
     target = tmp_path / "inbox" / today()
-    with CuttingProxy((sshd.host, sshd.port), cut_after=1_000_000) as proxy:
+    with TcpProxy(sshd.host, sshd.port, cut_after=1_000_000) as proxy:
         transport = SftpTransport(key_binding(**{
             "server-port": proxy.port, "known-hosts": None,
             "host-key-fingerprint": sshd.fingerprint}))

@@ -22,7 +22,8 @@ from deposit_services.messaging.base import Broker, DeadLetter
 from deposit_services.messaging.local import LocalBroker
 from deposit_services.messaging.stomp import StompBroker
 from tests.support.activemq import ActiveMQ, running_activemq
-from tests.support.rabbitmq import DEFAULT_URL, TcpProxy, delete_local_queues, running_rabbitmq
+from tests.support.rabbitmq import DEFAULT_URL, delete_local_queues, running_rabbitmq
+from tests.support.tcp_proxy import TcpProxy
 
 
 @dataclass

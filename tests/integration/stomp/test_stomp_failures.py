@@ -1,7 +1,7 @@
 """What only a STOMP broker can do wrong: go silent, refuse us, send bytes, be closed.
 
 Each runs on the real ActiveMQ and RabbitMQ (``stomp_kit``), some through a relay
-(tests/support/rabbitmq.py ``TcpProxy``) that can go silent while its connections
+(tests/support/tcp_proxy.py ``TcpProxy``) that can go silent while its connections
 stay open.
 """
 
@@ -19,7 +19,7 @@ import stomp
 from deposit_services.errors import BrokerUnavailable
 from deposit_services.messaging.stomp import StompBroker
 from tests.integration.stomp.conftest import BrokerKit
-from tests.support.rabbitmq import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 
 def _relay_to(url: str) -> tuple[TcpProxy, str]:

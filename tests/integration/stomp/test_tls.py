@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from deposit_services.messaging.stomp import StompBroker
 from tests.support.activemq import ActiveMQ
-from tests.support.rabbitmq import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 
 def make_certificate(folder: Path, name: str, sans: list[x509.GeneralName]) -> tuple[Path, Path]:
