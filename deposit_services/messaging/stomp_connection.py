@@ -138,8 +138,9 @@ class _Listener(stomp.ConnectionListener):  # type: ignore[misc]
 class StompLink:
     """A self-healing STOMP 1.2 connection shared by threads.
 
-    ``on_connected(conn)`` runs under the link's lock after every (re)connection, before
-    the link counts as connected (the broker adapter subscribes there); ``on_lost()``
+    ``on_connected(conn)`` runs under the link's lock after every (re)connection, once
+    the link counts as connected (the broker adapter subscribes there; whatever else
+    needs the connection waits for the lock); ``on_lost()``
     runs after a connection is lost (it drops what was buffered from it)."""
 
     def __init__(
@@ -257,8 +258,10 @@ class StompLink:
             self._conn = conn
             self._generation = generation
             self._lost.clear()
-            self.on_connected(conn)
+            # live before on_connected subscribes: a message those subscriptions bring
+            # may be handled and settled (which needs a live link) before it returns
             self._connected.set()
+            self.on_connected(conn)
         log.info("connected to broker %s as %s (STOMP 1.2, heart-beats %s ms)", ep,
                  self.user or "anonymous", self.heartbeats)
 

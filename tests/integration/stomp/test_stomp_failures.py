@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,7 +19,9 @@ import stomp
 
 from deposit_services.errors import BrokerUnavailable
 from deposit_services.messaging.stomp import StompBroker
+from deposit_services.messaging.stomp_connection import Endpoint, StompLink
 from tests.integration.stomp.conftest import BrokerKit
+from tests.support.activemq import ActiveMQ
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -187,3 +190,26 @@ def test_a_redelivery_cut_short_leaves_one_copy(stomp_kit: BrokerKit) -> None:
         seen.append((again.body, again.attempt))
         other.ack(again)
     assert seen == [("only once", 2)]
+
+
+def test_the_link_is_live_while_it_subscribes(activemq: ActiveMQ) -> None:
+    """Subscriptions are made in ``on_connected``; a message they bring can be handled
+    and settled by a worker before ``on_connected`` returns, so the link must already
+    hold its connection then (once it did not, and a malformed message received at
+    start-up could not be dead-lettered until the connection dropped)."""
+    endpoint = Endpoint.parse(activemq.url)
+    held: list[bool] = []
+    link: StompLink
+
+    def on_connected(conn: Any) -> None:
+        held.append(link.holds(link.generation))
+
+    link = StompLink(endpoint, user=endpoint.user, password=endpoint.password,
+                     on_message=lambda generation, headers, body: None,
+                     on_connected=on_connected, on_lost=lambda: None)
+    link.start()
+    try:
+        assert link.wait_connected(10)
+        assert held == [True]
+    finally:
+        link.close()
