@@ -30,7 +30,7 @@ class Target:
 
 def _sword_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
     """The SWORD statement resolver, with the binding's TLS, timeout and status-* keys."""
-    from deposit_services.status.sword import SwordStatementResolver
+    from deposit_services.transports.sword.statement import SwordStatementResolver
 
     return SwordStatementResolver.from_binding(
         config.mapping,

@@ -1,2 +1,3 @@
-"""Resolvers of a deposit's remote status: ``base`` (the port, the state mapping, auth
-realms) and ``sword`` (SWORDv2 Atom / ORE statements)."""
+"""The status-resolver port (``base``): the StatusResolver ABC, the state mapping and the
+auth realms every protocol's resolver uses. Each protocol's resolver lives with its
+protocol (SWORDv2: ``deposit_services.transports.sword.statement``)."""

@@ -1,1 +1,2 @@
-"""Transports: one module per protocol, registered by the protocol-binding name."""
+"""Transports: one module (or package, for a protocol family) per protocol, registered by
+the protocol-binding name in ``base.TRANSPORTS``."""

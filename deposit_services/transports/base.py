@@ -102,7 +102,7 @@ def parse_binding(model: type[Binding], binding: Mapping[str, Any]) -> Any:
 TRANSPORTS: dict[str, str] = {
     "filesystem": "deposit_services.transports.filesystem:FilesystemTransport",
     "devnull": "deposit_services.transports.devnull:DevNullTransport",
-    "swordv2": "deposit_services.transports.sword2:SwordV2Transport",
+    "swordv2": "deposit_services.transports.sword.transport:SwordV2Transport",
     "sftp": "deposit_services.transports.sftp:SftpTransport",
     "ftp": "deposit_services.transports.ftp:FtpTransport",
 }

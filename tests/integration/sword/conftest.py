@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from deposit_services.transports.base import TransportContext
-from deposit_services.transports.sword2 import SwordV2Transport
+from deposit_services.transports.sword.transport import SwordV2Transport
 from tests.support.sword_server import SwordServer, running_sword_server
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sword"

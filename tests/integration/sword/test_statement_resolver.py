@@ -7,7 +7,7 @@ import pytest
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import DepositStatus
 from deposit_services.status.base import StatusDocumentError, StatusUnavailable
-from deposit_services.status.sword import SwordStatementResolver, rewrite_url
+from deposit_services.transports.sword.statement import SwordStatementResolver, rewrite_url
 from tests.support.sword_server import running_sword_server
 
 # PASS's JScholarship mapping (repositories-jhu-3.4.json)

@@ -19,7 +19,7 @@ from deposit_services.errors import (
     PermanentTransferError,
     TransientTransferError,
 )
-from deposit_services.transports.sword_receipt import parse_receipt
+from deposit_services.transports.sword.documents import parse_receipt
 from tests.support.sword_server import running_sword_server
 
 
@@ -253,7 +253,7 @@ def test_each_thread_has_its_own_session_and_close_ends_all(sword_server, bindin
 
     def work(name):
         transport.send(dataclasses.replace(package, name=name), submission)
-        sessions.append(transport._sessions.get())
+        sessions.append(transport.client.sessions.get())
 
     threads = [threading.Thread(target=work, args=(f"t{n}.zip",)) for n in range(3)]
     for thread in threads:
@@ -263,7 +263,7 @@ def test_each_thread_has_its_own_session_and_close_ends_all(sword_server, bindin
     assert len({id(s) for s in sessions}) == 3
     assert len(sword_server.deposits) == 3
     transport.close()
-    assert transport._sessions._all == []
+    assert transport.client.sessions._all == []
     transport.send(dataclasses.replace(package, name="after-close.zip"), submission)
     assert len(sword_server.deposits) == 4  # usable again after close
 

@@ -7,8 +7,9 @@ Slug and On-Behalf-Of when set, then reads the deposit receipt. DSpace decides l
 so the Receipt is not ``accepted``: ``status_ref`` is the Atom statement URL (ORE if the
 server publishes no Atom statement), ``access_url`` the splash page.
 
-Faults: 401/403/412/413/415 and any other 4xx are permanent (the server's error
-document summary is quoted); 5xx, 429, connection errors and timeouts are transient.
+Faults (mapped by ``client.SwordClient``): 401/403/412/413/415 and any other 4xx are
+permanent (the server's error document summary is quoted); 5xx, 429, connection errors
+and timeouts are transient.
 
 Reconciliation after a crash (``reconcile`` / ``find_existing``): SWORDv2 has no
 search by Slug, so the caller must keep the Edit-IRI (``Receipt.details["edit_iri"]``);
@@ -17,7 +18,7 @@ longer has it. Without an Edit-IRI the outcome cannot be told, and ``reconcile``
 so (the deposit is FAILED for the operator to check) rather than deposit twice.
 
 The ``status-*`` keys configure the statement resolver of the same repository
-(``deposit_services.status.sword.SwordStatementResolver.from_binding``).
+(``statement.SwordStatementResolver.from_binding``).
 """
 
 from __future__ import annotations
@@ -31,47 +32,25 @@ from dataclasses import replace
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
-import requests
 from pydantic import Field
 
 from deposit_services.assemblers.base import Package
-from deposit_services.errors import (
-    AuthenticationError,
-    PermanentTransferError,
-    TransientTransferError,
-)
+from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
-from deposit_services.transports.sword_http import DocumentTooLarge, SessionPool, read_limited
-from deposit_services.transports.sword_receipt import (
+from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
+from deposit_services.transports.sword.documents import (
     DepositReceipt,
     ServiceDocument,
     XmlError,
-    parse_error_document,
     parse_receipt,
     parse_service_document,
 )
 
 logger = logging.getLogger(__name__)
 
-MAX_XML_BYTES = 16 * 1024 * 1024
 T = TypeVar("T")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-# what the operator can do about each SWORDv2 error (by the error IRI's last segment)
-ERROR_ADVICE: dict[str, str] = {
-    "ErrorChecksumMismatch": "the server received other bytes than the package holds; "
-    "check for a proxy that alters uploads, then retry the deposit",
-    "MaxUploadSizeExceeded": "the package is larger than the repository accepts; raise its "
-    "upload limit (DSpace: upload.max) or send a smaller package, then retry",
-    "ErrorContent": "the collection does not accept this packaging or content type; check "
-    "the assembler specification and the collection",
-    "TargetOwnerUnknown": "the repository does not know the on-behalf-of user; correct the "
-    "protocol-binding's on-behalf-of",
-    "MediationNotAllowed": "the repository does not allow mediated deposit; remove "
-    "on-behalf-of from the protocol-binding or enable mediation",
-    "ErrorBadRequest": "the server could not understand the deposit request",
-}
 
 
 class SwordV2Binding(Binding):
@@ -94,7 +73,7 @@ class SwordV2Binding(Binding):
     verify_tls: bool = Field(default=True, alias="verify-tls")
     ca_bundle: str | None = Field(default=None, alias="ca-bundle")
     check_collection: bool = Field(default=True, alias="check-collection")
-    # for the statement resolver (status/sword.py), kept here so the binding validates
+    # for the statement resolver (statement.py), kept here so the binding validates
     status_follow_redirects: bool = Field(default=False, alias="status-follow-redirects")
     status_url_rewrite: dict[str, str] = Field(default_factory=dict, alias="status-url-rewrite")
     status_read_timeout: float = Field(default=60.0, alias="status-read-timeout", gt=0)
@@ -154,7 +133,12 @@ class SwordV2Transport(Transport):
     def __init__(self, binding: Any, context: TransportContext | None = None) -> None:
         super().__init__(binding, context)
         self._hints = {k.strip().casefold(): v for k, v in self.binding.collection_hints.items()}
-        self._sessions = SessionPool(self._configure_session)
+        b = self.binding
+        self.client = SwordClient(
+            Credentials(b.username, b.password, b.on_behalf_of),
+            Connection(self.user_agent, b.connect_timeout, b.read_timeout,
+                       b.ca_bundle or b.verify_tls),  # ca-bundle names the CAs to trust
+        )
         self._cache_lock = threading.Lock()
         self._service_doc: ServiceDocument | None = None
         self._service_doc_at = 0.0
@@ -165,94 +149,8 @@ class SwordV2Transport(Transport):
     def user_agent(self) -> str:
         return self.binding.user_agent or self.context.user_agent
 
-    def _configure_session(self, session: requests.Session) -> None:
-        session.auth = (self.binding.username, self.binding.password)
-        session.headers["User-Agent"] = self.user_agent
-        if self.binding.on_behalf_of:
-            session.headers["On-Behalf-Of"] = self.binding.on_behalf_of
-
-    @property
-    def _verify(self) -> bool | str:
-        """TLS verification: on by default; ``ca-bundle`` names the CAs to trust."""
-        return self.binding.ca_bundle or self.binding.verify_tls
-
-    @property
-    def _timeout(self) -> tuple[float, float]:
-        return (self.binding.connect_timeout, self.binding.read_timeout)
-
     def close(self) -> None:
-        self._sessions.close()
-
-    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        try:
-            # verify per request: a Session's own verify loses to REQUESTS_CA_BUNDLE
-            return self._sessions.get().request(
-                method, url, timeout=self._timeout, verify=self._verify, **kwargs
-            )
-        except requests.exceptions.SSLError as exc:
-            raise PermanentTransferError(f"{what}: TLS failure talking to {url}: {exc}") from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise PermanentTransferError(f"{what}: bad URL {url}: {exc}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransientTransferError(f"{what}: {url} timed out: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransientTransferError(f"{what}: {url} failed: {exc}") from exc
-
-    @staticmethod
-    def _read_body(response: requests.Response, what: str) -> bytes:
-        try:
-            return read_limited(response, MAX_XML_BYTES)
-        except DocumentTooLarge as exc:
-            raise PermanentTransferError(f"{what}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransientTransferError(f"{what}: reading the response failed: {exc}") from exc
-
-    def _get(self, url: str, what: str, missing_ok: bool = False) -> bytes | None:
-        """GET a SWORD document's bytes; None for 404/410 when ``missing_ok``."""
-        with self._request("GET", url, what, stream=True) as response:
-            if missing_ok and response.status_code in (404, 410):
-                return None
-            self._raise_for_status(response, what)
-            return self._read_body(response, what)
-
-    def _raise_for_status(self, response: requests.Response, what: str) -> None:
-        """Turn a non-2xx answer into our error, quoting the server's error document."""
-        status = response.status_code
-        if status < 300:
-            return
-        if status < 400:
-            raise PermanentTransferError(
-                f"{what} refused: HTTP {status} {response.reason} redirects to "
-                f"{response.headers.get('Location')!r}; put the final URL in the "
-                "protocol-binding (a deposit is never re-sent to a redirect target)"
-            )
-        body = self._read_body(response, what) if status != 401 else b""
-        error = parse_error_document(body) if body else None
-        words = f"HTTP {status} {response.reason}"
-        if error is not None:
-            words += f": {error.name or error.href}"
-            if error.summary:
-                words += f": {error.summary}"
-            if error.verbose and error.verbose != error.summary:
-                words += f" ({error.verbose[:500]})"
-            if error.name in ERROR_ADVICE:
-                words += f"; {ERROR_ADVICE[error.name]}"
-        message = f"{what} refused: {words}"
-        if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After")
-            suffix = f" (Retry-After: {retry_after})" if retry_after else ""
-            raise TransientTransferError(message + suffix)
-        if status == 401:
-            raise AuthenticationError(
-                f"{message}: authentication failed for user {self.binding.username!r}; "
-                "check the protocol-binding's username and password"
-            )
-        if status == 403 and not (error and error.name == "TargetOwnerUnknown"):
-            raise AuthenticationError(
-                f"{message}: user {self.binding.username!r} is not allowed to do this; "
-                "check the account's rights on the collection"
-            )
-        raise PermanentTransferError(message)
+        self.client.close()
 
     # -- service document and collection ----------------------------------------------
 
@@ -264,7 +162,7 @@ class SwordV2Transport(Transport):
                 return self._service_doc
         url = self.binding.service_doc
         what = f"SWORD service document {url}"
-        document = _parsed(parse_service_document, self._get(url, what) or b"", what)
+        document = _parsed(parse_service_document, self.client.get(url, what) or b"", what)
         with self._cache_lock:
             self._service_doc = document
             self._service_doc_at = time.monotonic()
@@ -333,7 +231,7 @@ class SwordV2Transport(Transport):
             with package.open() as stream:
                 reader = _CountingReader(stream, package.size)
                 try:
-                    response = self._request(
+                    response = self.client.request(
                         "POST", collection, what, data=reader, headers=headers,
                         allow_redirects=False, stream=True,
                     )
@@ -349,9 +247,9 @@ class SwordV2Transport(Transport):
         except OSError as exc:
             raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
         with response:
-            self._raise_for_status(response, what)
+            self.client.raise_for_status(response, what)
             location = response.headers.get("Location")
-            body = self._read_body(response, what)
+            body = self.client.read_body(response, what)
         logger.info(
             "deposited %s to %s in %.2fs: HTTP %d, Edit-IRI %s",
             package.name,
@@ -386,7 +284,7 @@ class SwordV2Transport(Transport):
 
     def _fetch_receipt(self, edit_iri: str) -> DepositReceipt | None:
         what = f"SWORD deposit receipt {edit_iri}"
-        body = self._get(edit_iri, what, missing_ok=True)
+        body = self.client.get(edit_iri, what, missing_ok=True)
         if body is None:
             return None
         receipt = _parsed(parse_receipt, body, what)

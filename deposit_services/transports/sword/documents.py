@@ -1,9 +1,12 @@
-"""SWORDv2 documents read by local name: service document, deposit receipt, error document.
+"""SWORD documents read by local name: service document, deposit receipt, error
+document and (SWORDv2) Atom / ORE statement.
 
 Real servers get namespaces wrong (DSpace has used the SWORD 1.3 namespace) and declare
 ISO-8859-1, so elements are matched by local name and documents are parsed from bytes
 (lxml honours the XML declaration). The parser never touches the network, never
-expands entities and never loads a DTD.
+expands entities and never loads a DTD. These functions say what a document holds;
+what it means for a deposit (which state wins, which are errors) is decided by the
+transport and the statement resolver.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ ORIGINAL_DEPOSIT_REL = "http://purl.org/net/sword/terms/originalDeposit"
 ATOM_FEED_TYPE = "application/atom+xml;type=feed"
 IANA_REL_PREFIX = "http://www.iana.org/assignments/relation/"
 ORE_TYPE = "application/rdf+xml"
+STATE_SCHEME = "http://purl.org/net/sword/terms/state"
 
 
 class XmlError(ValueError):
@@ -231,3 +235,57 @@ def parse_error_document(data: bytes) -> ErrorDocument | None:
         summary=text_of(root, "summary") or text_of(root, "title"),
         verbose=text_of(root, "verboseDescription"),
     )
+
+
+@dataclass(frozen=True)
+class StatementState:
+    """One state a statement declares: its term (a URI) and the server's words, if any."""
+
+    term: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """What a SWORDv2 statement declares.
+
+    ``format`` is ``atom`` (a feed; states are feed-level ``atom:category`` elements with
+    scheme STATE_SCHEME), ``ore`` (RDF; states are ``sword:state rdf:resource``) or None
+    when the document is neither (``root`` names its root element). ``states`` are in
+    document order, repeats and empty terms included, so the reader can judge them.
+    """
+
+    format: str | None
+    root: str
+    states: tuple[StatementState, ...] = ()
+
+
+def parse_statement(data: bytes) -> Statement:
+    """Read an Atom or ORE statement. Raises XmlError when it is not well-formed."""
+    root = parse_xml(data)
+    kind = local_name(root)
+    found: list[StatementState] = []
+    if kind == "feed":
+        for category in children(root, "category"):
+            if (attribute(category, "scheme") or "").strip() != STATE_SCHEME:
+                continue
+            term = (attribute(category, "term") or "").strip()
+            text = "".join(category.itertext()).strip() or attribute(category, "label")
+            found.append(StatementState(term, text))
+        return Statement("atom", kind, tuple(found))
+    if kind == "RDF":
+        about = {
+            attribute(desc, "about"): desc for desc in children(root, "Description")
+        }
+        for state in descendants(root, "state"):
+            term = (attribute(state, "resource") or "".join(state.itertext())).strip()
+            description = None
+            # the profile describes the state in its own rdf:Description; some servers
+            # put sword:stateDescription beside sword:state
+            for holder in (about.get(term), state.getparent()):
+                if holder is not None and description is None:
+                    for desc in children(holder, "stateDescription"):
+                        description = "".join(desc.itertext()).strip() or None
+            found.append(StatementState(term, description))
+        return Statement("ore", kind, tuple(found))
+    return Statement(None, kind)

@@ -1,4 +1,5 @@
-"""SWORDv2 statement resolver: GET the Atom or ORE statement, read the state, map it.
+"""SWORDv2 statement resolver (the StatusResolver of protocol ``SWORDv2``): GET the Atom
+or ORE statement, read the state, map it.
 
 Atom statements carry the state as a feed-level ``atom:category`` with scheme
 ``http://purl.org/net/sword/terms/state`` (the term is the state URI); ORE statements
@@ -40,20 +41,18 @@ from deposit_services.status.base import (
     parse_realms,
     select_realm,
 )
-from deposit_services.transports.sword_http import DocumentTooLarge, SessionPool, read_limited
-from deposit_services.transports.sword_receipt import (
-    XmlError,
-    attribute,
-    children,
-    descendants,
-    local_name,
-    parse_xml,
+from deposit_services.transports.base import parse_binding
+from deposit_services.transports.sword.client import (
+    MAX_DOCUMENT_BYTES,
+    DocumentTooLarge,
+    SessionPool,
+    read_limited,
 )
+from deposit_services.transports.sword.documents import STATE_SCHEME, XmlError, parse_statement
+from deposit_services.transports.sword.transport import SwordV2Binding
 
 logger = logging.getLogger(__name__)
 
-STATE_SCHEME = "http://purl.org/net/sword/terms/state"
-DEFAULT_MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 ACCEPT = "application/atom+xml;type=feed, application/rdf+xml;q=0.9, application/xml;q=0.5"
 
 
@@ -79,50 +78,28 @@ def rewrite_url(url: str, rewrite: Mapping[str, str] | None) -> str:
 def read_state(data: bytes, where: str) -> tuple[str, str | None]:
     """The (state, description) of an Atom or ORE statement. Raises StatusDocumentError."""
     try:
-        root = parse_xml(data)
+        statement = parse_statement(data)
     except XmlError as exc:
         raise StatusDocumentError(f"SWORD statement {where} is unreadable: {exc}") from exc
-    kind = local_name(root)
-    found: list[tuple[str, str | None]] = []
-    if kind == "feed":
-        for category in children(root, "category"):
-            if (attribute(category, "scheme") or "").strip() != STATE_SCHEME:
-                continue
-            term = (attribute(category, "term") or "").strip()
-            text = "".join(category.itertext()).strip() or attribute(category, "label")
-            found.append((term, text))
-    elif kind == "RDF":
-        about = {
-            attribute(desc, "about"): desc for desc in children(root, "Description")
-        }
-        for state in descendants(root, "state"):
-            term = (attribute(state, "resource") or "".join(state.itertext())).strip()
-            description = None
-            # the profile describes the state in its own rdf:Description; some servers
-            # put sword:stateDescription beside sword:state
-            for holder in (about.get(term), state.getparent()):
-                if holder is not None and description is None:
-                    for desc in children(holder, "stateDescription"):
-                        description = "".join(desc.itertext()).strip() or None
-            found.append((term, description))
-    else:
+    if statement.format is None:
         raise StatusDocumentError(
             f"SWORD statement {where} is neither an Atom feed nor an ORE (RDF) document "
-            f"(root element <{kind}>)"
+            f"(root element <{statement.root}>)"
         )
+    found = statement.states
     if not found:
         raise StatusDocumentError(
             f"SWORD statement {where} has no state (no atom:category with scheme "
             f"{STATE_SCHEME} / no sword:state)"
         )
-    if any(not term for term, _ in found):
+    if any(not state.term for state in found):
         raise StatusDocumentError(f"SWORD statement {where} has a state with an empty term")
-    terms = {term for term, _ in found}
+    terms = {state.term for state in found}
     if len(terms) > 1:
         raise StatusDocumentError(
             f"SWORD statement {where} has contradictory states: {', '.join(sorted(terms))}"
         )
-    return found[0]
+    return found[0].term, found[0].description
 
 
 class SwordStatementResolver(StatusResolver):
@@ -138,7 +115,7 @@ class SwordStatementResolver(StatusResolver):
         user_agent: str = "deposit-services",
         timeouts: StatementTimeouts | None = None,
         verify: bool | str = True,
-        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
     ) -> None:
         self.mapping = StatusMapping(mapping)
         self.realms = parse_realms(auth_realms)
@@ -160,9 +137,6 @@ class SwordStatementResolver(StatusResolver):
     ) -> SwordStatementResolver:
         """The resolver for a repository whose SWORDv2 ``protocol-binding`` is ``binding``:
         its TLS settings, connect timeout, binding user-agent and ``status-*`` keys."""
-        from deposit_services.transports.base import parse_binding
-        from deposit_services.transports.sword2 import SwordV2Binding
-
         parsed: SwordV2Binding = parse_binding(SwordV2Binding, binding)
         return cls(
             mapping,
