@@ -77,9 +77,9 @@ class Transport(ABC):
         ``status_ref``, ``access_url`` when known). Raise a TransferError when the outcome
         cannot be told: the deposit is then FAILED for the operator to check, never sent
         twice blindly. Default: None, because ``send`` itself recognises a package already
-        at the target under its final name and size (filesystem; SFTP and FTP override
-        this only to look in the dated directory of the attempt's own day); protocols
-        without that (SWORD) override this.
+        at the target under its final name and size (filesystem; the file drops, SFTP and
+        FTP, override this only to look in the dated directory of the attempt's own day,
+        see ``drop.DropTransport``); protocols without that (SWORD) override this.
         """
         return None
 

@@ -9,18 +9,13 @@ trust instead of the system's), ``verify-tls`` (true; false is logged as a warni
 backoff before the deposit is given back as transient), ``connect-timeout``,
 ``read-timeout`` and ``block-size``.
 
-The upload goes to a hidden temporary name, its size is checked with SIZE, then it is
-renamed (RNFR/RNTO). A final name with the same size is the package sent before (not
-sent again); a different size must be looked at by an operator. A fault mid-upload
-removes the temporary file (over a fresh connection if the first one is gone).
+The upload algorithm (temporary name, size check, rename, "already sent", reconcile)
+and the receipt are ``drop.DropTransport``'s; this module gives it FTP's primitives:
+SIZE, MKD/CWD, STOR, RNFR/RNTO, DELE, NLST. A fault mid-upload removes the temporary
+file over a fresh connection if the first one is gone.
 
 Replies: 530 is an AuthenticationError; other 5xx replies are permanent, 4xx replies,
 connection errors and timeouts transient; the server's reply text is in the message.
-
-Receipt: ACCEPTED at once, as for SFTP and the filesystem: a file drop has no status
-document to follow, and once the whole package stands under its final name the
-repository (e.g. PubMed Central's NIHMS loader) has custody and ingests it by its own
-process. SUBMITTED without a status reference would never finish.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ import posixpath
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,18 +40,13 @@ from deposit_services.errors import (
     TransferError,
     TransientTransferError,
 )
-from deposit_services.model.submission import DepositSubmission
-from deposit_services.transports.base import Receipt, Transport
 from deposit_services.transports.drop import (
     DropBinding,
-    check_existing,
-    dated_directory,
+    DropSession,
+    DropTransport,
     directory_prefixes,
-    drop_receipt,
     drop_url,
-    earlier_directories,
-    is_leftover_part,
-    temp_name,
+    remote_path,
 )
 
 log = logging.getLogger(__name__)
@@ -86,7 +76,7 @@ class FtpBinding(DropBinding):
         return self.server_port or 21
 
 
-class FtpTransport(Transport):
+class FtpTransport(DropTransport):
     protocol = "ftp"
     binding_model = FtpBinding
     binding: FtpBinding
@@ -94,34 +84,16 @@ class FtpTransport(Transport):
     def __init__(self, binding: Any, context: Any = None) -> None:
         super().__init__(binding, context)
         b = self.binding
-        self._scheme = "ftps" if b.use_tls else "ftp"
-        self._where = f"{self._scheme}://{b.username}@{b.server_fqdn}:{b.port}"
+        self.scheme = "ftps" if b.use_tls else "ftp"
+        self.where = f"{self.scheme}://{b.username}@{b.server_fqdn}:{b.port}"
         if b.use_tls and not b.verify_tls:
             log.warning("%s: TLS certificate verification is OFF (verify-tls: false)",
-                        self._where)
+                        self.where)
 
-    def send(self, package: Package, submission: DepositSubmission) -> Receipt:
-        directory = dated_directory(self.binding.default_directory)
-        with self._errors(), self._session(directory, self.binding.connect_attempts) as ftp:
-            return self._deliver(ftp, package, directory)
-
-    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
-        """The package in the dated directory of the attempt's own day, if it is there
-        (``send`` then checks today's, see ``earlier_directories``)."""
-        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"))
-        if not earlier:
-            return None
-        with self._errors(), self._session("", self.binding.connect_attempts) as ftp:
-            home = ftp.pwd()
-            for directory in earlier:
-                try:
-                    ftp.cwd(posixpath.join(home, directory))
-                except ftplib.error_perm:
-                    continue  # no such directory: nothing was sent there
-                receipt = self._already_there(ftp, package)
-                if receipt is not None:
-                    return receipt
-        return None
+    @contextlib.contextmanager
+    def connect(self, directory: str) -> Iterator[DropSession]:
+        with self._errors(), self._session(self.binding.connect_attempts) as ftp:
+            yield _FtpSession(self, ftp)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -134,31 +106,31 @@ class FtpTransport(Transport):
             reply = _reply(exc)
             if reply.startswith("530"):
                 raise AuthenticationError(
-                    f"{self._where} refused the login ({reply}); check username and password "
+                    f"{self.where} refused the login ({reply}); check username and password "
                     "in the protocol-binding"
                 ) from exc
-            raise PermanentTransferError(f"{self._where} refused: {reply}") from exc
+            raise PermanentTransferError(f"{self.where} refused: {reply}") from exc
         except ftplib.error_temp as exc:
-            raise TransientTransferError(f"{self._where} answered {_reply(exc)}") from exc
+            raise TransientTransferError(f"{self.where} answered {_reply(exc)}") from exc
         except ssl.SSLCertVerificationError as exc:
             raise PermanentTransferError(
-                f"{self._where}: the server's TLS certificate cannot be verified "
+                f"{self.where}: the server's TLS certificate cannot be verified "
                 f"({exc.verify_message or exc}); if the repository uses its own CA, give it in "
                 "ca-file"
             ) from exc
         except TimeoutError as exc:
-            raise TransientTransferError(f"{self._where}: timed out ({exc or 'no answer'})"
+            raise TransientTransferError(f"{self.where}: timed out ({exc or 'no answer'})"
                                          ) from exc
         except (OSError, EOFError, ftplib.Error) as exc:
             raise TransientTransferError(
-                f"{self._where}: connection failed or dropped ({_describe(exc)})"
+                f"{self.where}: connection failed or dropped ({_describe(exc)})"
             ) from exc
 
     # -- connection -------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _session(self, directory: str, attempts: int) -> Iterator[ftplib.FTP]:
-        """Connected, logged in, binary, in ``directory`` (created as needed)."""
+    def _session(self, attempts: int) -> Iterator[ftplib.FTP]:
+        """Connected, logged in, binary, in the login directory."""
         ftp = self._connect(attempts)
         try:
             b = self.binding
@@ -168,7 +140,6 @@ class FtpTransport(Transport):
                 ftp.prot_p()
             ftp.voidcmd("TYPE I")
             ftp.set_pasv(b.use_pasv)
-            _change_directory(ftp, directory)
             yield ftp
             with contextlib.suppress(OSError, EOFError, ftplib.Error):
                 ftp.quit()
@@ -185,11 +156,11 @@ class FtpTransport(Transport):
                 ftp.close()
                 if attempt == attempts:
                     raise TransientTransferError(
-                        f"{self._where}: cannot connect ({_describe(exc)}; {attempts} "
+                        f"{self.where}: cannot connect ({_describe(exc)}; {attempts} "
                         "attempt(s))"
                     ) from exc
                 delay = b.connect_backoff * 2 ** (attempt - 1)
-                log.info("%s: connect attempt %d failed (%s); next in %.1fs", self._where,
+                log.info("%s: connect attempt %d failed (%s); next in %.1fs", self.where,
                          attempt, exc, delay)
                 time.sleep(delay)
                 continue
@@ -218,71 +189,107 @@ class FtpTransport(Transport):
             context = ssl._create_unverified_context()  # noqa: S323 - operator's explicit choice
         return _SessionReusingFTP_TLS(context=context)
 
-    # -- upload -----------------------------------------------------------------------
-
-    def _deliver(self, ftp: ftplib.FTP, package: Package, directory: str) -> Receipt:
-        b = self.binding
-        already = self._already_there(ftp, package)
-        if already is not None:
-            return already
-        here = ftp.pwd()
-        url = self._url(here, package.name)
-        temp = temp_name(package.name)
+    def remove_over_new_connection(self, directory: str, name: str) -> None:
+        """Delete ``directory/name`` over a fresh connection (the first one is unusable);
+        never raises: the file is then left for the next successful attempt."""
         try:
-            _store(ftp, temp, package, b.block_size)
-        except BaseException as exc:
-            # a data connection that broke leaves the STOR's reply pending on the control one
-            self._abandon(ftp, directory, posixpath.join(here, temp),
-                          pending_reply=not isinstance(exc, ftplib.Error))
-            raise
-        try:
-            size = _size_of(ftp, temp)
-            if size != package.size:
-                raise TransientTransferError(
-                    f"{url}: the server holds {size} of {package.size} bytes after the upload"
-                )
-            ftp.rename(temp, package.name)
-        except BaseException:
-            self._abandon(ftp, directory, posixpath.join(here, temp), pending_reply=False)
-            raise
-        log.info("uploaded %s (%d bytes) to %s", package.name, package.size, url)
-        _remove_leftovers(ftp, package.name)
-        return drop_receipt(url, package.size, already_present=False)
-
-    def _url(self, directory: str, name: str) -> str:
-        b = self.binding
-        return drop_url(self._scheme, b.server_fqdn, b.port, posixpath.join(directory, name))
-
-    def _already_there(self, ftp: ftplib.FTP, package: Package) -> Receipt | None:
-        """The receipt for the package standing in the current directory under its final
-        name with its size (leftovers of earlier attempts removed); None if it is not."""
-        existing = _size_of(ftp, package.name)
-        if existing is None:
-            return None
-        url = self._url(ftp.pwd(), package.name)
-        check_existing(url, existing, package.size)
-        log.info("%s already holds %s with the same size; not sent again", url, package.name)
-        _remove_leftovers(ftp, package.name)
-        return drop_receipt(url, package.size, already_present=True)
-
-    def _abandon(self, ftp: ftplib.FTP, directory: str, temp: str, pending_reply: bool) -> None:
-        """Remove the temporary file; over a fresh connection if this one is unusable."""
-        try:
-            if pending_reply:
-                if ftp.sock is not None:
-                    ftp.sock.settimeout(5)
-                with contextlib.suppress(ftplib.Error):
-                    ftp.getresp()
-            _delete(ftp, temp)
-            return
-        except (OSError, EOFError, ftplib.Error) as exc:
-            log.info("%s: removing %s over a new connection (%s)", self._where, temp, exc)
-        try:
-            with self._session(directory, attempts=1) as fresh:
-                _delete(fresh, temp)
+            with self._session(attempts=1) as fresh:
+                _change_directory(fresh, directory)
+                _delete(fresh, name)
         except (OSError, EOFError, ftplib.Error, TransferError) as exc:
             log.warning("%s: temporary file %s may remain on the server (removed by the next "
-                        "successful attempt): %s", self._where, temp, exc)
+                        "successful attempt): %s", self.where, remote_path(directory, name), exc)
+
+
+class _FtpSession(DropSession):
+    """FTP's primitives over one logged-in connection.
+
+    FTP works in a current directory: each primitive first changes into its
+    ``directory`` (relative ones from the login directory), unless it is there already.
+    """
+
+    faults = (OSError, EOFError, ftplib.Error)
+
+    def __init__(self, transport: FtpTransport, ftp: ftplib.FTP) -> None:
+        self._transport = transport
+        self.ftp = ftp
+        self._home: str | None = None  # the login directory, read before leaving it
+        self._cwd: str | None = ""  # the directory (as the algorithm names it) we are in
+        self._broken: BaseException | None = None  # why this connection cannot be reused
+
+    def _enter(self, directory: str) -> None:
+        if directory == self._cwd:
+            return
+        self._leave_home()
+        self.ftp.cwd(posixpath.join(self._home or "/", directory))
+        self._cwd = directory
+
+    def _leave_home(self) -> None:
+        if self._home is None:
+            self._home = self.ftp.pwd()
+
+    def make_directories(self, directory: str) -> None:
+        if directory == self._cwd:
+            return
+        self._leave_home()
+        if self._cwd != "" and not directory.startswith("/"):
+            self.ftp.cwd(self._home or "/")
+        self._cwd = None  # unknown until the last step is done
+        _change_directory(self.ftp, directory)
+        self._cwd = directory
+
+    def is_directory(self, directory: str) -> bool:
+        try:
+            self._enter(directory)
+        except ftplib.error_perm:
+            return False  # no such directory
+        return True
+
+    def size(self, directory: str, name: str) -> int | None:
+        self._enter(directory)
+        return _size_of(self.ftp, name)
+
+    def upload(self, directory: str, name: str, package: Package) -> None:
+        self._enter(directory)
+        try:
+            _store(self.ftp, name, package, self._transport.binding.block_size)
+        except BaseException as exc:
+            if not isinstance(exc, ftplib.Error):
+                # a data connection that broke leaves the STOR's reply pending on the
+                # control one: read it, or this connection cannot be used any more
+                self._broken = _drain_reply(self.ftp)
+            raise
+
+    def rename(self, directory: str, old: str, new: str) -> None:
+        self._enter(directory)
+        self.ftp.rename(old, new)
+
+    def remove(self, directory: str, name: str) -> None:
+        self._enter(directory)
+        _delete(self.ftp, name)
+
+    def names(self, directory: str) -> list[str]:
+        self._enter(directory)
+        return [posixpath.basename(entry) for entry in self.ftp.nlst()]
+
+    def url(self, directory: str, name: str) -> str:
+        self._enter(directory)
+        t = self._transport
+        return drop_url(t.scheme, t.binding.server_fqdn, t.binding.port,
+                        posixpath.join(self.ftp.pwd(), name))
+
+    def abandon(self, directory: str, name: str) -> None:
+        """Remove the temporary file; over a fresh connection if this one is unusable."""
+        reason = self._broken
+        if reason is None:
+            try:
+                self.remove(directory, name)
+                return
+            except self.faults as exc:
+                reason = exc
+        log.info("%s: removing %s over a new connection (%s)", self._transport.where,
+                 remote_path(directory, name), reason)
+        self._transport.remove_over_new_connection(directory, name)
 
 
 class _SessionReusingFTP_TLS(ftplib.FTP_TLS):
@@ -380,15 +387,16 @@ def _delete(ftp: ftplib.FTP, path: str) -> None:
             raise
 
 
-def _remove_leftovers(ftp: ftplib.FTP, name: str) -> None:
-    """Remove temporary files of earlier failed attempts at this package (best effort)."""
+def _drain_reply(ftp: ftplib.FTP) -> BaseException | None:
+    """Read the reply a broken STOR left pending; the fault if the connection is unusable."""
     try:
-        for entry in ftp.nlst():
-            entry = posixpath.basename(entry)
-            if is_leftover_part(entry, name):
-                _delete(ftp, entry)
-    except (OSError, EOFError, ftplib.Error) as exc:
-        log.warning("could not remove leftovers of %s: %s", name, exc)
+        if ftp.sock is not None:
+            ftp.sock.settimeout(5)
+        with contextlib.suppress(ftplib.Error):
+            ftp.getresp()
+    except (OSError, EOFError) as exc:
+        return exc
+    return None
 
 
 def _reply(exc: BaseException) -> str:

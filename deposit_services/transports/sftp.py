@@ -15,15 +15,11 @@ must match; otherwise the key must be the one known_hosts holds for the host. An
 unknown or changed key is refused with the offered fingerprint in the message, unless
 ``allow-unknown-host-key`` is true (then the key is logged and accepted).
 
-The upload goes to a hidden temporary name (pipelined writes streamed from the package
-file), its size is checked with stat, then it is renamed (posix-rename where the server
-has it). A fault mid-upload removes the temporary file when the connection still allows
-it; a later successful attempt removes leftovers of earlier ones.
-
-Receipt: ACCEPTED at once, like the filesystem transport. A file drop has no status
-document to follow; once the whole package stands under its final name the repository
-has custody and ingests it by its own process. Recording SUBMITTED without a status
-reference would leave the deposit, and so the submission, unfinished forever.
+The upload algorithm (temporary name, size check, rename, "already sent", reconcile)
+and the receipt are ``drop.DropTransport``'s; this module gives it SFTP's primitives:
+stat, mkdir, pipelined writes streamed from the package file, posix-rename where the
+server has it, remove, listdir. A fault mid-upload removes the temporary file when the
+connection still allows it.
 """
 
 from __future__ import annotations
@@ -33,10 +29,9 @@ import contextlib
 import errno
 import hashlib
 import logging
-import posixpath
 import socket
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,18 +45,13 @@ from deposit_services.errors import (
     TransferError,
     TransientTransferError,
 )
-from deposit_services.model.submission import DepositSubmission
-from deposit_services.transports.base import Receipt, Transport
 from deposit_services.transports.drop import (
     DropBinding,
-    check_existing,
-    dated_directory,
+    DropSession,
+    DropTransport,
     directory_prefixes,
-    drop_receipt,
     drop_url,
-    earlier_directories,
-    is_leftover_part,
-    temp_name,
+    remote_path,
 )
 
 log = logging.getLogger(__name__)
@@ -111,7 +101,7 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-class SftpTransport(Transport):
+class SftpTransport(DropTransport):
     protocol = "sftp"
     binding_model = SftpBinding
     binding: SftpBinding
@@ -126,24 +116,10 @@ class SftpTransport(Transport):
             log.warning("%s: protocol-binding keys %s mean nothing for SFTP; ignored",
                         self._where, ", ".join(ignored))
 
-    def send(self, package: Package, submission: DepositSubmission) -> Receipt:
-        directory = dated_directory(self.binding.default_directory)
+    @contextlib.contextmanager
+    def connect(self, directory: str) -> Iterator[DropSession]:
         with self._errors(directory), self._session() as sftp:
-            return self._deliver(sftp, package, directory)
-
-    def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
-        """The package in the dated directory of the attempt's own day, if it is there
-        (``send`` then checks today's, see ``earlier_directories``)."""
-        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"))
-        if not earlier:
-            return None
-        with self._errors(earlier[0]), self._session() as sftp:
-            for directory in earlier:
-                if _is_dir(sftp, directory):
-                    receipt = self._already_there(sftp, package, directory)
-                    if receipt is not None:
-                        return receipt
-        return None
+            yield _SftpSession(self, sftp)
 
     @contextlib.contextmanager
     def _errors(self, directory: str) -> Iterator[None]:
@@ -307,50 +283,7 @@ class SftpTransport(Transport):
         if not transport.is_authenticated():
             raise failure or paramiko.AuthenticationException("authentication incomplete")
 
-    # -- upload -----------------------------------------------------------------------
-
-    def _deliver(self, sftp: paramiko.SFTPClient, package: Package, directory: str) -> Receipt:
-        self._make_directory(sftp, directory)
-        already = self._already_there(sftp, package, directory)
-        if already is not None:
-            return already
-        final = _join(directory, package.name)
-        url = self._url(sftp, directory, package.name)
-        temp = _join(directory, temp_name(package.name))
-        try:
-            self._upload(sftp, package, temp, self._write_size(sftp))
-            size = sftp.stat(temp).st_size
-            if size != package.size:
-                raise TransientTransferError(
-                    f"{url}: the server holds {size} of {package.size} bytes after the upload"
-                )
-            _rename(sftp, temp, final)
-        except BaseException:
-            _remove_quietly(sftp, temp)
-            raise
-        log.info("uploaded %s (%d bytes) to %s", package.name, package.size, url)
-        self._remove_leftovers(sftp, directory, package.name)
-        return drop_receipt(url, package.size, already_present=False)
-
-    def _url(self, sftp: paramiko.SFTPClient, directory: str, name: str) -> str:
-        url = drop_url("sftp", self.binding.server_fqdn, self.binding.port,
-                       sftp.normalize(directory or "."))
-        return f"{url.rstrip('/')}/{name}"
-
-    def _already_there(self, sftp: paramiko.SFTPClient, package: Package, directory: str
-                       ) -> Receipt | None:
-        """The receipt for the package standing in ``directory`` under its final name
-        with its size (leftovers of earlier attempts removed); None if it is not there."""
-        existing = _size_of(sftp, _join(directory, package.name))
-        if existing is None:
-            return None
-        url = self._url(sftp, directory, package.name)
-        check_existing(url, existing, package.size)
-        log.info("%s already holds %s with the same size; not sent again", url, package.name)
-        self._remove_leftovers(sftp, directory, package.name)
-        return drop_receipt(url, package.size, already_present=True)
-
-    def _write_size(self, sftp: paramiko.SFTPClient) -> int:
+    def write_size(self, sftp: paramiko.SFTPClient) -> int:
         """``write-size``, else 128 KiB for OpenSSH, else the protocol's safe 32 KiB."""
         if self.binding.write_size:
             return self.binding.write_size
@@ -359,45 +292,77 @@ class SftpTransport(Transport):
         version = str(getattr(transport, "remote_version", ""))
         return OPENSSH_WRITE_SIZE if "OpenSSH" in version else SAFE_WRITE_SIZE
 
-    @staticmethod
-    def _upload(sftp: paramiko.SFTPClient, package: Package, temp: str, write_size: int
-                ) -> None:
-        with package.open() as src, sftp.open(temp, "wb") as remote:
+
+class _SftpSession(DropSession):
+    """SFTP's primitives over one open SFTP channel (paths, no current directory)."""
+
+    faults = (OSError, paramiko.SSHException, EOFError)
+
+    def __init__(self, transport: SftpTransport, sftp: paramiko.SFTPClient) -> None:
+        self._transport = transport
+        self.sftp = sftp
+
+    def make_directories(self, directory: str) -> None:
+        if not directory or _is_dir(self.sftp, directory):
+            return
+        for prefix in directory_prefixes(directory):
+            if _is_dir(self.sftp, prefix):
+                continue
+            try:
+                self.sftp.mkdir(prefix)
+            except OSError:
+                if not _is_dir(self.sftp, prefix):  # not created by someone else meanwhile
+                    raise
+            log.info("created directory %s", prefix)
+
+    def is_directory(self, directory: str) -> bool:
+        return _is_dir(self.sftp, directory)
+
+    def size(self, directory: str, name: str) -> int | None:
+        try:
+            return self.sftp.stat(remote_path(directory, name)).st_size
+        except FileNotFoundError:
+            return None
+
+    def upload(self, directory: str, name: str, package: Package) -> None:
+        write_size = self._transport.write_size(self.sftp)
+        with package.open() as src, self.sftp.open(remote_path(directory, name), "wb") as remote:
             remote.MAX_REQUEST_SIZE = write_size
             remote.set_pipelined(True)
             while chunk := src.read(CHUNK_SIZE):
                 remote.write(chunk)
 
-    @staticmethod
-    def _make_directory(sftp: paramiko.SFTPClient, directory: str) -> None:
-        """``mkdir -p directory``; a name that exists but is not a directory is an error."""
-        if not directory or _is_dir(sftp, directory):
-            return
-        for prefix in directory_prefixes(directory):
-            if _is_dir(sftp, prefix):
-                continue
-            try:
-                sftp.mkdir(prefix)
-            except OSError:
-                if not _is_dir(sftp, prefix):  # not created by someone else meanwhile
-                    raise
-            log.info("created directory %s", prefix)
-
-    @staticmethod
-    def _remove_leftovers(sftp: paramiko.SFTPClient, directory: str, name: str) -> None:
-        """Remove temporary files of earlier failed attempts at this package."""
+    def rename(self, directory: str, old: str, new: str) -> None:
+        """posix-rename (atomic, OpenSSH extension); plain SFTP rename where it is missing."""
+        source, target = remote_path(directory, old), remote_path(directory, new)
         try:
-            names = sftp.listdir(directory or ".")
+            self.sftp.posix_rename(source, target)
         except OSError as exc:
-            log.warning("cannot list %s to remove leftovers of %s: %s", directory, name, exc)
+            if exc.errno is not None:
+                raise
+            log.debug("posix-rename refused (%s); using plain rename", exc)
+            self.sftp.rename(source, target)
+
+    def remove(self, directory: str, name: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.sftp.remove(remote_path(directory, name))
+
+    def names(self, directory: str) -> list[str]:
+        return self.sftp.listdir(directory or ".")
+
+    def url(self, directory: str, name: str) -> str:
+        b = self._transport.binding
+        url = drop_url("sftp", b.server_fqdn, b.port, self.sftp.normalize(directory or "."))
+        return f"{url.rstrip('/')}/{name}"
+
+    def abandon(self, directory: str, name: str) -> None:
+        channel = self.sftp.get_channel()
+        transport = channel.get_transport() if channel is not None else None
+        if transport is None or not transport.is_active():
+            log.warning("connection lost: temporary file %s may remain on the server (removed "
+                        "by the next successful attempt)", remote_path(directory, name))
             return
-        for entry in names:
-            if is_leftover_part(entry, name):
-                _remove_quietly(sftp, posixpath.join(directory, entry) if directory else entry)
-
-
-def _join(directory: str, name: str) -> str:
-    return posixpath.join(directory, name) if directory else name
+        super().abandon(directory, name)
 
 
 def _is_dir(sftp: paramiko.SFTPClient, path: str) -> bool:
@@ -409,39 +374,6 @@ def _is_dir(sftp: paramiko.SFTPClient, path: str) -> bool:
         raise PermanentTransferError(f"{path} exists on the server and is not a directory; "
                                      "fix default-directory")
     return True
-
-
-def _size_of(sftp: paramiko.SFTPClient, path: str) -> int | None:
-    try:
-        return sftp.stat(path).st_size
-    except FileNotFoundError:
-        return None
-
-
-def _rename(sftp: paramiko.SFTPClient, temp: str, final: str) -> None:
-    """posix-rename (atomic, OpenSSH extension); plain SFTP rename where it is missing."""
-    try:
-        sftp.posix_rename(temp, final)
-    except OSError as exc:
-        if exc.errno is not None:
-            raise
-        log.debug("posix-rename refused (%s); using plain rename", exc)
-        sftp.rename(temp, final)
-
-
-def _remove_quietly(sftp: paramiko.SFTPClient, path: str) -> None:
-    channel = sftp.get_channel()
-    transport = channel.get_transport() if channel is not None else None
-    if transport is None or not transport.is_active():
-        log.warning("connection lost: temporary file %s may remain on the server (removed "
-                    "by the next successful attempt)", path)
-        return
-    try:
-        sftp.remove(path)
-    except FileNotFoundError:
-        pass
-    except (OSError, paramiko.SSHException, EOFError) as exc:  # must not hide the cause
-        log.warning("could not remove temporary file %s: %s", path, exc)
 
 
 def _prefer_key_types(transport: paramiko.Transport, known: dict[str, paramiko.PKey]) -> None:
