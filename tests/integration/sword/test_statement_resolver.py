@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deposit_services.errors import RepositoryConfigError
+from deposit_services.errors import RepositoryConfigError, TransientTransferError
 from deposit_services.model.entities import DepositStatus
 from deposit_services.status.base import StatusDocumentError, StatusUnavailable
 from deposit_services.transports.sword.statement import SwordStatementResolver, rewrite_url
@@ -77,7 +77,7 @@ def test_missing_state_is_a_clear_error(served, resolver):
     with pytest.raises(StatusDocumentError, match="has no state") as caught:
         resolver.resolve(served["missing"])
     assert served["missing"] in str(caught.value)
-    assert not caught.value.transient
+    assert not isinstance(caught.value, TransientTransferError)  # not retried
 
 
 def test_contradictory_states_are_refused(sword_server, resolver, statement_bytes):
@@ -174,7 +174,7 @@ def test_server_errors_are_transient(served, resolver, sword_server):
     sword_server.fail_next(1, status=503)
     with pytest.raises(StatusUnavailable, match="503") as caught:
         resolver.resolve(served["archived"])
-    assert caught.value.transient
+    assert isinstance(caught.value, TransientTransferError)  # retried
     assert resolver.resolve(served["archived"]).deposit_status is DepositStatus.ACCEPTED
 
 
