@@ -18,7 +18,6 @@ repository root (PostgreSQL: an admin URL; a scratch database is created and dro
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -33,40 +32,39 @@ import psycopg
 from psycopg import sql
 
 from deposit_services.config.repositories import parse_repositories
-from deposit_services.errors import AlreadyExists
-from deposit_services.jobs import due_retries
+from deposit_services.entrypoints.jobs import due_retries
 from deposit_services.model.entities import Deposit, DepositStatus
 from deposit_services.model.graph import Graph, resolve_file_uris
-from deposit_services.service.deposits import ServiceContext
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets
 from deposit_services.store.base import AttemptOutcome
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.uow import run_unit
 from tests.support.graphs import make_graph, write_graph
+from tests.support.store import StoreView
 
 
-def _seed(store: SqlStore, root: Path, count: int) -> list[str]:
+def _seed(store: StoreView, root: Path, count: int) -> list[str]:
     ids = []
     for n in range(count):
         sid = f"bench-{n:05d}"
         path = write_graph(root / f"{sid}.json", make_graph(sid, root / "files"))
         graph = resolve_file_uris(Graph.load(path), root / "files")
-        for entity in graph.entities:
-            with contextlib.suppress(AlreadyExists):  # shared: user, journal, repository
-                store.add(entity)
+        for entity in graph.entities:  # shared: user, journal, repository
+            store.add_if_absent(entity)
         ids.append(sid)
     return ids
 
 
 def run(url: str, root: Path, count: int) -> dict[str, float]:
-    store = SqlStore(url)
+    store = StoreView.sql(url)
     config = parse_repositories({"archive": {
         "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
         "transport-config": {"protocol-binding": {"protocol": "filesystem",
                                                   "baseDir": str(root / "target")}},
     }}, {})
-    ctx = ServiceContext(store=store, targets=Targets(config, "bench"), work_dir=root / "work",
-                         owner="bench")
+    ctx = ServiceContext(database=store.database, targets=Targets(config, "bench"),
+                         work_dir=root / "work", owner="bench")
     ids = _seed(store, root, count)
     processor = SubmissionProcessor(ctx)
     started = time.perf_counter()
@@ -75,7 +73,7 @@ def run(url: str, root: Path, count: int) -> dict[str, float]:
     per_deposit = (time.perf_counter() - started) / count
 
     started = time.perf_counter()
-    for n in range(count):
+    for n in range(count):  # each in a unit of its own: the upper bound
         attempt = store.begin_attempt(f"log-{n}", trigger="bench", owner="bench")
         store.end_attempt(f"log-{n}", attempt.number, AttemptOutcome.SENT, status_ref="x")
     per_log = (time.perf_counter() - started) / count
@@ -85,7 +83,8 @@ def run(url: str, root: Path, count: int) -> dict[str, float]:
         store.add(Deposit(id=f"retry-{n}", submission=f"s-{n}", repository="r",
                           deposit_status=DepositStatus.RETRY, next_attempt_at=later))
     started = time.perf_counter()
-    due = due_retries(ctx, datetime.now(UTC))
+    now = datetime.now(UTC)
+    due = run_unit(store.database, lambda uow: due_retries(uow, now), read_only=True)
     scan = time.perf_counter() - started
     assert not due
     ctx.targets.close()

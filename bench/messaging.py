@@ -17,14 +17,21 @@ Prints, on one broker in one run:
   deposits publish), from the start to the last one handled, and submissions/s;
 * where an end-to-end message's time goes: the adapter's share (1 / adapter rate).
 
+* store transactions per submission: counted by SQLAlchemy (``begin`` events) for
+  ``submit`` and for the processing (the SubmissionReady and the DepositStatus message
+  it leads to), and on PostgreSQL also as PostgreSQL counts them (``xact_commit`` of a
+  database of the run's own, submit included).
+
+Every figure from the floor on is printed for SQLite and for PostgreSQL in one run.
+
 Usage (from the repository root)::
 
     python bench/messaging.py [--messages 5000] [--submissions 300]
-                              [--url stomp://...] [--store-url postgresql://...]
+                              [--url stomp://...] [--postgres ADMIN_URL | --postgres '']
 
 Without ``--url`` an ActiveMQ is started from Debian's package (see
-tests/support/activemq.py); without ``--store-url`` each end-to-end run has a fresh
-SQLite file (a PostgreSQL URL must name an existing database; ids are unique per run).
+tests/support/activemq.py). Each end-to-end run has a fresh SQLite file, or a fresh
+PostgreSQL database made with the admin URL and dropped after.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -287,16 +296,39 @@ def _floor_run(url: str, submissions: int, threads: int, database: _FloorDatabas
     return total / (last[0] - start)
 
 
+@dataclass
+class EndToEnd:
+    messages_per_s: float
+    submissions_per_s: float
+    submit_transactions: float  # per submission, counted by SQLAlchemy
+    work_transactions: float  # per submission: SubmissionReady + the DepositStatus it made
+    postgres_commits: float | None  # per submission, submit included, counted by PostgreSQL
+
+
+def _xact_commit(admin_url: str, name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                           (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
-                    store_url: str | None) -> tuple[float, float]:
-    """(messages/s, submissions/s) through the real worker on the devnull transport."""
+                    store_url: str | None, admin_url: str | None = None) -> EndToEnd:
+    """The real worker on the devnull transport: rates and store transactions."""
+    from sqlalchemy import event
+
     from deposit_services.bootstrap import bootstrap
+    from deposit_services.entrypoints.worker import MessageHandler, Worker
     from deposit_services.model.entities import AggregatedDepositStatus, Submission
     from deposit_services.service.intake import load_submission_graph, submit_graph
-    from deposit_services.service.worker import MessageHandler, Worker
     from deposit_services.settings import load_settings
     from deposit_services.store.schema import ENTITY_TABLES
-    from deposit_services.store.sql import SqlStore
+    from deposit_services.store.sql import SqlDatabase
     from tests.support.graphs import make_graph, write_graph
 
     tag = uuid.uuid4().hex[:8]
@@ -314,19 +346,33 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
         "PASS_DEPOSIT_WORKERS_CONCURRENCY": str(threads),
         "PASS_DEPOSIT_QUEUE_SUBMISSION_NAME": f"bench-submission-{tag}",
         "PASS_DEPOSIT_QUEUE_DEPOSIT_NAME": f"bench-deposit-{tag}",
+        "PASS_DEPOSIT_JOBS_DISABLED": "true",
     }
     if store_url:
         env["DEPOSIT_STORE_URL"] = store_url
     settings = load_settings(env)
     app = bootstrap(settings)
+    database = app.database
+    assert isinstance(database, SqlDatabase)
+    begun = [0]
+
+    def count(conn: Any) -> None:
+        begun[0] += 1
+
+    event.listen(database.engine, "begin", count)
     broker = app.require_broker()
+    pg_name = store_url.rpartition("/")[2] if store_url and admin_url else None
+    commits_before = _xact_commit(admin_url, pg_name) if admin_url and pg_name else 0
     ids = []
+    graphs = []
     for n in range(submissions):
         sid = f"bench-{tag}-{n:05d}"
-        graph = write_graph(run / "graphs" / f"{sid}.json", make_graph(sid, run / "files"))
-        submit_graph(app.store, broker, load_submission_graph(graph, run / "files"),
-                     settings.queue_submission)
+        path = write_graph(run / "graphs" / f"{sid}.json", make_graph(sid, run / "files"))
+        graphs.append(load_submission_graph(path, run / "files"))
         ids.append(sid)
+    for loaded in graphs:
+        submit_graph(database, broker, loaded, settings.queue_submission)
+    submit_transactions = begun[0]
 
     class CountingHandler(MessageHandler):
         handled = 0
@@ -345,35 +391,55 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
     runner = threading.Thread(target=worker.run, args=(stop,))
     start = time.perf_counter()
     runner.start()
-    # one indexed query per poll: reading every pending submission each time took a
-    # tenth of the (GIL-bound) process's CPU away from the worker being measured
-    store = app.store
-    assert isinstance(store, SqlStore)
+    # the worker publishes one DepositStatus per submission and consumes it: wait for
+    # 2 messages per submission (a poll of the database would cost transactions too)
+    deadline = time.monotonic() + 600
+    while CountingHandler.handled < 2 * submissions and time.monotonic() < deadline:
+        time.sleep(0.2)
+    elapsed = CountingHandler.last - start
+    stop.set()
+    runner.join()
+    event.remove(database.engine, "begin", count)
+    work_transactions = begun[0] - submit_transactions
     table = ENTITY_TABLES[Submission.TYPE]
     done = (select(func.count()).select_from(table)
             .where(table.c.id.like(f"bench-{tag}-%"),
                    table.c.aggregated_deposit_status == AggregatedDepositStatus.ACCEPTED.value))
-    while True:
-        time.sleep(0.2)
-        with store.engine.connect() as conn:
-            if conn.execute(done).scalar() == len(ids):
-                break
-    # then the DepositStatus messages published on the way, until none comes for 1 s
-    seen = -1
-    while seen != CountingHandler.handled:
-        seen = CountingHandler.handled
-        time.sleep(1.0)
-    elapsed = CountingHandler.last - start
-    stop.set()
-    runner.join()
+    with database.engine.connect() as conn:
+        accepted = conn.execute(done).scalar()
     app.close()
-    return CountingHandler.handled / elapsed, submissions / elapsed
+    if accepted != submissions:
+        raise SystemExit(f"only {accepted} of {submissions} submissions were ACCEPTED")
+    commits = None
+    if admin_url and pg_name:
+        time.sleep(1.0)  # the statistics collector reports with a delay
+        commits = (_xact_commit(admin_url, pg_name) - commits_before - 1) / submissions
+    return EndToEnd(CountingHandler.handled / elapsed, submissions / elapsed,
+                    submit_transactions / submissions, work_transactions / submissions,
+                    commits)
+
+
+@contextlib.contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of its own (its commits are counted), dropped after."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{admin_url.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(name)))
 
 
 def report(url: str, args: argparse.Namespace, root: Path) -> None:
     print(f"broker {url}, {os.cpu_count()} CPUs; {args.messages} messages for raw/adapter, "
-          f"{args.submissions} submissions end to end, store "
-          f"{'SQLite (fresh file per run)' if not args.store_url else args.store_url}")
+          f"{args.submissions} submissions end to end, on SQLite"
+          f"{' and PostgreSQL' if args.postgres else ''}")
     raw = {prefetch: raw_rate(url, args.messages, prefetch) for prefetch in (4, 100)}
     for prefetch, rate in raw.items():
         print(f"raw stomp.py consumer, prefetch {prefetch:>3}:          {rate:8.0f} msg/s")
@@ -383,29 +449,54 @@ def report(url: str, args: argparse.Namespace, root: Path) -> None:
         print(f"StompBroker receive+ack, {threads} thread(s):        {adapter[threads]:8.0f} msg/s")
     if args.submissions <= 0:
         return
-    floor = {}
-    for threads in (1, 4):
-        floor[threads] = floor_rate(url, args.submissions * 4, threads, root, args.store_url)
-        print(f"floor (hand-written minimum), {threads} thread(s):      "
-              f"{floor[threads]:8.0f} msg/s")
-    for threads in (1, 2, 4):
-        messages, subs = end_to_end_rate(url, args.submissions, threads, root, args.store_url)
-        print(f"end to end (worker, devnull), concurrency {threads}: {messages:8.1f} msg/s "
-              f"({subs:.1f} submissions/s)")
-    share = messages / adapter[4]
-    print(f"at concurrency 4: end to end = {messages / raw[4]:.1%} of the raw rate (prefetch 4), "
-          f"{messages / floor[4]:.1%} of the floor; the floor is {floor[4] / raw[4]:.1%} of the "
-          f"raw rate (target: 50%); the adapter's receive+ack is {share:.1%} of an end-to-end "
-          "message's time, the rest is the service layer (store transactions, package, "
-          "transfer)")
+    backends: list[str | None] = [None]
+    if args.postgres:
+        backends.append(args.postgres)
+    for admin in backends:
+        name = "PostgreSQL" if admin else "SQLite"
+        print(f"-- {name}")
+        floor = {}
+        for threads in (1, 4):
+            if admin:
+                with scratch_database(admin) as store_url:
+                    floor[threads] = floor_rate(url, args.submissions * 4, threads, root,
+                                                store_url)
+            else:
+                floor[threads] = floor_rate(url, args.submissions * 4, threads, root)
+            print(f"floor (hand-written minimum), {threads} thread(s):      "
+                  f"{floor[threads]:8.0f} msg/s")
+        result = None
+        for threads in (1, 2, 4):
+            if admin:
+                with scratch_database(admin) as store_url:
+                    result = end_to_end_rate(url, args.submissions, threads, root, store_url,
+                                             admin)
+            else:
+                result = end_to_end_rate(url, args.submissions, threads, root, None)
+            print(f"end to end (worker, devnull), concurrency {threads}: "
+                  f"{result.messages_per_s:8.1f} msg/s ({result.submissions_per_s:.1f} "
+                  f"submissions/s); store transactions per submission: submit "
+                  f"{result.submit_transactions:.2f} + processing {result.work_transactions:.2f}"
+                  + (f"; committed per submission as PostgreSQL counts them: "
+                     f"{result.postgres_commits:.2f}" if result.postgres_commits is not None
+                     else ""))
+        assert result is not None
+        messages = result.messages_per_s
+        print(f"{name}, concurrency 4: end to end = {messages / floor[4]:.1%} of the floor "
+              f"(target: 50%), {messages / raw[4]:.1%} of the raw rate (prefetch 4); "
+              f"the floor is {floor[4] / raw[4]:.1%} of the raw rate; the adapter's "
+              f"receive+ack is {messages / adapter[4]:.1%} of an end-to-end message's time")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--submissions", type=int, default=300)
     parser.add_argument("--url", help="an existing broker (default: start ActiveMQ)")
-    parser.add_argument("--store-url", help="the store for the end-to-end runs "
-                                            "(default: a fresh SQLite file per run)")
+    parser.add_argument("--postgres", default=os.environ.get(
+        "DEPOSIT_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"),
+        help="an admin URL: the PostgreSQL runs create and drop databases of their own "
+             "('' to run on SQLite only)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:

@@ -1,7 +1,9 @@
 """The one place that builds the application from Settings.
 
 Nothing in the service layer knows which store or broker it runs on: the choice is
-made here, once, from the URLs in the settings.
+made here, once, from the URLs in the settings. Here too the outbox is wired: to the
+broker's publish, or, when the broker is the local queue in the store's own database,
+straight into that queue inside each unit's transaction.
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, load_repositories
 from deposit_services.messaging.base import Broker, broker_class
-from deposit_services.model.entities import Deposit
-from deposit_services.model.messages import DepositStatusChanged
-from deposit_services.service.deposits import ServiceContext
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.settings import Settings
-from deposit_services.store.base import Store
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.base import OutboxMessage
+from deposit_services.store.engine import normalise_url
+from deposit_services.store.sql import SqlDatabase
+from deposit_services.store.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -29,30 +32,25 @@ log = logging.getLogger(__name__)
 @dataclass
 class App:
     settings: Settings
-    store: Store
+    database: Database
     repositories: RepositoriesConfig
     targets: Targets
     broker: Broker | None
     owner: str
+    clock: Clock
 
     def context(self) -> ServiceContext:
         return ServiceContext(
-            store=self.store,
+            database=self.database,
             targets=self.targets,
             work_dir=self.settings.work_dir,
             owner=self.owner,
+            clock=self.clock,
+            deposit_queue=self.settings.queue_deposit,
             lease_seconds=self.settings.lease_seconds,
-            notify=self._notify,
             retry_policy=RetryPolicy.from_settings(self.settings),
             fault_injection=self.settings.fault_injection,
         )
-
-    def _notify(self, deposit: Deposit) -> None:
-        """Every change of a Deposit is announced as pass-core does (DepositStatus)."""
-        if self.broker is None:
-            return
-        self.broker.publish(self.settings.queue_deposit, DepositStatusChanged(deposit.id).to_json(),
-                            {"type": "DepositStatus"})
 
     def require_broker(self) -> Broker:
         if self.broker is None:
@@ -63,7 +61,7 @@ class App:
         self.targets.close()
         if self.broker is not None:
             self.broker.close()
-        self.store.close()
+        self.database.close()
 
 
 def load_repositories_config(settings: Settings) -> RepositoriesConfig:
@@ -81,23 +79,55 @@ def build_broker(settings: Settings) -> Broker:
     return broker
 
 
-def bootstrap(settings: Settings, *, with_broker: bool = True) -> App:
+def queue_in_store(settings: Settings) -> bool:
+    """Whether the broker is the local queue in the store's own database."""
+    from deposit_services.messaging.local import LOCAL_SCHEMES
+
+    url = settings.broker_url.strip()
+    if url.lower() in LOCAL_SCHEMES:
+        return True
+    scheme = url.partition(":")[0].split("+")[0].lower()
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        return False
+    return normalise_url(url) == normalise_url(settings.store_url)
+
+
+def wire_outbox(database: SqlDatabase, broker: Broker, settings: Settings) -> None:
+    if queue_in_store(settings):
+        from deposit_services.messaging.local import LocalBroker, enqueue
+
+        assert isinstance(broker, LocalBroker)
+        database.deliver_to_queue(enqueue, broker.wake)
+        return
+
+    def publish(message: OutboxMessage) -> None:
+        broker.publish(message.queue, message.body, message.headers)
+
+    database.publisher = publish
+
+
+def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | None = None
+              ) -> App:
     """Build the app: repositories.json first (cheap, catches config errors before any
-    connection), then the store, then the broker."""
+    connection), then the database, then the broker."""
     repositories = load_repositories_config(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqlStore(settings.store_url)
+    clock = clock or SystemClock()
+    database = SqlDatabase(settings.store_url, clock)
     try:
         broker = build_broker(settings) if with_broker else None
+        if broker is not None:
+            wire_outbox(database, broker, settings)
     except BaseException:
-        store.close()
+        database.close()
         raise
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     return App(
         settings=settings,
-        store=store,
+        database=database,
         repositories=repositories,
-        targets=Targets(repositories, settings.http_agent),
+        targets=Targets(repositories, settings.http_agent, clock),
         broker=broker,
         owner=owner,
+        clock=clock,
     )

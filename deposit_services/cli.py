@@ -14,13 +14,13 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from deposit_services import __version__
 from deposit_services.bootstrap import bootstrap, load_repositories_config
+from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
 from deposit_services.settings import Settings, load_settings
 
@@ -52,7 +52,7 @@ def _print_problems(exc: ConfigurationError) -> None:
 
 
 def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.service.worker import MessageHandler, Worker
+    from deposit_services.entrypoints.worker import MessageHandler, Worker
 
     for name, value in settings.masked().items():
         log.info("setting %s = %s", name, value)
@@ -72,7 +72,7 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
         if settings.jobs_disabled:
             log.info("scheduled jobs disabled (PASS_DEPOSIT_JOBS_DISABLED)")
         else:
-            from deposit_services.jobs import Jobs
+            from deposit_services.entrypoints.jobs import Jobs
 
             jobs = Jobs(ctx, settings)
             # the message threads keep their own lease owner; a RETRY they record wakes
@@ -102,7 +102,7 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
                                   else None)
     app = bootstrap(settings)
     try:
-        submission = submit_graph(app.store, app.require_broker(), graph,
+        submission = submit_graph(app.database, app.require_broker(), graph,
                                   settings.queue_submission)
     except SubmissionExists as exc:
         print(str(exc), file=sys.stderr)
@@ -114,12 +114,12 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.service.reports import status_report
+    from deposit_services.entrypoints.reports import status_report
 
     app = bootstrap(settings, with_broker=False)
     try:
         try:
-            report = status_report(app.store, args.submission)
+            report = status_report(app.database, args.submission)
         except NotFound as exc:
             print(f"no such submission: {exc}", file=sys.stderr)
             return EXIT_FAILURE
@@ -184,8 +184,7 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     content = build_deposit_submission(submission, graph)
     out_dir = Path(args.output)
     assembler = create_assembler(entry.assembler.specification, entry.assembler.options)
-    stamp = (package_timestamp(submission) if submission.submitted_date
-             else datetime.now(UTC).replace(microsecond=0))
+    stamp = package_timestamp(submission, SystemClock())
     package = assembler.assemble(content, out_dir, stamp)
     final = out_dir / package.name
     package.path.replace(final)
@@ -204,8 +203,8 @@ def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
 def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -> int:
     """``retry`` / ``refresh``: the work is in service.operations; here parse and show."""
+    from deposit_services.entrypoints.progress import Progress, summary_table
     from deposit_services.service import operations
-    from deposit_services.service.progress import Progress, summary_table
 
     try:
         ids = [operations.deposit_id_from_uri(uri) for uri in args.uri or []]

@@ -6,6 +6,7 @@ service layer does: a ``transient`` deposit error puts the Deposit in RETRY, any
 deposit error FAILS it, a message error dead-letters the message.
 
     DepositServicesError
+    ├── Transient                   mixed into every error that may go away by itself
     ├── ConfigurationError          settings or repositories.json are wrong (exit 2)
     ├── ModelError                  a PASS entity graph or metadata blob is wrong
     │   └── GraphError              wrong type / dangling reference (names id and field)
@@ -20,6 +21,7 @@ deposit error FAILS it, a message error dead-letters the message.
     │   └── BrokerUnavailable       the broker cannot be reached (transient)
     └── DepositError                one deposit cannot proceed; becomes statusMessage
         ├── AssemblyError           a package cannot be built (unreadable file, ...)
+        │   └── TransientAssemblyError  disk full, a download that broke -> RETRY
         ├── RepositoryConfigError   no / unusable repositories.json entry
         └── TransferError           the transport failed
             ├── TransientTransferError   connect refused, timeout, 5xx, 429 -> RETRY
@@ -32,6 +34,11 @@ from __future__ import annotations
 
 class DepositServicesError(Exception):
     """Base of every error this package raises on purpose."""
+
+
+class Transient(DepositServicesError):
+    """A fault that may go away by itself (an outage, a time-out, a full disk): the
+    work is tried again later. Mixed into the transient classes of each branch."""
 
 
 class ConfigurationError(DepositServicesError):
@@ -70,7 +77,7 @@ class AlreadyExists(Conflict):
     """An insert found an entity with the same id or unique key."""
 
 
-class StoreUnavailable(StoreError):
+class StoreUnavailable(StoreError, Transient):
     """The store cannot be reached right now; try again later."""
 
 
@@ -82,18 +89,21 @@ class MalformedMessage(MessagingError):
     """A message body that cannot be decoded into a command."""
 
 
-class BrokerUnavailable(MessagingError):
+class BrokerUnavailable(MessagingError, Transient):
     """The broker cannot be reached right now."""
 
 
 class DepositError(DepositServicesError):
-    """One deposit cannot proceed. ``transient`` errors are retried, others fail it."""
-
-    transient: bool = False
+    """One deposit cannot proceed. ``Transient`` ones are retried, others fail it."""
 
 
 class AssemblyError(DepositError):
     """A package could not be built (a file cannot be read, bad options, ...)."""
+
+
+class TransientAssemblyError(AssemblyError, Transient):
+    """A package could not be built for a reason that may go away (disk full, quota,
+    a download that broke or a server that answered 5xx)."""
 
 
 class RepositoryConfigError(DepositError):
@@ -104,10 +114,8 @@ class TransferError(DepositError):
     """The transport could not hand the package over."""
 
 
-class TransientTransferError(TransferError):
+class TransientTransferError(TransferError, Transient):
     """A fault that may go away: connection refused, timeout, 5xx, 429."""
-
-    transient = True
 
 
 class PermanentTransferError(TransferError):

@@ -34,6 +34,15 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MAX_COMPONENT_BYTES = 255  # what common file systems accept for one path component
 
 
+
+def utc(timestamp: datetime) -> datetime:
+    """A package timestamp in UTC. It is timezone-aware, as every time of the model is
+    (validated once, in model.entities); a naive one is a programming error."""
+    if timestamp.tzinfo is None:
+        raise ValueError(f"package timestamp {timestamp} has no time zone")
+    return timestamp.astimezone(UTC)
+
+
 class ArchiveFormat(enum.StrEnum):
     ZIP = "ZIP"
     TAR = "TAR"
@@ -187,8 +196,7 @@ class ArchiveWriter:
 
     def __init__(self, out: BinaryIO, options: ArchiveOptions, timestamp: datetime) -> None:
         self._options = options
-        stamp = timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-        self._mtime = max(int(stamp.timestamp()), ZIP_EPOCH)
+        self._mtime = max(int(utc(timestamp).timestamp()), ZIP_EPOCH)
         self._date_time = datetime.fromtimestamp(self._mtime, UTC).timetuple()[:6]
         self._zip: zipfile.ZipFile | None = None
         self._compressor: BinaryIO | None = None

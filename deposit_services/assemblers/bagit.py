@@ -20,14 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames
+from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames, utc
 from deposit_services.assemblers.base import Assembler, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
     package_basename,
     require_files,
-    utc,
 )
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission

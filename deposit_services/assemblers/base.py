@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
-from deposit_services.errors import AssemblyError, RepositoryConfigError
+from deposit_services.errors import RepositoryConfigError, TransientAssemblyError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.registry import load_adapter
 
@@ -127,9 +127,8 @@ class HashingWriter:
         try:
             self._target.write(data)
         except OSError as exc:  # disk full, quota, I/O error: may go away, so transient
-            error = AssemblyError(f"cannot write {self._name}: {exc.strerror or exc}")
-            error.transient = True
-            raise error from exc
+            raise TransientAssemblyError(
+                f"cannot write {self._name}: {exc.strerror or exc}") from exc
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
         if size < self._SMALL:
             self._pending += data

@@ -8,7 +8,7 @@ file when anything fails, and turns a read error into an AssemblyError naming th
 from __future__ import annotations
 
 import mimetypes
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, BinaryIO, cast
@@ -16,7 +16,13 @@ from urllib.parse import unquote, urlsplit
 
 from lxml import etree
 
-from deposit_services.assemblers.archive import ArchiveOptions, ArchiveWriter, Entry, EntryNames
+from deposit_services.assemblers.archive import (
+    ArchiveOptions,
+    ArchiveWriter,
+    Entry,
+    EntryNames,
+    utc,
+)
 from deposit_services.assemblers.base import HashingWriter, Package, spool_path
 from deposit_services.assemblers.sources import open_file
 from deposit_services.errors import AssemblyError
@@ -26,10 +32,6 @@ from deposit_services.model.submission import DepositFile, DepositSubmission
 _MIME = mimetypes.MimeTypes(filenames=())
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg",
                  "application/x-pdf": "application/pdf", "text/xml": "application/xml"}
-
-
-def utc(timestamp: datetime) -> datetime:
-    return timestamp.astimezone(UTC) if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
 
 
 def package_basename(prefix: str, submission: DepositSubmission, timestamp: datetime) -> str:

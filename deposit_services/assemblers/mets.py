@@ -19,7 +19,13 @@ from typing import Any
 
 from lxml import etree
 
-from deposit_services.assemblers.archive import ArchiveFormat, ArchiveOptions, Entry, EntryNames
+from deposit_services.assemblers.archive import (
+    ArchiveFormat,
+    ArchiveOptions,
+    Entry,
+    EntryNames,
+    utc,
+)
 from deposit_services.assemblers.base import Assembler, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
@@ -27,7 +33,6 @@ from deposit_services.assemblers.common import (
     mime_type,
     package_basename,
     require_files,
-    utc,
     xml_document,
 )
 from deposit_services.errors import RepositoryConfigError

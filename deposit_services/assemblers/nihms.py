@@ -28,6 +28,7 @@ from deposit_services.assemblers.archive import (
     ArchiveOptions,
     Compression,
     EntryNames,
+    utc,
 )
 from deposit_services.assemblers.base import Assembler, Package
 from deposit_services.assemblers.common import (
@@ -35,7 +36,6 @@ from deposit_services.assemblers.common import (
     file_name,
     package_basename,
     require_files,
-    utc,
     xml_document,
 )
 from deposit_services.errors import AssemblyError, RepositoryConfigError

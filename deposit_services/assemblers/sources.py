@@ -2,7 +2,7 @@
 
 Every failure becomes an ``AssemblyError`` that names the file, so it ends as the
 Deposit's status message; network faults that may go away (refused, timeout, 5xx, 429,
-a broken download) are marked ``transient`` so the deposit is retried.
+a broken download) are ``TransientAssemblyError``s so the deposit is retried.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 import urllib3
 
-from deposit_services.errors import AssemblyError
+from deposit_services.errors import AssemblyError, TransientAssemblyError
 from deposit_services.model.submission import DepositFile
 
 CONNECT_TIMEOUT = 10.0
@@ -64,12 +64,6 @@ def open_file(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
         yield body, length
 
 
-def transient(error: AssemblyError) -> AssemblyError:
-    """Mark ``error`` as one that may go away (the deposit is retried, not failed)."""
-    error.transient = True
-    return error
-
-
 class _ResponseReader:
     """``response.raw`` as a file whose read errors are AssemblyErrors naming the file."""
 
@@ -81,9 +75,9 @@ class _ResponseReader:
         try:
             data: bytes = self._raw.read(size if size >= 0 else None, decode_content=True)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise transient(AssemblyError(
+            raise TransientAssemblyError(
                 f"file {self._file.name!r} ({self._file.location}) download failed: {exc}"
-            )) from exc
+            ) from exc
         return data
 
 
@@ -95,20 +89,19 @@ def _download(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
             headers={"Accept-Encoding": "identity"},
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise transient(AssemblyError(
+        raise TransientAssemblyError(
             f"file {file.name!r} ({file.location}) cannot be fetched: {exc}"
-        )) from exc
+        ) from exc
     except requests.RequestException as exc:
         raise AssemblyError(
             f"file {file.name!r} ({file.location}) cannot be fetched: {exc}"
         ) from exc
     with response:
         if response.status_code != 200:
-            error = AssemblyError(
-                f"file {file.name!r} ({file.location}) cannot be fetched: "
-                f"HTTP {response.status_code} {response.reason}"
-            )
-            raise transient(error) if response.status_code in TRANSIENT_STATUS else error
+            cls = (TransientAssemblyError if response.status_code in TRANSIENT_STATUS
+                   else AssemblyError)
+            raise cls(f"file {file.name!r} ({file.location}) cannot be fetched: "
+                      f"HTTP {response.status_code} {response.reason}")
         reader = _ResponseReader(response, file)
         length = response.headers.get("Content-Length", "")
         coding = response.headers.get("Content-Encoding", "identity").strip().lower()

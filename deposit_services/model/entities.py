@@ -10,10 +10,10 @@ entity type it must point at (the graph loader checks them).
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -109,6 +109,15 @@ def _ref_id(value: Any) -> Any:
 
 
 Ref = Annotated[str, BeforeValidator(_ref_id)]
+
+
+def _utc(value: datetime) -> datetime:
+    """pass-core writes times with an offset; one without is taken as UTC."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# Every time in the model is timezone-aware UTC, validated once here.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Entity(BaseModel):
@@ -213,9 +222,9 @@ class Grant(Entity):
     award_status: str | None = None
     local_key: str | None = None
     project_name: str | None = None
-    award_date: datetime | None = None
-    start_date: datetime | None = None
-    end_date: datetime | None = None
+    award_date: UtcDatetime | None = None
+    start_date: UtcDatetime | None = None
+    end_date: UtcDatetime | None = None
     primary_funder: Ref | None = None
     direct_funder: Ref | None = None
     pi: Ref | None = None
@@ -235,7 +244,7 @@ class Submission(Entity):
     metadata: str | None = None
     source: Source | None = None
     submitted: bool = False
-    submitted_date: datetime | None = None
+    submitted_date: UtcDatetime | None = None
     submission_status: SubmissionStatus | None = None
     aggregated_deposit_status: AggregatedDepositStatus | None = None
     publication: Ref | None = None
@@ -275,7 +284,7 @@ class Deposit(Entity):
     repository_copy: Ref | None = None
     status_message: str | None = None
     # Ours, not pass-core's: when a RETRY deposit is due to be tried again (UTC).
-    next_attempt_at: datetime | None = None
+    next_attempt_at: UtcDatetime | None = None
 
 
 class RepositoryCopy(Entity):

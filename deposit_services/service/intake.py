@@ -1,21 +1,24 @@
 """Intake: a pass-core JSON graph written into the store and announced (``submit``).
 
-Entities the store already has (Users, Repositories, Journals shared between
-submissions) are kept as they are; the Submission itself must be new: submitting the
-same graph twice is refused, never duplicated.
+The whole graph is one unit of work (all or nothing). Entities the store already has
+(Users, Repositories, Journals shared between submissions) are kept as they are; the
+Submission itself must be new: submitting the same graph twice is refused, never
+duplicated. SubmissionReady is published after the commit; if that fails, the
+submission is still ready in the store and the ``unstarted`` job processes it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from pathlib import Path
 
-from deposit_services.errors import AlreadyExists, DepositServicesError, NotFound
+from deposit_services.errors import DepositServicesError
 from deposit_services.messaging.base import Broker
 from deposit_services.model.entities import Entity, Submission
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.model.messages import SubmissionReady
-from deposit_services.store.base import Store
+from deposit_services.store.uow import Database, UnitOfWork, get_or_none, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -29,34 +32,32 @@ def load_submission_graph(path: Path, files_dir: Path | None) -> Graph:
     return resolve_file_uris(graph, files_dir or path.parent)
 
 
-def submit_graph(store: Store, broker: Broker, graph: Graph, queue: str) -> Submission:
-    """Store every entity of ``graph`` (the Submission last) and publish SubmissionReady."""
+def store_graph(uow: UnitOfWork, graph: Graph) -> Submission:
+    """Add the graph's entities the store lacks (one batched read per type) and its
+    Submission, which must be new."""
     submission = graph.submission
-    try:
-        existing = store.get(Submission, submission.id)
-    except NotFound:
-        existing = None
+    existing = get_or_none(uow, Submission, submission.id)
     if existing is not None:
         raise SubmissionExists(
             f"submission {submission.id} is already in the store "
             f"(aggregatedDepositStatus {existing.aggregated_deposit_status}); not submitted again"
         )
-    with store.atomic():
-        for entity in graph.entities:
-            if entity is submission:
-                continue
-            _add_if_absent(store, entity)
-        try:
-            stored = store.add(submission)
-        except AlreadyExists as exc:
-            raise SubmissionExists(f"submission {submission.id} is already in the store") from exc
+    by_type: dict[type[Entity], list[Entity]] = defaultdict(list)
+    for entity in graph.entities:
+        if entity is not submission:
+            by_type[type(entity)].append(entity)
+    for cls, entities in by_type.items():
+        present = {e.id for e in uow.records.get_many(cls, [e.id for e in entities])}
+        for entity in entities:
+            if entity.id not in present:
+                uow.records.add(entity.model_copy(deep=True))
+    return uow.records.add(submission.model_copy(deep=True))
+
+
+def submit_graph(database: Database, broker: Broker, graph: Graph, queue: str) -> Submission:
+    """Store every entity of ``graph`` in one unit, then publish SubmissionReady."""
+    stored = run_unit(database, lambda uow: store_graph(uow, graph),
+                      what=f"submission {graph.submission.id} intake")
     broker.publish(queue, SubmissionReady(stored.id).to_json(), {"type": "SubmissionReady"})
     log.info("submission %s stored and announced on %s", stored.id, queue)
     return stored
-
-
-def _add_if_absent(store: Store, entity: Entity) -> None:
-    try:
-        store.get(type(entity), entity.id)
-    except NotFound:
-        store.add(entity)

@@ -3,26 +3,28 @@
 ``process`` handles a DepositStatus message as PASS does: an intermediate (SUBMITTED)
 deposit has its depositStatusRef resolved through its repository's status resolver;
 ACCEPTED -> copy COMPLETE, REJECTED -> copy REJECTED, a ``failed`` state -> Deposit FAILED
-and copy STALLED; then the submission's aggregated status is settled. ``refresh`` and
-``retry`` are the same steps for one deposit, used by the scheduled jobs and the CLI.
+and copy STALLED; then the submission's aggregated status is settled. A message about
+a change this worker made itself costs one read and no write. ``refresh`` and ``retry``
+are the same steps for one deposit, used by the scheduled jobs and the CLI.
 
-Every change is a compare-and-set on the version, re-checked on conflict, with the
-Deposit and its RepositoryCopy written in one transaction; a terminal deposit is never
-moved back, whatever message comes late or twice. Work on one deposit (a retry) holds
-its lease, so replicas and the CLI never run it twice at the same time.
+Every change is one unit of work (compare-and-set on the versions, run again on a lost
+race); a terminal deposit is never moved back, whatever message comes late or twice.
+Work on one deposit (a retry) holds its lease, so replicas and the CLI never run it
+twice at the same time.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from deposit_services.clock import Clock
 from deposit_services.errors import (
     DepositError,
     ModelError,
     NotFound,
     RepositoryConfigError,
+    Transient,
 )
 from deposit_services.model.builder import build_deposit_submission
 from deposit_services.model.entities import (
@@ -33,16 +35,20 @@ from deposit_services.model.entities import (
     RepositoryCopy,
     Submission,
 )
-from deposit_services.service.cas import update_with_retry
+from deposit_services.model.graph import Graph
+from deposit_services.service.aggregate import aggregate_for, settle_aggregate
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.deposits import (
     TRIGGER_JOB,
     DepositTask,
-    ServiceContext,
-    deposit_lease,
+    Work,
+    announce,
     retry_hint,
+    set_status,
 )
-from deposit_services.service.submissions import update_aggregate
+from deposit_services.service.submissions import missing_repository
 from deposit_services.status.base import ResolvedStatus
+from deposit_services.store.uow import UnitOfWork, get_or_none, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +71,29 @@ class Outcome:
     skipped: bool = False
 
 
-def _status(deposit: Deposit) -> str:
+def status_word(deposit: Deposit) -> str:
     return deposit.deposit_status.value if deposit.deposit_status else "(pending)"
+
+
+def due_retry(deposit: Deposit, clock: Clock) -> str | None:
+    """The retry job's precondition: RETRY and due, or never attempted (stranded: its
+    worker died; the lease is ours now)."""
+    status = deposit.deposit_status
+    if status is None:
+        return None
+    if status is not DepositStatus.RETRY:
+        return f"{status.value}, not RETRY"
+    due = deposit.next_attempt_at
+    if due is not None and due > clock.now():
+        return f"not due before {due.isoformat(timespec='seconds')}"
+    return None
+
+
+def operator_retry(deposit: Deposit, clock: Clock) -> str | None:
+    """The operator's precondition: any RETRY or FAILED deposit."""
+    if deposit.deposit_status in (DepositStatus.RETRY, DepositStatus.FAILED):
+        return None
+    return f"{status_word(deposit)}: only FAILED and RETRY deposits are retried"
 
 
 class DepositProcessor:
@@ -80,30 +107,50 @@ class DepositProcessor:
 
     def process(self, deposit_id: str) -> None:
         """Handle a DepositStatus message. NotFound propagates (dead-lettered)."""
-        deposit = self.ctx.store.get(Deposit, deposit_id)
+
+        def look(uow: UnitOfWork) -> tuple[Deposit, bool]:
+            deposit = uow.records.get(Deposit, deposit_id)
+            submission = get_or_none(uow, Submission, deposit.submission)
+            unsettled = (deposit.deposit_status is not DepositStatus.SUBMITTED
+                         and submission is not None
+                         and aggregate_for(uow, submission) is not None)
+            return deposit, unsettled
+
+        deposit, unsettled = run_unit(self.ctx.database, look, read_only=True)
         if deposit.deposit_status is DepositStatus.SUBMITTED:
             self.refresh(deposit_id)
+        elif unsettled and deposit.submission:
+            self.settle(deposit.submission)
         else:
             log.debug("deposit %s is %s; the message changes nothing", deposit_id,
-                      _status(deposit))
-        if deposit.submission:
-            update_aggregate(self.ctx, deposit.submission)
+                      status_word(deposit))
+
+    def settle(self, submission_id: str) -> None:
+        run_unit(self.ctx.database, lambda uow: settle_aggregate(
+            uow, uow.records.get(Submission, submission_id)),
+            what=f"submission {submission_id} aggregate")
 
     # -- refresh ------------------------------------------------------------------------
 
     def refresh(self, deposit_id: str) -> Outcome:
         """Resolve a SUBMITTED deposit's status ref and record what it says."""
-        store = self.ctx.store
-        deposit = store.get(Deposit, deposit_id)
+
+        def look(uow: UnitOfWork) -> tuple[Deposit, Repository | None]:
+            deposit = uow.records.get(Deposit, deposit_id)
+            return deposit, get_or_none(uow, Repository, deposit.repository)
+
+        deposit, repository = run_unit(self.ctx.database, look, read_only=True)
         if deposit.deposit_status is not DepositStatus.SUBMITTED:
-            return Outcome(deposit_id, True, _status(deposit), "not SUBMITTED; nothing to refresh",
-                           skipped=True)
+            return Outcome(deposit_id, True, status_word(deposit),
+                           "not SUBMITTED; nothing to refresh", skipped=True)
         if not deposit.deposit_status_ref:
             return self._note(deposit, "no depositStatusRef to follow; the repository gave none")
+        if repository is None:
+            return self._note(deposit, "cannot follow the status: repository "
+                                       f"{deposit.repository} does not exist")
         try:
-            repository = store.get(Repository, deposit.repository or "")
             resolver = self.ctx.targets.resolver_for(repository)
-        except (NotFound, RepositoryConfigError) as exc:
+        except RepositoryConfigError as exc:
             return self._note(deposit, f"cannot follow the status: {exc}")
         if resolver is None:
             return self._note(deposit, "the repository's protocol has no status to follow")
@@ -112,65 +159,55 @@ class DepositProcessor:
         except DepositError as exc:
             # A status fault says nothing about the package: stay SUBMITTED, say why.
             log.warning("deposit %s: status check failed: %s", deposit_id, exc)
-            return self._note(deposit, f"status check failed: {exc}", transient=exc.transient)
+            return self._note(deposit, f"status check failed: {exc}",
+                              transient=isinstance(exc, Transient))
         return self._apply(deposit, resolved)
 
     def _note(self, deposit: Deposit, message: str, transient: bool = False) -> Outcome:
         """Keep a SUBMITTED deposit as it is but let the operator see why (on change)."""
-        if not transient:
-            def note(current: Deposit) -> bool:
-                if current.deposit_status is not DepositStatus.SUBMITTED:
-                    return False
-                if current.status_message == message:
-                    return False
-                current.status_message = message
-                return True
+        if not transient and deposit.status_message != message:
+            def note(uow: UnitOfWork) -> None:
+                current = uow.records.get(Deposit, deposit.id)
+                if current.deposit_status is DepositStatus.SUBMITTED:
+                    current.status_message = message
 
-            update_with_retry(self.ctx.store, Deposit, deposit.id, note)
-        return Outcome(deposit.id, False, _status(deposit), message)
+            run_unit(self.ctx.database, note, what=f"deposit {deposit.id} note")
+        return Outcome(deposit.id, False, status_word(deposit), message)
 
     def _apply(self, deposit: Deposit, resolved: ResolvedStatus) -> Outcome:
         new = resolved.deposit_status
         words = resolved.description or resolved.state
         if new is None or new is DepositStatus.SUBMITTED or new is DepositStatus.RETRY:
-            return Outcome(deposit.id, True, _status(deposit), f"still in progress ({words})")
+            return Outcome(deposit.id, True, status_word(deposit), f"still in progress ({words})")
         message = f"{resolved.state}: {words}" if words != resolved.state else resolved.state
         if new is DepositStatus.FAILED:
             message = f"the repository reports a failure ({message}); {retry_hint(deposit.id)}"
-        store = self.ctx.store
         ref = deposit.deposit_status_ref
 
-        def move(current: Deposit) -> bool:
+        def move(uow: UnitOfWork) -> tuple[Deposit, bool]:
+            current = uow.records.get(Deposit, deposit.id)
             if current.deposit_status is not DepositStatus.SUBMITTED:
-                return False  # terminal, or moved by someone else: never moved back
+                return current, False  # terminal, or moved by someone else: never back
             if current.deposit_status_ref != ref:
-                return False  # re-sent meanwhile: this answer is about an old deposit
+                return current, False  # re-sent meanwhile: this answer is about an old one
             current.deposit_status = new
             current.status_message = message
-            return True
-
-        with store.atomic():
-            saved, changed = update_with_retry(store, Deposit, deposit.id, move)
-            if changed and saved.repository_copy:
-                copy_status = COPY_STATUS_FOR[new]
-
-                def follow(copy: RepositoryCopy) -> bool:
-                    if copy.copy_status is copy_status:
-                        return False
-                    copy.copy_status = copy_status
-                    return True
-
+            if current.repository_copy:
                 try:
-                    update_with_retry(store, RepositoryCopy, saved.repository_copy, follow)
+                    uow.records.get(RepositoryCopy, current.repository_copy).copy_status = (
+                        COPY_STATUS_FOR[new])
                 except NotFound:
                     log.error("deposit %s: its RepositoryCopy %s is missing", deposit.id,
-                              saved.repository_copy)
+                              current.repository_copy)
+            announce(uow, self.ctx, current)
+            if current.submission:
+                settle_aggregate(uow, uow.records.get(Submission, current.submission))
+            return current, True
+
+        saved, changed = run_unit(self.ctx.database, move, what=f"deposit {deposit.id} status")
         if changed:
             log.info("deposit %s: %s (%s)", deposit.id, new.value, resolved.state)
-            self.ctx.notify(saved)
-            if saved.submission:
-                update_aggregate(self.ctx, saved.submission)
-        return Outcome(deposit.id, new is not DepositStatus.FAILED, _status(saved), message,
+        return Outcome(deposit.id, new is not DepositStatus.FAILED, status_word(saved), message,
                        changed=changed)
 
     # -- retry --------------------------------------------------------------------------
@@ -183,51 +220,63 @@ class DepositProcessor:
         no status whose worker died (the job); otherwise any RETRY or FAILED deposit
         (the operator's ``retry``).
         """
-        store = self.ctx.store
-        lease = deposit_lease(deposit_id)
-        if not store.acquire_lease(lease, self.ctx.owner, self.ctx.lease_seconds):
-            deposit = store.get(Deposit, deposit_id)
-            return Outcome(deposit_id, False, _status(deposit),
-                           "being worked on by another worker; try again later", skipped=True)
-        try:
-            deposit = store.get(Deposit, deposit_id)  # again, under the lease
-            reason = self._not_retryable(deposit, due_only)
-            if reason:
-                return Outcome(deposit_id, not due_only, _status(deposit), reason, skipped=True)
-            saved = self._run_again(deposit, trigger)
-        finally:
-            store.release_lease(lease, self.ctx.owner)
-        if saved.submission:
-            update_aggregate(self.ctx, saved.submission)
+        ready = due_retry if due_only else operator_retry
+        loaded = run_unit(self.ctx.database, lambda uow: self._load(uow, deposit_id),
+                          read_only=True)
+        deposit = loaded.deposit if isinstance(loaded, Work) else loaded
+        reason = ready(deposit, self.ctx.clock)
+        if reason is not None:  # checked again under the lease by the task
+            return Outcome(deposit_id, not due_only, status_word(deposit), reason, skipped=True)
+        if not isinstance(loaded, Work):
+            return self._unusable(deposit)
+        intent = self.task.run(loaded, trigger, ready, wait=False)
+        saved = intent.deposit
+        if intent.skipped is not None:
+            return Outcome(deposit_id, False, status_word(saved), intent.skipped, skipped=True)
         ok = saved.deposit_status in (DepositStatus.SUBMITTED, DepositStatus.ACCEPTED)
-        return Outcome(deposit_id, ok, _status(saved), saved.status_message or "", changed=True)
+        return Outcome(deposit_id, ok, status_word(saved), saved.status_message or "",
+                       changed=True)
 
-    @staticmethod
-    def _not_retryable(deposit: Deposit, due_only: bool) -> str | None:
-        status = deposit.deposit_status
-        if due_only:
-            if status is None:
-                return None  # stranded: its worker died (the lease is ours now)
-            if status is not DepositStatus.RETRY:
-                return f"{_status(deposit)}, not RETRY"
-            due = deposit.next_attempt_at
-            if due is not None:
-                due = due if due.tzinfo else due.replace(tzinfo=UTC)
-                if due > datetime.now(UTC):
-                    return f"not due before {due.isoformat(timespec='seconds')}"
-            return None
-        if status not in (DepositStatus.RETRY, DepositStatus.FAILED):
-            return f"{_status(deposit)}: only FAILED and RETRY deposits are retried"
-        return None
-
-    def _run_again(self, deposit: Deposit, trigger: str) -> Deposit:
-        store = self.ctx.store
-        submission = store.get(Submission, deposit.submission or "")
-        repository = store.get(Repository, deposit.repository or "")
+    def _load(self, uow: UnitOfWork, deposit_id: str) -> Work | Deposit:
+        """The deposit and what running it needs; the bare deposit when its submission
+        or repository is missing or its metadata unusable (``_unusable`` says why)."""
+        deposit = uow.records.get(Deposit, deposit_id)
         try:
-            content = build_deposit_submission(submission, store)
-        except ModelError as exc:
-            message = f"submission metadata is unusable: {exc}; {retry_hint(deposit.id)}"
-            saved, _ = self.task.set_status(deposit.id, DepositStatus.FAILED, message, None)
-            return saved
-        return self.task.run(deposit, submission, content, repository, trigger)
+            graph = Graph(tuple(uow.records.submission_graph(deposit.submission or "")))
+        except NotFound:
+            return deposit
+        repository = get_or_none(uow, Repository, deposit.repository)
+        if repository is None:
+            return deposit
+        submission = graph.submission
+        try:
+            content = build_deposit_submission(submission, graph)
+        except ModelError:
+            return deposit
+        return Work(deposit, submission, content, repository)
+
+    def _unusable(self, deposit: Deposit) -> Outcome:
+        """FAILED, saying what is missing, when the deposit cannot even be assembled."""
+
+        def fail(uow: UnitOfWork) -> Deposit:
+            current = uow.records.get(Deposit, deposit.id)
+            submission = get_or_none(uow, Submission, current.submission)
+            if submission is None:
+                message = (f"submission {current.submission} does not exist; the deposit "
+                           "cannot be made")
+            elif get_or_none(uow, Repository, current.repository) is None:
+                message = missing_repository(current.repository or "", current.id)
+            else:
+                try:
+                    build_deposit_submission(submission, Graph(tuple(
+                        uow.records.submission_graph(submission.id))))
+                    return current
+                except ModelError as exc:
+                    message = f"submission metadata is unusable: {exc}; {retry_hint(current.id)}"
+            if set_status(current, DepositStatus.FAILED, message, None):
+                announce(uow, self.ctx, current)
+            return current
+
+        saved = run_unit(self.ctx.database, fail, what=f"deposit {deposit.id} retry")
+        return Outcome(deposit.id, False, status_word(saved), saved.status_message or "",
+                       changed=True)

@@ -13,10 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from urllib.parse import unquote, urlsplit
 
-from deposit_services.errors import DepositServicesError, NotFound
+from deposit_services.errors import DepositServicesError
 from deposit_services.model.entities import Deposit, DepositStatus
-from deposit_services.service.deposits import TRIGGER_OPERATOR, ServiceContext
-from deposit_services.service.lifecycle import DepositProcessor, Outcome
+from deposit_services.service.context import ServiceContext
+from deposit_services.service.deposits import TRIGGER_OPERATOR
+from deposit_services.service.lifecycle import DepositProcessor, Outcome, status_word
+from deposit_services.store.uow import UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,12 @@ def select(ctx: ServiceContext, command: str, ids: Sequence[str]) -> list[str]:
     every deposit in the command's states."""
     if ids:
         return list(dict.fromkeys(ids))
-    chosen: list[str] = []
-    for status in SELECTED[command]:
-        chosen.extend(d.id for d in ctx.store.find(Deposit, deposit_status=status))
-    return chosen
+
+    def chosen(uow: UnitOfWork) -> list[str]:
+        return [d.id for status in SELECTED[command]
+                for d in uow.records.find(Deposit, deposit_status=status)]
+
+    return run_unit(ctx.database, chosen, read_only=True)
 
 
 def run(
@@ -62,9 +66,11 @@ def run(
     """Run ``command`` on each deposit in turn; one Outcome per deposit, in order.
     ``named``: the operator listed them, so one not in a matching state is not done."""
     processor = DepositProcessor(ctx)
+    current = run_unit(ctx.database, lambda uow: {
+        d.id: d for d in uow.records.get_many(Deposit, ids)}, read_only=True)
     outcomes: list[Outcome] = []
     for index, deposit_id in enumerate(ids, start=1):
-        outcome = _one(ctx, processor, command, deposit_id)
+        outcome = _one(processor, command, deposit_id, current.get(deposit_id))
         if named and outcome.skipped:
             outcome = replace(outcome, ok=False)
         outcomes.append(outcome)
@@ -73,15 +79,13 @@ def run(
     return outcomes
 
 
-def _one(ctx: ServiceContext, processor: DepositProcessor, command: str, deposit_id: str
-         ) -> Outcome:
-    try:
-        deposit = ctx.store.get(Deposit, deposit_id)
-    except NotFound:
+def _one(processor: DepositProcessor, command: str, deposit_id: str,
+         deposit: Deposit | None) -> Outcome:
+    if deposit is None:
         return Outcome(deposit_id, False, "-", "no such deposit", skipped=True)
     wanted = SELECTED[command]
     if deposit.deposit_status not in wanted:
-        current = deposit.deposit_status.value if deposit.deposit_status else "(pending)"
+        current = status_word(deposit)
         names = " and ".join(s.value for s in wanted)
         return Outcome(deposit_id, False, current,
                        f"{current}: only {names} deposits are {DONE_WORD[command]}", skipped=True)
@@ -91,5 +95,4 @@ def _one(ctx: ServiceContext, processor: DepositProcessor, command: str, deposit
         return processor.refresh(deposit_id)
     except DepositServicesError as exc:
         log.warning("%s of deposit %s failed: %s", command, deposit_id, exc)
-        return Outcome(deposit_id, False, deposit.deposit_status.value if deposit.deposit_status
-                       else "(pending)", str(exc))
+        return Outcome(deposit_id, False, status_word(deposit), str(exc))

@@ -1,29 +1,27 @@
 """Submission.submissionStatus recomputed from its deposits and copies, as PASS does.
 
 PASS's rule (SubmissionStatusCalculator, post-submission): any REJECTED deposit or a
-REJECTED / STALLED RepositoryCopy -> NEEDS_ATTENTION; every repository has a COMPLETE
-copy -> COMPLETE; else SUBMITTED. WEB_LINK repositories get no deposit or copy from us,
-so they are left out of "every repository". Only submissions already past submission
-(SUBMITTED, NEEDS_ATTENTION) are recomputed, and written only when the value changes.
+REJECTED / STALLED RepositoryCopy -> NEEDS_ATTENTION; every repository that needs a
+deposit (``aggregate.deposit_repositories``) has a COMPLETE copy -> COMPLETE; else
+SUBMITTED. Only submissions already past submission (SUBMITTED, NEEDS_ATTENTION) are
+recomputed, and written only when the value changes: one read unit finds them, one
+write unit (only if any changed) writes them.
 """
 
 from __future__ import annotations
 
 import logging
 
-from deposit_services.errors import NotFound
 from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
     DepositStatus,
-    IntegrationType,
-    Repository,
     RepositoryCopy,
     Submission,
     SubmissionStatus,
 )
-from deposit_services.service.cas import update_with_retry
-from deposit_services.store.base import Store
+from deposit_services.service.aggregate import deposit_repositories, load_repositories
+from deposit_services.store.uow import Database, UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -45,62 +43,44 @@ def calculate(
     return SubmissionStatus.SUBMITTED
 
 
-def _copies(store: Store, submission: Submission, deposits: list[Deposit]) -> list[RepositoryCopy]:
-    """The submission's copies: those its deposits made and those of its publication."""
-    found: dict[str, RepositoryCopy] = {}
-    for deposit in deposits:
-        if deposit.repository_copy:
-            try:
-                found[deposit.repository_copy] = store.get(RepositoryCopy, deposit.repository_copy)
-            except NotFound:
-                log.warning("deposit %s names a missing RepositoryCopy %s", deposit.id,
-                            deposit.repository_copy)
-    if submission.publication:
-        for copy in store.find(RepositoryCopy, publication=submission.publication):
-            found.setdefault(copy.id, copy)
-    return list(found.values())
-
-
-def _deposit_targets(store: Store, submission: Submission) -> list[str]:
-    targets = []
-    for repository_id in submission.repositories:
-        try:
-            repository = store.get(Repository, repository_id)
-        except NotFound:
-            targets.append(repository_id)  # counts as never complete
-            continue
-        if repository.integration_type is not IntegrationType.WEB_LINK:
-            targets.append(repository_id)
-    return targets
-
-
-def recompute(store: Store, submission_id: str) -> tuple[Submission, bool]:
-    """Recompute and store one submission's submissionStatus; returns it and whether it
-    changed. Submissions not in a post-submission status are left alone."""
-    submission = store.get(Submission, submission_id)
+def wanted_status(uow: UnitOfWork, submission: Submission) -> SubmissionStatus | None:
+    """The status ``submission`` should have, or None when it is not recomputed."""
     if submission.submission_status not in RECOMPUTED:
-        return submission, False
-    deposits = store.find(Deposit, submission=submission_id)
-    wanted = calculate(_deposit_targets(store, submission), deposits,
-                       _copies(store, submission, deposits))
-
-    def change(sub: Submission) -> bool:
-        if sub.submission_status not in RECOMPUTED or sub.submission_status is wanted:
-            return False
-        sub.submission_status = wanted
-        return True
-
-    saved, changed = update_with_retry(store, Submission, submission_id, change)
-    if changed:
-        log.info("submission %s: submissionStatus %s", submission_id, wanted.value)
-    return saved, changed
+        return None
+    deposits = uow.records.find(Deposit, submission=submission.id)
+    copies = {c.id: c for c in uow.records.get_many(
+        RepositoryCopy, [d.repository_copy for d in deposits if d.repository_copy])}
+    if submission.publication:  # copies of the publication made by others count too
+        for copy in uow.records.find(RepositoryCopy, publication=submission.publication):
+            copies.setdefault(copy.id, copy)
+    targets = deposit_repositories(submission, load_repositories(uow, submission))
+    return calculate(targets, deposits, list(copies.values()))
 
 
-def recompute_all(store: Store) -> int:
-    """Recompute every post-submission submission; returns how many changed."""
-    changed = 0
-    for status in RECOMPUTED:
-        for submission in store.find(Submission, submission_status=status):
-            if recompute(store, submission.id)[1]:
-                changed += 1
-    return changed
+def _changes(uow: UnitOfWork, ids: list[str] | None) -> list[str]:
+    """The ids (of ``ids``, or of every post-submission submission) whose status moves;
+    in a write unit the new status is set on them."""
+    if ids is None:
+        submissions = [s for status in RECOMPUTED
+                       for s in uow.records.find(Submission, submission_status=status)]
+    else:
+        submissions = uow.records.get_many(Submission, ids)
+    moved = []
+    for submission in submissions:
+        wanted = wanted_status(uow, submission)
+        if wanted is not None and wanted is not submission.submission_status:
+            moved.append(submission.id)
+            if not uow.read_only:
+                submission.submission_status = wanted
+                log.info("submission %s: submissionStatus %s", submission.id, wanted.value)
+    return moved
+
+
+def recompute(database: Database, ids: list[str] | None = None) -> int:
+    """Recompute ``ids`` (default: every post-submission submission); returns how many
+    changed."""
+    moved = run_unit(database, lambda uow: _changes(uow, ids), read_only=True)
+    if not moved:
+        return 0
+    return len(run_unit(database, lambda uow: _changes(uow, moved),
+                        what="submission status"))

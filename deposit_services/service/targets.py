@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deposit_services.assemblers.base import Assembler, create_assembler
+from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, RepositoryConfig
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import Repository
@@ -50,9 +51,11 @@ RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
 class Targets:
     """Builds and caches the Target of each configured repository (thread-safe)."""
 
-    def __init__(self, repositories: RepositoriesConfig, user_agent: str) -> None:
+    def __init__(self, repositories: RepositoriesConfig, user_agent: str,
+                 clock: Clock | None = None) -> None:
         self.repositories = repositories
         self._user_agent = user_agent
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._built: dict[str, Target] = {}
         self._resolvers: dict[str, StatusResolver] = {}
@@ -79,6 +82,7 @@ class Targets:
                     context = TransportContext(
                         user_agent=self._user_agent,
                         auth_realms=tuple(r.model_dump(by_alias=True) for r in config.auth_realms),
+                        clock=self._clock,
                     )
                     transport = create_transport(config.protocol_binding, context)
                 except RepositoryConfigError as exc:

@@ -1,31 +1,42 @@
-"""The store port: the system of record for PASS entities.
+"""The two store ports, split by what they hold.
 
-Every entity carries a ``version``. ``update`` is a compare-and-set: it succeeds only if
-the stored version still equals the entity's, and then bumps it; otherwise it raises
-``StaleVersion`` and the caller re-reads, re-checks its precondition and re-applies
-(``service.cas.update_with_retry`` does exactly that).
+``Records`` are PASS's entities (Submission, Deposit, RepositoryCopy, Repository, File
+...): what the system of record holds, in our SQL tables or, in a PASS deployment, in
+pass-core. Every entity carries a ``version``; ``update`` is a compare-and-set that
+fails with ``StaleVersion`` when someone else wrote first.
 
-``atomic()`` groups several writes into one transaction (a unit of work); outside it,
-each call is its own transaction. Leases are named, expiring claims (``deposit:31``)
-that keep two workers - threads, processes or machines - off the same piece of work.
+``WorkerState`` is what only the worker needs, always in SQL (SQLite embedded,
+PostgreSQL shared by replicas): leases (named, expiring claims such as ``deposit:31``
+that keep two workers off the same piece of work), the attempt log (the intent of
+every transfer before it, the outcome after it, so a restart can tell "never sent"
+from "sent, outcome unknown") and the outbox (messages recorded with the state they
+announce, published after commit).
 
-The attempt log records every transfer attempt of a deposit: ``begin_attempt`` before
-the transfer (the intent), ``end_attempt`` after it (the outcome, in the same
-transaction as the Deposit's new status). An attempt with no end is one whose worker
-died between the two: the next run reconciles it instead of sending blindly again.
+Neither port is used directly by the service layer: it works inside a unit of work
+(``store.uow``), which gives both to one phase of the work and one transaction.
 """
 
 from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from deposit_services.model.entities import Deposit, Entity
+from deposit_services.errors import NotFound
+from deposit_services.model.entities import (
+    Entity,
+    File,
+    Funder,
+    Grant,
+    Journal,
+    Publication,
+    Repository,
+    Submission,
+    User,
+)
 
 E = TypeVar("E", bound=Entity)
 
@@ -37,6 +48,17 @@ INDEXED_FIELDS: dict[str, tuple[str, ...]] = {
     "RepositoryCopy": ("publication", "repository", "copy_status"),
     "Repository": ("repository_key", "name"),
 }
+
+
+def check_criteria(cls: type[Entity], criteria: Mapping[str, Any]) -> None:
+    """ValueError naming the fields ``cls`` cannot be searched by."""
+    indexed = INDEXED_FIELDS.get(cls.TYPE, ())
+    unknown = sorted(set(criteria) - set(indexed))
+    if unknown:
+        raise ValueError(
+            f"{cls.TYPE} cannot be searched by {', '.join(unknown)} "
+            f"(indexed: {', '.join(indexed) or 'none'})"
+        )
 
 
 class AttemptOutcome(enum.StrEnum):
@@ -61,7 +83,7 @@ class PackageInfo:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One row of the attempt log. ``ended_at`` None: intent recorded, outcome not."""
+    """One transfer attempt of a deposit. ``ended_at`` None: intent recorded, outcome not."""
 
     deposit_id: str
     number: int
@@ -81,17 +103,31 @@ class Attempt:
         return self.ended_at is None
 
 
-class Store(ABC):
-    """System of record. Thread-safe: one instance is shared by the worker threads."""
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message recorded in the outbox: published once its transaction has committed."""
+
+    id: int
+    queue: str
+    body: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Records(ABC):
+    """PASS entities, read and written inside the unit of work's transaction."""
 
     @abstractmethod
     def get(self, cls: type[E], id: str) -> E:
         """The entity with that id and its current version; ``NotFound`` if none."""
 
     @abstractmethod
+    def get_many(self, cls: type[E], ids: Sequence[str]) -> list[E]:
+        """The entities of those ids that exist (one round trip), in no set order."""
+
+    @abstractmethod
     def find(self, cls: type[E], **criteria: Any) -> list[E]:
-        """Entities whose indexed fields equal ``criteria`` (enum or str values), ordered
-        by id; no criteria: every entity of the type. A non-indexed field: ValueError."""
+        """Entities whose indexed fields equal ``criteria`` (enum or str values, None for
+        unset), ordered by id; no criteria: every entity of the type."""
 
     @abstractmethod
     def add(self, entity: E) -> E:
@@ -103,9 +139,34 @@ class Store(ABC):
         """Compare-and-set on ``entity.version``; returns it at the new version.
         ``StaleVersion`` if someone else wrote first, ``NotFound`` if it is gone."""
 
-    @abstractmethod
-    def atomic(self) -> AbstractContextManager[None]:
-        """A transaction around the calls made inside it (same thread); nests."""
+    def submission_graph(self, submission_id: str) -> list[Entity]:
+        """The submission and what a deposit of it needs (publication, journal,
+        repositories, submitter and grant users, grants, funders, files), in a few
+        batched reads. ``NotFound`` if the submission is not there; a missing
+        referenced entity is left out. Adapters with a join (pass-core's ``include``)
+        override it with one request."""
+        submission = self.get(Submission, submission_id)
+        found: list[Entity] = [submission]
+        publications = self.get_many(Publication, _ids([submission.publication]))
+        grants = self.get_many(Grant, submission.grants)
+        found += publications
+        found += grants
+        found += self.get_many(Repository, submission.repositories)
+        found += self.find(File, submission=submission.id)
+        found += self.get_many(Journal, _ids(p.journal for p in publications))
+        found += self.get_many(Funder, _ids(id for g in grants
+                                            for id in (g.primary_funder, g.direct_funder)))
+        found += self.get_many(User, _ids([submission.submitter, *(
+            id for g in grants for id in (g.pi, *g.co_pis))]))
+        return found
+
+
+def _ids(values: Any) -> list[str]:
+    return list(dict.fromkeys(v for v in values if v))
+
+
+class WorkerState(ABC):
+    """Leases, the attempt log and the outbox, inside the unit of work's transaction."""
 
     @abstractmethod
     def acquire_lease(self, key: str, owner: str, seconds: float) -> bool:
@@ -121,7 +182,7 @@ class Store(ABC):
         self, deposit_id: str, *, trigger: str, owner: str, package: PackageInfo | None = None
     ) -> Attempt:
         """Record the intent of a new attempt (numbered after the deposit's last one,
-        started now by the store's clock) and return it."""
+        started now) and return it."""
 
     @abstractmethod
     def end_attempt(
@@ -142,14 +203,27 @@ class Store(ABC):
     def attempts(self, deposit_id: str) -> list[Attempt]:
         """The deposit's attempts, oldest first."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections."""
+    @abstractmethod
+    def attempt_counts(self, deposit_ids: Sequence[str]) -> dict[str, int]:
+        """How many attempts each deposit has had (one round trip; 0s left out)."""
 
-    # Convenience built on the abstract methods ------------------------------------
+    @abstractmethod
+    def add_message(self, queue: str, body: str, headers: Mapping[str, str]) -> OutboxMessage:
+        """Record a message to publish once this transaction has committed."""
 
-    def get_many(self, cls: type[E], ids: Sequence[str]) -> list[E]:
-        return [self.get(cls, i) for i in ids]
+    @abstractmethod
+    def messages(self, older_than: float) -> list[OutboxMessage]:
+        """Outbox messages recorded at least ``older_than`` seconds ago (left by a
+        worker that stopped between commit and publish), oldest first."""
 
-    def deposit_for(self, submission_id: str, repository_id: str) -> Deposit | None:
-        found = self.find(Deposit, submission=submission_id, repository=repository_id)
-        return found[0] if found else None
+    @abstractmethod
+    def remove_messages(self, ids: Sequence[int]) -> None:
+        """Forget outbox messages that have been published."""
+
+
+def require(entities: Sequence[E], cls: type[E], id: str) -> E:
+    """The entity of ``id`` among ``entities``; NotFound if absent."""
+    for entity in entities:
+        if entity.id == id:
+            return entity
+    raise NotFound(f"{cls.TYPE} {id} not found")

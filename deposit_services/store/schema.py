@@ -1,4 +1,4 @@
-"""The SQL schema (entities, leases, the local queue) and its migrations.
+"""The SQL schema (entities, leases, attempt log, outbox, local queue) and its migrations.
 
 One schema serves the store and the local queue, because in the embedded set-up they
 share one SQLite file. Its version is an integer in ``schema_version``; ``MIGRATIONS``
@@ -149,6 +149,19 @@ deposit_attempts = Table(
     Index("ix_deposit_attempts_deposit", "deposit_id"),
 )
 
+# Outbox (schema version 3): messages recorded in the transaction of the state they
+# announce, removed once published (store/uow.py).
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("queue", _ID, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("headers", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_outbox_created", "created_at"),
+)
+
 # The tables step 1 created, frozen: later tables are created by their own steps.
 _V1_TABLES = (*ENTITY_TABLES.values(), leases, queue_messages, queue_dead_letters)
 
@@ -163,7 +176,12 @@ def _v2_attempt_log(conn: Connection) -> None:
     metadata.create_all(conn, tables=[deposit_attempts])
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log]
+def _v3_outbox(conn: Connection) -> None:
+    """The outbox (messages published after their transaction commits)."""
+    metadata.create_all(conn, tables=[outbox])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log, _v3_outbox]
 LATEST = len(MIGRATIONS)
 
 

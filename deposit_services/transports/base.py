@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deposit_services.assemblers.base import Package
+from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.registry import load_adapter
@@ -24,10 +25,12 @@ from deposit_services.registry import load_adapter
 
 @dataclass(frozen=True)
 class TransportContext:
-    """What a transport may need besides its binding: HTTP agent, auth realms, hints."""
+    """What a transport may need besides its binding: HTTP agent, auth realms, hints,
+    and the clock (dated directories are the UTC date of its ``now``)."""
 
     user_agent: str = "deposit-services"
     auth_realms: tuple[Mapping[str, Any], ...] = ()
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass(frozen=True)

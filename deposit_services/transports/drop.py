@@ -64,15 +64,15 @@ class DropBinding(Binding):
     read_timeout: float = Field(default=120.0, alias="read-timeout", gt=0)
 
 
-def dated_directory(template: str, now: datetime | None = None) -> str:
-    """``default-directory`` with each ``%s`` replaced by the UTC date (yyyy-MM-dd)."""
-    day = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d")
+def dated_directory(template: str, now: datetime) -> str:
+    """``default-directory`` with each ``%s`` replaced by the UTC date (yyyy-MM-dd) of
+    ``now`` (the transport's clock: ``TransportContext.clock``)."""
+    day = now.astimezone(UTC).strftime("%Y-%m-%d")
     directory = template.replace("%s", day).strip()
     return directory.rstrip("/") or ("/" if directory.startswith("/") else "")
 
 
-def earlier_directories(template: str, started_at: str | None,
-                        now: datetime | None = None) -> list[str]:
+def earlier_directories(template: str, started_at: str | None, now: datetime) -> list[str]:
     """The dated directories an attempt begun at ``started_at`` (ISO 8601, from the
     attempt log) may have written to, other than today's (``send`` checks that one);
     empty when ``template`` has no ``%s`` or the start is unknown."""
@@ -86,7 +86,7 @@ def earlier_directories(template: str, started_at: str | None,
     today = dated_directory(template, now)
     found: list[str] = []
     for day in (start, start + timedelta(days=1)):
-        if day > (now or datetime.now(UTC)):
+        if day > now:
             break
         directory = dated_directory(template, day)
         if directory != today and directory not in found:
@@ -209,14 +209,15 @@ class DropTransport(Transport):
         (named in the advice of a permission error)."""
 
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
-        directory = dated_directory(self.binding.default_directory)
+        directory = dated_directory(self.binding.default_directory, self.context.clock.now())
         with self.connect(directory) as session:
             return _deliver(session, package, directory)
 
     def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
         """The package in the dated directory of the attempt's own day, if it is there
         (``send`` then checks today's, see ``earlier_directories``)."""
-        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"))
+        earlier = earlier_directories(self.binding.default_directory, evidence.get("started_at"),
+                                      self.context.clock.now())
         if not earlier:
             return None
         with self.connect(earlier[0]) as session:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from deposit_services.store.sql import SqlStore
+from tests.support.store import StoreView
 
 
 @dataclass
@@ -59,8 +59,8 @@ class Daemon:
         path = self.root / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def store(self) -> SqlStore:
-        return SqlStore(self.env["DEPOSIT_STORE_URL"])
+    def store(self) -> StoreView:
+        return StoreView.sql(self.env["DEPOSIT_STORE_URL"])
 
     def status(self, submission: str | None = None) -> list[dict[str, Any]]:
         args = ["status", "--json"] + ([submission] if submission else [])

@@ -38,7 +38,7 @@ from deposit_services.model.entities import (
     Submission,
 )
 from deposit_services.settings import Settings, load_settings
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.sql import SqlDatabase
 from tests.e2e.conftest import Daemon, make_daemon, wait_until
 from tests.support.activemq import ActiveMQ, running_activemq
 from tests.support.graphs import make_graph, write_graph
@@ -86,7 +86,7 @@ def submit_many(daemon: Daemon, count: int, prefix: str) -> list[str]:
     from deposit_services.service.intake import load_submission_graph, submit_graph
 
     settings = settings_of(daemon)
-    store = SqlStore(settings.store_url)
+    database = SqlDatabase(settings.store_url)
     broker = StompBroker.from_settings(settings)
     files = daemon.root / "files"
     (daemon.root / "graphs").mkdir(parents=True, exist_ok=True)
@@ -95,12 +95,12 @@ def submit_many(daemon: Daemon, count: int, prefix: str) -> list[str]:
         for n in range(count):
             sid = f"{prefix}-{n:04d}"
             graph = write_graph(daemon.root / "graphs" / f"{sid}.json", make_graph(sid, files))
-            submit_graph(store, broker, load_submission_graph(graph, files),
+            submit_graph(database, broker, load_submission_graph(graph, files),
                          settings.queue_submission)
             ids.append(sid)
     finally:
         broker.close()
-        store.close()
+        database.close()
     return ids
 
 

@@ -18,7 +18,7 @@ import pytest
 from deposit_services.assemblers import sources
 from deposit_services.assemblers.bagit import BagItAssembler
 from deposit_services.assemblers.simple import SimpleZipAssembler
-from deposit_services.errors import AssemblyError
+from deposit_services.errors import AssemblyError, Transient
 from deposit_services.model.entities import FileRole
 from deposit_services.model.submission import DepositFile, DepositSubmission
 from tests.unit.assemblers.helpers import (
@@ -143,7 +143,7 @@ def test_http_failures_name_the_file(server: str, tmp_path: Path, path: str,
     submission = DepositSubmission(id="h", files=(remote(server + path, "x"),))
     with pytest.raises(AssemblyError, match=message) as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
-    assert err.value.transient is transient  # 5xx and broken downloads are retried
+    assert isinstance(err.value, Transient) is transient  # 5xx and broken downloads are retried
     assert no_spool_left(tmp_path / "work")
 
 
@@ -154,7 +154,7 @@ def test_a_stalled_download_times_out(server: str, tmp_path: Path,
     started = time.monotonic()
     with pytest.raises(AssemblyError, match=r"'stall.bin'.*download failed.*timed out") as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
-    assert err.value.transient
+    assert isinstance(err.value, Transient)
     assert time.monotonic() - started < 2.5
     assert no_spool_left(tmp_path / "work")
 
@@ -168,4 +168,4 @@ def test_connection_refused_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(AssemblyError, match=r"file 'a.pdf' \(http://127.0.0.1:\d+/a.pdf\) "
                                             r"cannot be fetched") as err:
         SimpleZipAssembler().assemble(submission, tmp_path / "work", STAMP)
-    assert err.value.transient
+    assert isinstance(err.value, Transient)

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 
 from deposit_services.config.repositories import parse_repositories
-from deposit_services.errors import NotFound
-from deposit_services.model.entities import Deposit, Entity
+from deposit_services.model.entities import Deposit
 from deposit_services.model.graph import Graph, resolve_file_uris
-from deposit_services.service.deposits import ServiceContext
+from deposit_services.model.messages import parse_message
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.sql import SqlDatabase
 from tests.support.graphs import make_graph, write_graph
+from tests.support.store import StoreView
 from tests.support.sword_server import SwordServer, running_sword_server
 
 STATE = "http://dspace.org/state/"
@@ -64,7 +65,7 @@ class World:
     """One store, one SWORD server, one filesystem target and a context over them."""
 
     root: Path
-    store: SqlStore
+    store: StoreView
     server: SwordServer
     ctx: ServiceContext
     notified: list[str] = field(default_factory=list)
@@ -80,20 +81,13 @@ class World:
                            make_graph(submission_id, files, repositories=repositories))
         graph = resolve_file_uris(Graph.load(path), files)
         for entity in graph.entities:
-            _add_if_absent(self.store, entity)
+            self.store.add_if_absent(entity)
         return submission_id
 
     def deposit_of(self, submission_id: str) -> Deposit:
         found = self.store.find(Deposit, submission=submission_id)
         assert len(found) == 1, found
         return found[0]
-
-
-def _add_if_absent(store: SqlStore, entity: Entity) -> None:
-    try:
-        store.get(type(entity), entity.id)
-    except NotFound:
-        store.add(entity)
 
 
 @pytest.fixture
@@ -110,16 +104,18 @@ def make_world(
     made: list[World] = []
 
     def make(policy: RetryPolicy = FAST_RETRY, **binding: Any) -> World:
-        store = SqlStore(store_url)
+        database = SqlDatabase(store_url)
+        store = StoreView(database)
         config = parse_repositories({
             "dspace": sword_entry(sword_server, **binding),
             "archive": filesystem_entry(tmp_path / "target"),
         }, {})
         targets = Targets(config, "deposit-services-test")
         notified: list[str] = []
-        ctx = ServiceContext(store=store, targets=targets, work_dir=tmp_path / "work",
-                             owner=f"test-{len(made)}", lease_seconds=10,
-                             notify=lambda d: notified.append(d.id), retry_policy=policy)
+        database.publisher = lambda m: notified.append(
+            getattr(parse_message(m.body, m.headers), "deposit", ""))
+        ctx = ServiceContext(database=database, targets=targets, work_dir=tmp_path / "work",
+                             owner=f"test-{len(made)}", lease_seconds=10, retry_policy=policy)
         world = World(tmp_path, store, sword_server, ctx, notified)
         made.append(world)
         return world

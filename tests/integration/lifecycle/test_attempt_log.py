@@ -20,12 +20,13 @@ from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.store import schema
 from deposit_services.store.base import AttemptOutcome, PackageInfo
 from deposit_services.store.engine import make_engine
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.sql import SqlDatabase
 from tests.integration.lifecycle.conftest import SWORD_REPO, World
+from tests.support.store import StoreView
 
 
 def test_attempts_are_numbered_and_keep_intent_and_outcome(store_url: str) -> None:
-    store = SqlStore(store_url)
+    store = StoreView.sql(store_url)
     try:
         first = store.begin_attempt("dep-1", trigger="message", owner="w1",
                                     package=PackageInfo("p.zip", 10, "m" * 32, "s" * 64))
@@ -52,11 +53,11 @@ def test_attempts_are_numbered_and_keep_intent_and_outcome(store_url: str) -> No
 
 
 def test_intent_and_outcome_roll_back_with_the_unit_of_work(store_url: str) -> None:
-    store = SqlStore(store_url)
+    store = StoreView.sql(store_url)
     try:
         store.begin_attempt("dep-tx", trigger="message", owner="w")
-        with pytest.raises(RuntimeError), store.atomic():
-            store.end_attempt("dep-tx", 1, AttemptOutcome.SENT)
+        with pytest.raises(RuntimeError), store.database.unit_of_work() as uow:
+            uow.state.end_attempt("dep-tx", 1, AttemptOutcome.SENT)
             raise RuntimeError("the deposit update failed")
         assert store.attempts("dep-tx")[0].is_open, "no outcome without the deposit update"
     finally:
@@ -75,9 +76,10 @@ def test_a_schema_1_database_is_migrated_keeping_its_data(store_url: str) -> Non
         assert schema.ensure_schema(engine) == 1
         assert "deposit_attempts" in inspect(engine).get_table_names()
         with engine.connect() as conn:
-            assert conn.execute(select(schema.schema_version.c.version)).scalar() == 2
+            assert conn.execute(select(schema.schema_version.c.version)).scalar() == (
+                schema.LATEST)
             assert conn.execute(select(schema.leases.c.key)).scalar() == "k"
-        store = SqlStore.from_engine(engine)
+        store = StoreView(SqlDatabase.from_engine(engine))
         assert store.begin_attempt("d", trigger="job", owner="o").number == 1
     finally:
         engine.dispose()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from deposit_services.jobs import Jobs
+from deposit_services.entrypoints.jobs import Jobs
 from deposit_services.model.entities import DepositStatus
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from deposit_services.jobs import Jobs
+from deposit_services.entrypoints.jobs import Jobs
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
     CopyStatus,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from deposit_services.jobs import Jobs
+from deposit_services.entrypoints.jobs import Jobs
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
     CopyStatus,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deposit_services.jobs import Jobs
+from deposit_services.entrypoints.jobs import Jobs
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
     Deposit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deposit_services.jobs import Jobs
+from deposit_services.entrypoints.jobs import Jobs
 from deposit_services.model.entities import AggregatedDepositStatus, Submission
 from deposit_services.settings import load_settings
 from tests.integration.lifecycle.conftest import FS_REPO, World

@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from deposit_services.bootstrap import bootstrap
+from deposit_services.entrypoints.worker import MessageHandler, Worker
 from deposit_services.model.entities import AggregatedDepositStatus, Submission
 from deposit_services.service.intake import load_submission_graph, submit_graph
-from deposit_services.service.worker import MessageHandler, Worker
 from deposit_services.settings import load_settings
 from tests.integration.stomp.conftest import BrokerKit
 from tests.support.graphs import make_graph, write_graph
+from tests.support.store import StoreView
 
 
 def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
@@ -45,6 +46,7 @@ def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
         "DEPOSIT_LEASE_SECONDS": "5",
     })
     app = bootstrap(settings)
+    store = StoreView(app.database)
     broker = app.require_broker()
     queue = settings.queue_submission
     files = tmp_path / "files"
@@ -52,7 +54,7 @@ def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
 
     def submit(sid: str) -> None:
         graph = write_graph(tmp_path / "graphs" / f"{sid}.json", make_graph(sid, files))
-        submit_graph(app.store, broker, load_submission_graph(graph, files), queue)
+        submit_graph(app.database, broker, load_submission_graph(graph, files), queue)
 
     bad = {
         "this is not JSON": "not JSON",
@@ -92,7 +94,7 @@ def test_the_worker_processes_good_messages_and_dead_letters_the_rest(
 
         def accepted() -> list[str]:
             return [sid for sid in [*good, "late"]
-                    if app.store.get(Submission, sid).aggregated_deposit_status
+                    if store.get(Submission, sid).aggregated_deposit_status
                     is AggregatedDepositStatus.ACCEPTED]
 
         while len(accepted()) < 6 and time.monotonic() < deadline:

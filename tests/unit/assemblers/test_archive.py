@@ -25,7 +25,7 @@ from deposit_services.assemblers.archive import (
 )
 from deposit_services.assemblers.base import ASSEMBLERS, HashingWriter, create_assembler
 from deposit_services.assemblers.simple import SimpleZipAssembler
-from deposit_services.errors import AssemblyError, RepositoryConfigError
+from deposit_services.errors import AssemblyError, RepositoryConfigError, Transient
 from deposit_services.model.entities import FileRole
 from deposit_services.model.submission import DepositFile, DepositSubmission
 from tests.unit.assemblers.helpers import (
@@ -272,7 +272,7 @@ def test_a_full_disk_is_a_transient_assembly_error() -> None:
         out = HashingWriter(full, name="/spool/pkg.zip")
         with pytest.raises(AssemblyError, match=r"cannot write /spool/pkg.zip: No space") as err:
             out.write(b"x" * 100)
-    assert err.value.transient  # the deposit is retried later, not failed
+    assert isinstance(err.value, Transient)  # the deposit is retried later, not failed
     out.abort()
 
 

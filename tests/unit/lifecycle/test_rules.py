@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from deposit_services.entrypoints.progress import Progress, summary_table
 from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
@@ -15,7 +16,6 @@ from deposit_services.model.entities import (
 )
 from deposit_services.service.lifecycle import Outcome
 from deposit_services.service.operations import deposit_id_from_uri
-from deposit_services.service.progress import Progress, summary_table
 from deposit_services.service.submission_status import calculate
 
 

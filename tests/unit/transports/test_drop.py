@@ -28,7 +28,7 @@ def test_percent_s_is_the_utc_date() -> None:
 @pytest.mark.parametrize(("template", "expected"), [
     ("", ""), ("/", "/"), ("  ", ""), ("plain", "plain"), ("/abs/dir/", "/abs/dir")])
 def test_templates_without_a_date(template: str, expected: str) -> None:
-    assert dated_directory(template) == expected
+    assert dated_directory(template, NOW) == expected
 
 
 def test_directory_prefixes_for_mkdir_p() -> None:

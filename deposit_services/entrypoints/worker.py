@@ -2,9 +2,12 @@
 
 A message is acked only after the state it leads to is committed (at-least-once): a
 crash before that leaves it unacked and the broker delivers it again. A message that
-can never succeed (malformed, unknown id) is dead-lettered at once with the reason; any
-other failure is nacked, redelivered a bounded number of times, then dead-lettered.
-``stop`` lets the in-flight messages finish and settle before the threads exit.
+can never succeed (malformed, an unknown id, any other error of ours that is not
+``Transient``) is dead-lettered at once with the reason; a transient failure (the
+store or a broker down) or an unexpected one (a bug) is nacked, redelivered a bounded
+number of times, then dead-lettered. An idle consumer removes the published messages
+from the outbox. ``stop`` lets the in-flight messages finish and settle before the
+threads exit.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from deposit_services.errors import MalformedMessage, NotFound
+from deposit_services.errors import DepositServicesError, MalformedMessage, NotFound, Transient
 from deposit_services.messaging.base import Broker, Delivery
 from deposit_services.model.messages import DepositStatusChanged, SubmissionReady, parse_message
-from deposit_services.service.deposits import ServiceContext
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.submissions import SubmissionProcessor
@@ -48,9 +51,16 @@ class MessageHandler:
             with Heartbeat(self.touch_interval, lambda: self.broker.touch(delivery),
                            name=f"touch-{delivery.message_id}"):
                 self.dispatch(message)
-        except NotFound as exc:
-            log.error("message %s dead-lettered: %s", delivery.body, exc)
-            self.broker.dead_letter(delivery, f"unknown id: {exc}")
+        except DepositServicesError as exc:
+            if isinstance(exc, Transient):
+                log.warning("processing %s failed (delivery %d): %s; it will be redelivered",
+                            delivery.body, delivery.attempt, exc)
+                self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
+                return
+            reason = (f"unknown id: {exc}" if isinstance(exc, NotFound)
+                      else f"{type(exc).__name__}: {exc}")
+            log.error("message %s dead-lettered: %s", delivery.body, reason)
+            self.broker.dead_letter(delivery, reason)
             return
         except Exception as exc:
             log.exception("processing %s failed (delivery %d); it will be redelivered",
@@ -84,7 +94,15 @@ class Worker:
         log.info("worker consuming %s with %d threads", ", ".join(self.queues), self.concurrency)
         for thread in threads:
             thread.join()
+        self._idle()
         log.info("worker stopped; in-flight messages settled")
+
+    def _idle(self) -> None:
+        """Nothing to do: remove what was published from the outbox now."""
+        try:
+            self.handler.ctx.database.flush_published()
+        except DepositServicesError as exc:
+            log.warning("outbox clean-up failed (%s); the next unit of work does it", exc)
 
     def _consume(self, stop: threading.Event) -> None:
         broker = self.handler.broker
@@ -96,6 +114,7 @@ class Worker:
                 stop.wait(2.0)
                 continue
             if delivery is None:
+                self._idle()
                 continue
             try:
                 self.handler.handle(delivery)

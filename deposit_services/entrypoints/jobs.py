@@ -11,18 +11,20 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
   recorded, because their worker died while another one had already taken the
   submission's message (their lease must be free: a live worker renews it);
 - submission status: recompute Submission.submissionStatus (PASS's rule);
+- outbox: publish the messages a worker recorded and could not publish before it
+  stopped (older than a minute);
 - unstarted: process submissions that are ready (submitted, NOT_STARTED) and were still
   unclaimed a whole cycle after this replica first saw them: their SubmissionReady
   message was lost (``submit`` stored the graph while the broker was down, or a
   producer wrote the store and never sent it). The claim is a compare-and-set, so a
   message that turns up late finds the submission already taken.
 
-With N replicas on one store, refresh, submission-status and unstarted run on one replica per
-cycle: a job lease (``job:<name>``, held for most of an interval) is taken before the
-run and the losers skip the cycle. The retry job runs on every replica, like competing
-consumers: each due deposit is claimed by its own lease and re-checked under it (still
-RETRY, still due), so a deposit is retried once per due time and never twice at the
-same time, while several replicas share a backlog.
+With N replicas on one store, refresh, submission-status, unstarted and outbox run on
+one replica per cycle: a job lease (``job:<name>``, held for most of an interval) is
+taken before the run and the losers skip the cycle. The retry job runs on every replica,
+like competing consumers: each due deposit is claimed by its own lease and re-checked
+under it (still RETRY, still due), so a deposit is retried once per due time and never
+twice at the same time, while several replicas share a backlog.
 """
 
 from __future__ import annotations
@@ -42,12 +44,14 @@ from deposit_services.model.entities import (
     DepositStatus,
     Submission,
 )
-from deposit_services.service.deposits import TRIGGER_JOB, ServiceContext
+from deposit_services.service.context import ServiceContext
+from deposit_services.service.deposits import TRIGGER_JOB
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
-from deposit_services.service.submission_status import recompute_all
+from deposit_services.service.submission_status import recompute
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import Settings
+from deposit_services.store.uow import UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)
 
@@ -55,52 +59,40 @@ REFRESH = "refresh"
 RETRY = "retry"
 SUBMISSION_STATUS = "submission-status"
 UNSTARTED = "unstarted"
+OUTBOX = "outbox"
 WAKE = "retry-wake"
+# An outbox message older than this was left by a worker that stopped between its
+# commit and its publish (a live one publishes within milliseconds of the commit).
+OUTBOX_RELAY_AGE_S = 60.0
 
 
-def due_retries(ctx: ServiceContext, now: datetime) -> list[Deposit]:
+def due_retries(uow: UnitOfWork, now: datetime) -> list[Deposit]:
     """RETRY deposits whose next attempt time has come, soonest first."""
-    due = []
-    for deposit in ctx.store.find(Deposit, deposit_status=DepositStatus.RETRY):
-        when = deposit.next_attempt_at
-        if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        if when is None or when <= now:
-            due.append((when or now, deposit))
+    due = [(d.next_attempt_at or now, d)
+           for d in uow.records.find(Deposit, deposit_status=DepositStatus.RETRY)
+           if d.next_attempt_at is None or d.next_attempt_at <= now]
     return [d for _, d in sorted(due, key=lambda pair: pair[0])]
 
 
-def stranded(ctx: ServiceContext) -> list[Deposit]:
+def stranded(uow: UnitOfWork) -> list[Deposit]:
     """Deposits with no status yet whose submission is being processed."""
-    chosen = []
-    for deposit in ctx.store.find(Deposit, deposit_status=None):
-        try:
-            submission = ctx.store.get(Submission, deposit.submission or "")
-        except DepositServicesError:
-            continue
-        if submission.aggregated_deposit_status is AggregatedDepositStatus.IN_PROGRESS:
-            chosen.append(deposit)
-    return chosen
+    deposits = uow.records.find(Deposit, deposit_status=None)
+    submissions = {s.id: s for s in uow.records.get_many(
+        Submission, [d.submission for d in deposits if d.submission])}
+    return [d for d in deposits if d.submission in submissions and
+            submissions[d.submission].aggregated_deposit_status
+            is AggregatedDepositStatus.IN_PROGRESS]
 
 
-def refreshable(ctx: ServiceContext, now: datetime, window: timedelta) -> list[Deposit]:
-    """SUBMITTED deposits whose submission was submitted within ``window`` of ``now``."""
+def refreshable(uow: UnitOfWork, now: datetime, window: timedelta) -> list[Deposit]:
+    """SUBMITTED deposits whose submission was submitted within ``window`` of ``now``
+    (or has no submittedDate)."""
     since = now - window
-    chosen = []
-    dates: dict[str, datetime | None] = {}
-    for deposit in ctx.store.find(Deposit, deposit_status=DepositStatus.SUBMITTED):
-        sid = deposit.submission or ""
-        if sid not in dates:
-            try:
-                dates[sid] = ctx.store.get(Submission, sid).submitted_date
-            except DepositServicesError:
-                dates[sid] = None
-        submitted = dates[sid]
-        if submitted is not None and submitted.tzinfo is None:
-            submitted = submitted.replace(tzinfo=UTC)
-        if submitted is None or submitted >= since:
-            chosen.append(deposit)
-    return chosen
+    deposits = uow.records.find(Deposit, deposit_status=DepositStatus.SUBMITTED)
+    dates = {s.id: s.submitted_date for s in uow.records.get_many(
+        Submission, [d.submission for d in deposits if d.submission])}
+    return [d for d in deposits
+            if (when := dates.get(d.submission or "")) is None or when >= since]
 
 
 class Jobs:
@@ -124,15 +116,17 @@ class Jobs:
         )
 
     def start(self) -> None:
-        first = datetime.now(UTC)
+        first = self.ctx.clock.now()
         for name, func, per_cycle in ((REFRESH, self.run_refresh, True),
                                       (RETRY, self.run_retry, False),
                                       (SUBMISSION_STATUS, self.run_submission_status, True),
-                                      (UNSTARTED, self.run_unstarted, True)):
+                                      (UNSTARTED, self.run_unstarted, True),
+                                      (OUTBOX, self.run_outbox, True)):
             self._scheduler.add_job(self._guarded, "interval", args=(name, func, per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
         self._scheduler.start()
-        log.info("jobs started: refresh, retry, submission-status, unstarted every %.1f s",
+        log.info("jobs started: refresh, retry, submission-status, unstarted, outbox every "
+                 "%.1f s",
                  self.interval)
 
     def shutdown(self) -> None:
@@ -157,16 +151,19 @@ class Jobs:
         never raise, so a failed run does not stop the schedule."""
         lease = f"job:{name}"
         seconds = max(self.interval * 0.9, 1.0)
-        store = self.ctx.store
+        database = self.ctx.database
+
+        def take(uow: UnitOfWork) -> bool:
+            return uow.state.acquire_lease(lease, self.ctx.owner, seconds)
+
         try:
             if not per_cycle:
                 func()
                 return
-            if not store.acquire_lease(lease, self.ctx.owner, seconds):
+            if not run_unit(database, take, what=f"job {name} lease"):
                 log.debug("job %s: another replica runs this cycle", name)
                 return
-            with Heartbeat(seconds / 3, lambda: store.acquire_lease(lease, self.ctx.owner,
-                                                                     seconds), name=lease):
+            with Heartbeat(seconds / 3, lambda: run_unit(database, take), name=lease):
                 func()
         except Exception:
             log.exception("job %s failed; it runs again in %.1f s", name, self.interval)
@@ -180,7 +177,10 @@ class Jobs:
     def run_refresh(self) -> int:
         """Refresh SUBMITTED deposits in the window; returns how many changed."""
         changed = 0
-        for deposit in refreshable(self.ctx, datetime.now(UTC), self.window):
+        now = self.ctx.clock.now()
+        work = run_unit(self.ctx.database, lambda uow: refreshable(uow, now, self.window),
+                        read_only=True)
+        for deposit in work:
             try:
                 if self.processor.refresh(deposit.id).changed:
                     changed += 1
@@ -194,7 +194,9 @@ class Jobs:
         """Retry the due RETRY deposits; returns how many were transferred again."""
         done = 0
         with self._retry_lock:
-            work = stranded(self.ctx) + due_retries(self.ctx, datetime.now(UTC))
+            now = self.ctx.clock.now()
+            work = run_unit(self.ctx.database, lambda uow: stranded(uow) + due_retries(uow, now),
+                            read_only=True)
             for deposit in work:
                 try:
                     outcome = self.processor.retry(deposit.id, TRIGGER_JOB, due_only=True)
@@ -207,18 +209,21 @@ class Jobs:
         return done
 
     def run_submission_status(self) -> int:
-        return recompute_all(self.ctx.store)
+        return recompute(self.ctx.database)
+
+    def run_outbox(self) -> int:
+        """Publish what a stopped worker left in the outbox."""
+        return self.ctx.database.relay_outbox(OUTBOX_RELAY_AGE_S)
 
     def run_unstarted(self) -> int:
         """Process ready submissions still unclaimed since this job's previous run here;
         returns how many were started."""
-        store = self.ctx.store
-        ready = {
+        ready = run_unit(self.ctx.database, lambda uow: {
             s.id
             for status in (AggregatedDepositStatus.NOT_STARTED, None)
-            for s in store.find(Submission, aggregated_deposit_status=status)
+            for s in uow.records.find(Submission, aggregated_deposit_status=status)
             if s.submitted
-        }
+        }, read_only=True)
         late, self._unstarted_seen = ready & self._unstarted_seen, ready
         for submission_id in sorted(late):
             log.warning("submission %s is ready but nobody claimed it for a whole cycle (its "
