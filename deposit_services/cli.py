@@ -57,6 +57,11 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.masked().items():
         log.info("setting %s = %s", name, value)
     app = bootstrap(settings)
+    try:
+        app.database.check()
+    except BaseException:
+        app.close()
+        raise
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

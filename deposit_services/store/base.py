@@ -19,13 +19,13 @@ Neither port is used directly by the service layer: it works inside a unit of wo
 from __future__ import annotations
 
 import enum
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from deposit_services.errors import NotFound
 from deposit_services.model.entities import (
     Entity,
     File,
@@ -161,6 +161,15 @@ class Records(ABC):
         return found
 
 
+def entity_from_json(cls: type[E], body: str, version: int) -> E:
+    """An entity as an adapter stored it: its pass-core JSON and its version."""
+    data = json.loads(body)
+    data.pop("@type", None)
+    entity = cls.model_validate(data)
+    entity.version = version
+    return entity
+
+
 def _ids(values: Any) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
 
@@ -220,10 +229,3 @@ class WorkerState(ABC):
     def remove_messages(self, ids: Sequence[int]) -> None:
         """Forget outbox messages that have been published."""
 
-
-def require(entities: Sequence[E], cls: type[E], id: str) -> E:
-    """The entity of ``id`` among ``entities``; NotFound if absent."""
-    for entity in entities:
-        if entity.id == id:
-            return entity
-    raise NotFound(f"{cls.TYPE} {id} not found")

@@ -19,7 +19,7 @@ from typing import Any
 
 from deposit_services.clock import Clock
 from deposit_services.errors import AlreadyExists, Conflict, NotFound, StaleVersion
-from deposit_services.model.entities import Deposit, Entity
+from deposit_services.model.entities import Deposit
 from deposit_services.store.base import (
     Attempt,
     AttemptOutcome,
@@ -30,6 +30,7 @@ from deposit_services.store.base import (
     WorkerState,
     check_criteria,
 )
+from deposit_services.store.base import entity_from_json as _load
 from deposit_services.store.uow import Database, UnitOfWork, matches
 
 
@@ -85,14 +86,6 @@ class MemoryUnitOfWork(UnitOfWork):
         if self._before is not None:
             self._before = None
             self.database.lock.release()
-
-
-def _load(cls: type[E], body: str, version: int) -> E:
-    data = json.loads(body)
-    data.pop("@type", None)
-    entity = cls.model_validate(data)
-    entity.version = version
-    return entity
 
 
 class MemoryRecords(Records):
@@ -219,7 +212,3 @@ class MemoryWorkerState(WorkerState):
         for i in ids:
             outbox.pop(i, None)
 
-
-def entity_count(database: MemoryDatabase, cls: type[Entity]) -> int:
-    """How many entities of ``cls`` the database holds (for tests and reports)."""
-    return sum(1 for kind, _ in database.data.entities if kind == cls.TYPE)

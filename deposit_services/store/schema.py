@@ -192,6 +192,18 @@ def _current(conn: Connection) -> int:
     return int(value or 0)
 
 
+def is_current(conn: Connection) -> bool:
+    """Whether the schema is at ``LATEST`` (read in the caller's transaction);
+    StoreError if it is newer than this release knows."""
+    found = _current(conn)
+    if found > LATEST:
+        raise StoreError(
+            f"database {masked(conn.engine)} has schema version {found}, newer than this "
+            f"deposit-services knows ({LATEST}): upgrade deposit-services"
+        )
+    return found == LATEST
+
+
 def ensure_schema(engine: Engine) -> int:
     """Create or migrate the schema to ``LATEST``; returns the version found before.
     Cheap when the schema is current (one read). Safe for concurrent start-ups."""

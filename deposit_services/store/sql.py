@@ -22,9 +22,16 @@ from sqlalchemy.engine import Connection, RootTransaction
 from deposit_services.clock import Clock
 from deposit_services.errors import AlreadyExists, NotFound, StaleVersion
 from deposit_services.model.entities import Deposit, Entity
-from deposit_services.store.base import INDEXED_FIELDS, E, Records, WorkerState, check_criteria
+from deposit_services.store.base import (
+    INDEXED_FIELDS,
+    E,
+    Records,
+    WorkerState,
+    check_criteria,
+)
+from deposit_services.store.base import entity_from_json as _load
 from deposit_services.store.engine import READ_ONLY, db_errors, make_engine, masked, now_expression
-from deposit_services.store.schema import ENTITY_TABLES, ensure_schema
+from deposit_services.store.schema import ENTITY_TABLES, ensure_schema, is_current
 from deposit_services.store.uow import Database, UnitOfWork, column_value
 
 log = logging.getLogger(__name__)
@@ -52,8 +59,10 @@ class Statements:
 
 
 class SqlDatabase(Database):
-    """Units of work on one SQL database. ``SqlDatabase(url)`` creates the engine and
-    migrates the schema; ``SqlDatabase.from_engine`` reuses an engine."""
+    """Units of work on one SQL database. ``SqlDatabase(url)`` creates the engine (no
+    connection yet); ``SqlDatabase.from_engine`` reuses an engine. The first unit checks
+    the schema version inside its own transaction and migrates it first if it is old,
+    so a one-shot command (``status``) costs the one transaction it needs."""
 
     def __init__(self, url: str, clock: Clock | None = None) -> None:
         self._init(make_engine(url), clock)
@@ -70,7 +79,14 @@ class SqlDatabase(Database):
         self.statements = Statements(engine)
         self.enqueue: Enqueue | None = None
         self._wake: Callable[[], None] | None = None
-        ensure_schema(engine)
+        self.schema_ready = False
+
+    def check(self) -> None:
+        """Connect and bring the schema up to date now (``listen`` fails fast)."""
+        unit = self.unit_of_work(read_only=True)
+        with unit:
+            unit.connection()
+            unit.commit()
 
     def deliver_to_queue(self, enqueue: Enqueue, wake: Callable[[], None]) -> None:
         """The broker's queue lives in this database: a unit's messages go straight into
@@ -104,16 +120,35 @@ class SqlUnitOfWork(UnitOfWork):
         """The unit's connection, its transaction begun on first use."""
         if self._conn is None:
             with db_errors(self.database.statements.where):
-                conn = self.database.engine.connect()
-                if self.read_only:
-                    conn.execution_options(**{READ_ONLY: True})
+                conn = self._begin()
                 try:
-                    self._tx = conn.begin()
+                    if not self.database.schema_ready and not is_current(conn):
+                        self._close_now(conn)  # a new or old database: migrate, go on
+                        ensure_schema(self.database.engine)
+                        conn = self._begin()
                 except BaseException:
-                    conn.close()
+                    self._close_now(conn)
                     raise
+                self.database.schema_ready = True
             self._conn = conn
         return self._conn
+
+    def _begin(self) -> Connection:
+        conn = self.database.engine.connect()
+        if self.read_only:
+            conn.execution_options(**{READ_ONLY: True})
+        try:
+            self._tx = conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _close_now(self, conn: Connection) -> None:
+        if self._tx is not None:
+            self._tx.rollback()
+        conn.close()
+        self._tx = None
 
     def _open_records(self) -> Records:
         return SqlRecords(self.connection, self.database.statements)
@@ -145,14 +180,6 @@ def _table(cls: type[Entity]) -> Table:
         return ENTITY_TABLES[cls.TYPE]
     except KeyError:
         raise ValueError(f"{cls.__name__} is not a stored entity type") from None
-
-
-def _load(cls: type[E], body: str, version: int) -> E:
-    data = json.loads(body)
-    data.pop("@type", None)
-    entity = cls.model_validate(data)
-    entity.version = version
-    return entity
 
 
 class SqlRecords(Records):

@@ -243,6 +243,9 @@ class Database(ABC):
     def unit_of_work(self, read_only: bool = False) -> UnitOfWork:
         """A new unit; ``read_only`` units never write (and may run concurrently)."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Connect and make the store ready now (``listen`` fails fast on a bad URL)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

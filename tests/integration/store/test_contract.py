@@ -391,7 +391,7 @@ def test_unreachable_postgres_is_store_unavailable_with_masked_url() -> None:
         port = probe.getsockname()[1]
     url = f"postgresql://someone:s3cret-pw@127.0.0.1:{port}/nothing"
     with pytest.raises(StoreUnavailable) as caught:
-        SqlDatabase(url)
+        SqlDatabase(url).check()
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message
     assert "s3cret-pw" not in message
