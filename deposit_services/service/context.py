@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +17,29 @@ from deposit_services.store.uow import Database
 
 def _no_wake_up(when: datetime) -> None:
     """Default retry-scheduled hook: the periodic retry job will find it."""
+
+
+class SettledDeposits:
+    """Deposits this worker itself recorded in a terminal status, in a transaction that
+    also settled their submission: a DepositStatus message about one of them can change
+    nothing (a terminal status never moves back), so it costs no read at all. Bounded:
+    the oldest are forgotten (a forgotten one costs one read)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, deposit_id: str) -> None:
+        with self._lock:
+            self._ids[deposit_id] = None
+            self._ids.move_to_end(deposit_id)
+            while len(self._ids) > self._size:
+                self._ids.popitem(last=False)
+
+    def __contains__(self, deposit_id: object) -> bool:
+        with self._lock:
+            return deposit_id in self._ids
 
 
 @dataclass(frozen=True)
@@ -32,3 +57,4 @@ class ServiceContext:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     retry_scheduled: Callable[[datetime], None] = field(default=_no_wake_up)
     fault_injection: str | None = None
+    settled: SettledDeposits = field(default_factory=SettledDeposits)

@@ -42,7 +42,7 @@ from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.reconcile import reconcile
 from deposit_services.service.targets import Target
 from deposit_services.store.base import Attempt, AttemptOutcome, PackageInfo
-from deposit_services.store.uow import UnitOfWork, run_unit
+from deposit_services.store.uow import UnitOfWork, get_or_none, run_unit
 from deposit_services.transports.base import Receipt
 
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class DepositTask:
         new_copy_id = uuid.uuid4().hex
         first = True
 
-        def record(uow: UnitOfWork) -> Deposit:
+        def record(uow: UnitOfWork) -> tuple[Deposit, bool]:
             nonlocal first
             if first:  # known from the claim: no re-read (a stale one fails the write)
                 uow.records.attach(work.submission)
@@ -295,7 +295,7 @@ class DepositTask:
             uow.state.release_lease(deposit_lease(deposit_id), ctx.owner)
             deposit = uow.records.get(Deposit, deposit_id)
             if deposit.deposit_status is not None and deposit.deposit_status.is_terminal:
-                return deposit
+                return deposit, False
             copy_status = CopyStatus.COMPLETE if accepted else CopyStatus.IN_PROGRESS
             copy = (uow.records.get(RepositoryCopy, deposit.repository_copy)
                     if deposit.repository_copy else None)
@@ -312,11 +312,16 @@ class DepositTask:
             deposit.status_message = receipt.message
             deposit.next_attempt_at = None
             announce(uow, ctx, deposit)
-            if deposit.submission:
-                settle_aggregate(uow, uow.records.get(Submission, deposit.submission))
-            return deposit
+            submission = get_or_none(uow, Submission, deposit.submission)
+            if submission is None:
+                return deposit, False
+            settle_aggregate(uow, submission)
+            status = submission.aggregated_deposit_status
+            return deposit, bool(accepted and status is not None and status.is_terminal)
 
-        saved = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
+        saved, settled = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
+        if settled:
+            ctx.settled.add(deposit_id)
         log.info("deposit %s to %s: %s%s", deposit_id, work.repository.id, saved.deposit_status,
                  f" ({receipt.access_url})" if receipt.access_url else "")
         return saved

@@ -107,6 +107,10 @@ class DepositProcessor:
 
     def process(self, deposit_id: str) -> None:
         """Handle a DepositStatus message. NotFound propagates (dead-lettered)."""
+        if deposit_id in self.ctx.settled:
+            log.debug("deposit %s: this worker recorded it ACCEPTED and its submission "
+                      "settled; the message changes nothing", deposit_id)
+            return
 
         def look(uow: UnitOfWork) -> tuple[Deposit, bool]:
             deposit = uow.records.get(Deposit, deposit_id)

@@ -8,7 +8,8 @@ shared by several threads and several processes (two ``listen`` daemons, ``submi
   writers never deadlock upgrading a read lock to a write lock (a deferred transaction
   that reads then writes gets SQLITE_BUSY at once, whatever the timeout). Reads that
   are known to stay reads may run with ``read_only=True`` (plain ``BEGIN``).
-* PostgreSQL: ``postgresql://`` is rewritten to the psycopg 3 driver.
+* PostgreSQL: ``postgresql://`` is rewritten to the psycopg 3 driver; a pooled
+  connection is checked before use only after it was idle for a while.
 
 ``db_errors`` maps driver failures to our exception tree at the adapter boundary.
 """
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_S = 30.0
 POOL_SIZE = 10
 POOL_MAX_OVERFLOW = 20
+PING_AFTER_IDLE_S = 10.0
 # Execution option: the transaction only reads (SQLite may then begin it DEFERRED).
 READ_ONLY = "deposit_read_only"
 
@@ -70,12 +72,40 @@ def make_engine(url: str) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
-    return create_engine(
-        parsed,
-        pool_size=POOL_SIZE,
-        max_overflow=POOL_MAX_OVERFLOW,
-        pool_pre_ping=True,
-    )
+    # No hstore (we use none): looking its type up commits a transaction per engine.
+    engine = create_engine(parsed, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW,
+                           use_native_hstore=False)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use only when it has been idle for a while
+    (PostgreSQL restarted meanwhile, a firewall dropped it): a busy worker pays no
+    round trip for it. SQLAlchemy's ``pool_pre_ping`` pings on every checkout, and on
+    psycopg in autocommit: one more round trip and one more committed transaction per
+    unit of work. A failed ping makes the pool replace the connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()  # nothing to commit: no committed transaction
+        except Exception as error:
+            log.info("a pooled database connection failed its check (%s); replacing it",
+                     error)
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _sqlite_engine(parsed: URL) -> Engine:

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -273,3 +274,79 @@ def test_poison_messages_dead_lettered_and_the_rest_processed(amq_daemon: Daemon
     log = daemon.log_text("worker")
     assert log.count(f"processing {poison_body} failed") == 3
     assert_each_processed_once(daemon, ids, ["worker"])
+
+
+class Commits:
+    """``xact_commit`` of one PostgreSQL database as PostgreSQL counts it, read from the
+    admin database (so the reading is not counted). A backend reports its counts when
+    it goes idle or exits; ``settled`` waits until two reads in a row agree."""
+
+    def __init__(self, admin_url: str, database_url: str) -> None:
+        self.admin_url = admin_url
+        self.name = database_url.rpartition("/")[2]
+
+    def now(self) -> int:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                               (self.name,)).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def settled(self) -> int:
+        reads = [self.now()]
+
+        def steady() -> bool:
+            reads.append(self.now())
+            return reads[-1] == reads[-2]
+
+        wait_until(steady, 30, "PostgreSQL's statistics to settle")
+        return reads[-1]
+
+
+def test_postgresql_counts_its_commits_per_submission(
+    tmp_path: Path, activemq: ActiveMQ, postgres_databases: Any,
+) -> None:
+    """The issue's measurement, by PostgreSQL itself: at most 6 committed transactions
+    per submission (``submit`` and processing, messages over ActiveMQ, jobs off), one
+    for ``status --json`` over all of them, and an idle worker that commits nothing."""
+    url = postgres_databases.create()
+    daemon = stomp_daemon(tmp_path, activemq)
+    daemon.env["DEPOSIT_STORE_URL"] = url
+    daemon.env["DEPOSIT_LOG_LEVEL"] = "DEBUG"  # "changes nothing": the last message's end
+    commits = Commits(postgres_databases.admin_url, url)
+    daemon.cli("status")  # a fresh database gets its schema here, once
+    count = 10
+    files = daemon.root / "files"
+    graphs = [write_graph(daemon.root / f"pg-{n}.json", make_graph(f"pg-{n}", files))
+              for n in range(count)]
+    before = commits.settled()
+    worker = daemon.listen()
+    for graph in graphs:
+        daemon.cli("submit", str(graph), "--files-dir", str(files))
+    # every DepositStatus message handled (the log says so; reading the store would
+    # add transactions of our own to the count)
+    wait_until(lambda: daemon.log_text().count("the message changes nothing") >= count, 120,
+               "the DepositStatus messages", [worker])
+    daemon.stop_all()
+    assert worker.returncode == 0
+    after = commits.settled()
+    assert daemon.log_text().count("aggregatedDepositStatus ACCEPTED") == count
+    assert (after - before) / count <= 6, f"{after - before} commits for {count} submissions"
+
+    idle = daemon.listen("idle")  # a worker with nothing to do, for three seconds
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started > 3, 10, "three idle seconds", [idle])
+    daemon.stop_all()
+    idle_commits = commits.settled() - after
+    assert idle_commits <= 2, f"an idle worker committed {idle_commits} transactions"
+
+    status_before = commits.settled()
+    report = json.loads(daemon.cli("status", "--json").stdout)
+    # one read transaction, plus the one PostgreSQL itself counts for every new
+    # connection (a backend's start-up): the command is a process of its own
+    assert commits.settled() - status_before == 2
+    assert sorted(s["id"] for s in report) == [f"pg-{n}" for n in range(count)]
+    assert all(s["aggregatedDepositStatus"] == "ACCEPTED" for s in report)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import event
@@ -22,6 +22,7 @@ from deposit_services.model.entities import (
     Submission,
 )
 from deposit_services.model.graph import Graph, resolve_file_uris
+from deposit_services.service.context import SettledDeposits
 from deposit_services.service.intake import submit_graph
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.submissions import SubmissionProcessor
@@ -113,18 +114,40 @@ def test_two_repositories_cost_five_transactions(make_world: Callable[..., World
     assert statuses == ["ACCEPTED", "SUBMITTED"]
 
 
-def test_our_own_deposit_status_message_is_one_read(make_world: Callable[..., World]) -> None:
+def test_our_own_deposit_status_message_costs_no_write(make_world: Callable[..., World]) -> None:
     world = make_world()
     world.seed("own", [FS_REPO])
     SubmissionProcessor(world.ctx).process("own")
     assert world.notified, "the outcome announces the deposit (DepositStatus)"
     before = world.deposit_of("own")
-    with counting(world) as counted:
+    with counting(world) as counted:  # the worker that recorded it: nothing to read
         for deposit_id in world.notified:
             DepositProcessor(world.ctx).process(deposit_id)
-    assert counted.transactions == len(world.notified)
+    assert counted.transactions == 0
+    other = replace(world.ctx, settled=SettledDeposits())  # a replica that did not
+    with counting(world) as counted:
+        for deposit_id in world.notified:
+            DepositProcessor(other).process(deposit_id)
+    assert counted.transactions == len(world.notified)  # one read each
     assert counted.writes == []
     assert world.deposit_of("own").version == before.version
+
+
+def test_a_deposit_status_message_settles_what_racing_outcomes_left_open(
+    make_world: Callable[..., World],
+) -> None:
+    """Two deposits of one submission recorded by replicas at the same moment may each
+    see the other still open; the DepositStatus message settles the submission."""
+    world = make_world()
+    world.seed("race", [FS_REPO])
+    SubmissionProcessor(world.ctx).process("race")
+    submission = world.store.get(Submission, "race")
+    submission.aggregated_deposit_status = AggregatedDepositStatus.IN_PROGRESS
+    world.store.update(submission)  # as if the outcome had not seen itself settle it
+    other = replace(world.ctx, settled=SettledDeposits())
+    DepositProcessor(other).process(world.deposit_of("race").id)
+    assert (world.store.get(Submission, "race").aggregated_deposit_status
+            is AggregatedDepositStatus.ACCEPTED)
 
 
 def test_status_report_is_one_read_whatever_the_number(make_world: Callable[..., World]) -> None:
