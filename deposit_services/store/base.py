@@ -131,8 +131,9 @@ class Records(ABC):
 
     @abstractmethod
     def add(self, entity: E) -> E:
-        """Insert; returns it at version 1. ``AlreadyExists`` if the id is taken, or for a
-        Deposit whose (submission, repository) pair already has one."""
+        """Insert; returns it as stored (at version 1, or the store's own version; a store
+        that assigns ids, as pass-core does, returns the id it gave). ``AlreadyExists`` if
+        the id is taken, or for a Deposit whose (submission, repository) pair has one."""
 
     @abstractmethod
     def update(self, entity: E) -> E:

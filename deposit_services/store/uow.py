@@ -125,20 +125,72 @@ class RecordSession:
         return entity
 
     def flush(self) -> int:
-        """Write the new entities and the changed ones; returns how many were written."""
+        """Write the new entities (those they refer to first) and the changed ones;
+        returns how many were written. A store that assigns its own ids (pass-core)
+        may give a new entity another id: every reference to it in this unit follows."""
         written = 0
-        for entity in self._new:
-            entity.version = self._records.add(entity).version
-            self._loaded[(entity.TYPE, entity.id)] = _snapshot(entity)
+        renamed: dict[tuple[str, str], str] = {}
+        for entity in _dependencies_first(self._new):
+            _follow(entity, renamed)
+            key = (entity.TYPE, entity.id)
+            stored = self._records.add(entity)
+            entity.version = stored.version
+            if stored.id != entity.id:
+                renamed[key] = stored.id
+                del self._map[key]
+                entity.id = stored.id
+                key = (entity.TYPE, entity.id)
+                self._map[key] = entity
+            self._loaded[key] = _snapshot(entity)
             written += 1
         self._new.clear()
         for key, entity in self._map.items():
+            _follow(entity, renamed)
             now = _snapshot(entity)
             if now != self._loaded[key]:
                 entity.version = self._records.update(entity).version
                 self._loaded[key] = now
                 written += 1
         return written
+
+
+def _refs(entity: Entity) -> Iterable[tuple[str, str]]:
+    for name, target in entity.REFS.items():
+        value = getattr(entity, name)
+        for ref in value if isinstance(value, list) else [value]:
+            if ref:
+                yield target, ref
+
+
+def _dependencies_first(entities: list[Entity]) -> list[Entity]:
+    """New entities ordered so that each comes after the new ones it refers to (a
+    store that checks references, or assigns ids, needs them to exist first)."""
+    pending = {(e.TYPE, e.id): e for e in entities}
+    ordered: list[Entity] = []
+    placed: set[tuple[str, str]] = set()
+    while pending:
+        ready = [key for key, e in pending.items()
+                 if all(ref in placed or ref not in pending for ref in _refs(e))]
+        if not ready:  # a cycle: keep the order they were added in
+            ready = list(pending)
+        for key in ready:
+            ordered.append(pending.pop(key))
+            placed.add(key)
+    return ordered
+
+
+def _follow(entity: Entity, renamed: Mapping[tuple[str, str], str]) -> None:
+    """Point ``entity``'s references at the ids the store assigned."""
+    if not renamed:
+        return
+    for name, target in entity.REFS.items():
+        value = getattr(entity, name)
+        if isinstance(value, list):
+            moved = [renamed.get((target, v), v) for v in value]
+            if moved != value:
+                setattr(entity, name, moved)
+        elif value is not None and (target, value) in renamed:
+            setattr(entity, name, renamed[(target, value)])
 
 
 class UnitOfWork(ABC):

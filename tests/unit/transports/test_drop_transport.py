@@ -79,8 +79,9 @@ def test_a_failed_upload_removes_its_temporary_file(package: Package, failing: s
 def test_a_failed_removal_does_not_hide_the_cause(package: Package) -> None:
     server = MemoryServer()
     server.fail.update(upload=ConnectionResetError("cut"), remove=BrokenPipeError("gone"))
-    with pytest.raises(ConnectionResetError, match="cut"):
+    with pytest.raises(TransientTransferError, match="cut") as caught:
         memory_transport(server).send(package, SUBMISSION)
+    assert isinstance(caught.value.__cause__, ConnectionResetError)  # not the removal's
 
 
 def test_reconcile_looks_in_the_directory_of_the_attempts_day(package: Package) -> None:
