@@ -169,7 +169,7 @@ class DepositTask:
         if isinstance(result, Exception):
             return self._record_failure(work, intent, result)
         assert receipt_attempt is not None
-        return self._record_receipt(work, result, receipt_attempt, outcome)
+        return self._record_receipt(work, intent.deposit, result, receipt_attempt, outcome)
 
     def _send(self, work: Work, intent: Intent, target: Target, package: Package
               ) -> tuple[Receipt | Exception, Attempt | None, AttemptOutcome]:
@@ -274,8 +274,8 @@ class DepositTask:
             ctx.retry_scheduled(when)
         return saved
 
-    def _record_receipt(self, work: Work, receipt: Receipt, attempt: Attempt,
-                        outcome: AttemptOutcome) -> Deposit:
+    def _record_receipt(self, work: Work, intent_deposit: Deposit, receipt: Receipt,
+                        attempt: Attempt, outcome: AttemptOutcome) -> Deposit:
         ctx = self.ctx
         deposit_id = work.deposit.id
         accepted = receipt.accepted
@@ -284,7 +284,9 @@ class DepositTask:
 
         def record(uow: UnitOfWork) -> tuple[Deposit, bool]:
             nonlocal first
-            if first:  # known from the claim: no re-read (a stale one fails the write)
+            if first:  # known from the claim and the intent: no re-read (a stale one
+                # fails its compare-and-set, and the unit runs again on fresh reads)
+                uow.records.attach(intent_deposit)
                 uow.records.attach(work.submission)
                 uow.records.attach(work.repository)
                 first = False

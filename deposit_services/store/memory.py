@@ -119,9 +119,7 @@ class MemoryRecords(Records):
             raise AlreadyExists(f"Deposit {entity.id}: submission {entity.submission} already "
                                 f"has a deposit to repository {entity.repository}")
         rows[(entity.TYPE, entity.id)] = (json.dumps(entity.to_json()), 1)
-        stored = entity.model_copy(deep=True)
-        stored.version = 1
-        return stored
+        return entity.model_copy(update={"version": 1})
 
     def update(self, entity: E) -> E:
         rows = self._unit.data().entities
@@ -132,9 +130,7 @@ class MemoryRecords(Records):
             raise StaleVersion(f"{entity.TYPE} {entity.id}: version {entity.version} is stale "
                                f"(stored: {row[1]})")
         rows[(entity.TYPE, entity.id)] = (json.dumps(entity.to_json()), entity.version + 1)
-        stored = entity.model_copy(deep=True)
-        stored.version = entity.version + 1
-        return stored
+        return entity.model_copy(update={"version": entity.version + 1})
 
 
 class MemoryWorkerState(WorkerState):

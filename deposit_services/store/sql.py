@@ -256,9 +256,7 @@ class SqlRecords(Records):
                                            {"_id": entity.id, **self._row_params(entity)})
             except exc.IntegrityError as error:
                 raise _already_exists(entity) from error
-        stored = entity.model_copy(deep=True)
-        stored.version = 1
-        return stored
+        return entity.model_copy(update={"version": 1})
 
     def update(self, entity: E) -> E:
         table = _table(type(entity))
@@ -270,9 +268,7 @@ class SqlRecords(Records):
         params = self._row_params(entity)
         params.update(_id=entity.id, _expected=entity.version, _version=entity.version + 1)
         if self._execute(statement, params).rowcount == 1:
-            stored = entity.model_copy(deep=True)
-            stored.version = entity.version + 1
-            return stored
+            return entity.model_copy(update={"version": entity.version + 1})
         current = self._execute(select(table.c.version).where(table.c.id == entity.id)).first()
         if current is None:
             raise NotFound(f"{entity.TYPE} {entity.id} not found (deleted?)")

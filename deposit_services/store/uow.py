@@ -68,6 +68,7 @@ class RecordSession:
         self._map: dict[tuple[str, str], Entity] = {}
         self._loaded: dict[tuple[str, str], str] = {}
         self._new: list[Entity] = []
+        self._queries: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
 
     def _track(self, entity: E) -> E:
         key = (entity.TYPE, entity.id)
@@ -95,10 +96,14 @@ class RecordSession:
                 if (cls.TYPE, i) in self._map]
 
     def find(self, cls: type[E], **criteria: Any) -> list[E]:
-        """As ``Records.find``, on the entities as this unit has changed them."""
+        """As ``Records.find``, on the entities as this unit has changed them. The same
+        query twice in one unit is asked once: the map holds what it found."""
         check_criteria(cls, criteria)
-        for entity in self._records.find(cls, **criteria):
-            self._track(entity)
+        query = (cls.TYPE, tuple(sorted((k, column_value(v)) for k, v in criteria.items())))
+        if query not in self._queries:
+            for entity in self._records.find(cls, **criteria):
+                self._track(entity)
+            self._queries.add(query)
         found = [e for (kind, _), e in self._map.items()
                  if kind == cls.TYPE and matches(e, criteria)]
         return sorted(found, key=lambda e: e.id)  # type: ignore[arg-type]
