@@ -50,7 +50,7 @@ class MessageHandler:
         try:
             with Heartbeat(self.touch_interval, lambda: self.broker.touch(delivery),
                            name=f"touch-{delivery.message_id}"):
-                self.dispatch(message)
+                self.dispatch(message, redelivered=delivery.attempt > 1)
         except DepositServicesError as exc:
             if isinstance(exc, Transient):
                 log.warning("processing %s failed (delivery %d): %s; it will be redelivered",
@@ -69,9 +69,10 @@ class MessageHandler:
             return
         self.broker.ack(delivery)
 
-    def dispatch(self, message: SubmissionReady | DepositStatusChanged) -> None:
+    def dispatch(self, message: SubmissionReady | DepositStatusChanged,
+                 redelivered: bool = False) -> None:
         if isinstance(message, SubmissionReady):
-            self.submissions.process(message.submission)
+            self.submissions.process(message.submission, redelivered=redelivered)
         else:
             self.deposits.process(message.deposit)
 

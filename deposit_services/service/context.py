@@ -19,42 +19,64 @@ def _no_wake_up(when: datetime) -> None:
     """Default retry-scheduled hook: the periodic retry job will find it."""
 
 
-class SettledDeposits:
-    """Deposits this worker itself recorded in a terminal status, in a transaction that
-    also settled their submission: a DepositStatus message about one of them can change
-    nothing (a terminal status never moves back), so it costs no read at all. Bounded:
-    the oldest are forgotten (a forgotten one costs one read)."""
+class WorkerMemory:
+    """What this worker knows from its own committed work, so that the messages its own
+    changes produce cost no read: the DepositStatus after each outcome (and, behind
+    pass-core, the echo of every Submission and Deposit write).
+
+    - finished: deposits it recorded ACCEPTED in the transaction that also settled their
+      submission, and those submissions (a terminal status never moves back);
+    - busy: submissions and deposits it is working on now, under its own leases (no
+      one else writes them until it is done).
+
+    Bounded: the oldest finished ids are forgotten (a forgotten one costs one read).
+    """
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._busy: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def add(self, deposit_id: str) -> None:
+    def finished(self, kind: str, ident: str) -> None:
         with self._lock:
-            self._ids[deposit_id] = None
-            self._ids.move_to_end(deposit_id)
-            while len(self._ids) > self._size:
-                self._ids.popitem(last=False)
+            self._finished[(kind, ident)] = None
+            self._finished.move_to_end((kind, ident))
+            while len(self._finished) > self._size:
+                self._finished.popitem(last=False)
 
-    def __contains__(self, deposit_id: object) -> bool:
+    def busy(self, kind: str, ident: str, on: bool) -> None:
         with self._lock:
-            return deposit_id in self._ids
+            count = self._busy.get((kind, ident), 0) + (1 if on else -1)
+            if count > 0:
+                self._busy[(kind, ident)] = count
+            else:
+                self._busy.pop((kind, ident), None)
+
+    def knows(self, kind: str, ident: str) -> str | None:
+        """Why a message about it changes nothing, or None when it must be read."""
+        with self._lock:
+            if (kind, ident) in self._finished:
+                return "this worker recorded it finished"
+            if (kind, ident) in self._busy:
+                return "this worker is working on it"
+            return None
 
 
 @dataclass(frozen=True)
 class ServiceContext:
     """The ports and policies of the service layer. ``owner`` names this worker in
-    leases and the attempt log; ``deposit_queue`` is where DepositStatus goes."""
+    leases and the attempt log; ``deposit_queue`` is where DepositStatus goes (None:
+    the system of record announces its changes itself, as pass-core does)."""
 
     database: Database
     targets: Targets
     work_dir: Path
     owner: str
     clock: Clock = field(default_factory=SystemClock)
-    deposit_queue: str = "deposit"
+    deposit_queue: str | None = "deposit"
     lease_seconds: float = 120.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     retry_scheduled: Callable[[datetime], None] = field(default=_no_wake_up)
     fault_injection: str | None = None
-    settled: SettledDeposits = field(default_factory=SettledDeposits)
+    memory: WorkerMemory = field(default_factory=WorkerMemory)

@@ -85,9 +85,11 @@ def budget_used(attempts: list[Attempt]) -> int:
 
 def announce(uow: UnitOfWork, ctx: ServiceContext, deposit: Deposit) -> None:
     """Every change of a Deposit is announced as pass-core does (DepositStatus), from
-    the outbox of the unit that made it."""
-    uow.publish(ctx.deposit_queue, DepositStatusChanged(deposit.id).to_json(),
-                {"type": "DepositStatus"})
+    the outbox of the unit that made it; behind pass-core, pass-core announces it
+    itself (``deposit_queue`` None)."""
+    if ctx.deposit_queue is not None:
+        uow.publish(ctx.deposit_queue, DepositStatusChanged(deposit.id).to_json(),
+                    {"type": "DepositStatus"})
 
 
 @dataclass
@@ -101,14 +103,20 @@ class Intent:
     skipped: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Work:
-    """One deposit to run, with what its submission's claim already read."""
+    """One deposit to run, with what its submission's claim already read: its sibling
+    deposits (to settle the submission without reading them again), whether the claim
+    leased it (then nobody else can have changed it) or it must wait for the lease."""
 
     deposit: Deposit
     submission: Submission
     content: DepositSubmission
     repository: Repository
+    siblings: list[Deposit] = field(default_factory=list)
+    leased: bool = False
+    wait: bool = False
+    leased_at: float | None = None
 
 
 class DepositTask:
@@ -129,13 +137,13 @@ class DepositTask:
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - config or assembly: recorded, nothing sent
-            intent = self._intent(work.deposit.id, trigger, ready, None, wait)
+            intent = self._intent(work, trigger, ready, None, wait)
             if intent.attempt is not None:
                 intent.deposit = self._record_failure(work, intent, exc)
             return intent
         try:
             info = PackageInfo(package.name, package.size, package.md5, package.sha256)
-            intent = self._intent(work.deposit.id, trigger, ready, info, wait)
+            intent = self._intent(work, trigger, ready, info, wait)
             if intent.skipped is None:
                 intent.deposit = self._transfer(work, intent, target, package, trigger)
             return intent
@@ -188,15 +196,22 @@ class DepositTask:
 
     # -- intent ---------------------------------------------------------------------------
 
-    def _intent(self, deposit_id: str, trigger: str, ready: Precondition,
+    def _intent(self, work: Work, trigger: str, ready: Precondition,
                 package: PackageInfo | None, wait: bool) -> Intent:
         ctx = self.ctx
+        deposit_id = work.deposit.id
         lease = deposit_lease(deposit_id)
+        # Leased by the claim and still well inside the lease: nobody else can have
+        # written it since the claim read it, so it is not read again.
+        known = work.deposit if (
+            work.leased and work.leased_at is not None
+            and ctx.clock.monotonic() < work.leased_at + ctx.lease_seconds * 2 / 3) else None
 
         def intent(uow: UnitOfWork) -> Intent | None:
             if not uow.state.acquire_lease(lease, ctx.owner, ctx.lease_seconds):
                 return None
-            deposit = uow.records.get(Deposit, deposit_id)
+            deposit = (uow.records.attach(known) if known is not None
+                       else uow.records.get(Deposit, deposit_id))
             reason = ready(deposit, ctx.clock)
             if reason is not None:
                 uow.state.release_lease(lease, ctx.owner)
@@ -317,13 +332,19 @@ class DepositTask:
             submission = get_or_none(uow, Submission, deposit.submission)
             if submission is None:
                 return deposit, False
-            settle_aggregate(uow, submission)
+            # the siblings as the claim knew them (with this one as it is now): a stale
+            # one can only keep the submission open, and a later message settles it
+            known = ([deposit if d.id == deposit.id else d for d in work.siblings]
+                     if work.siblings else None)
+            settle_aggregate(uow, submission, known)
             status = submission.aggregated_deposit_status
             return deposit, bool(accepted and status is not None and status.is_terminal)
 
         saved, settled = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
+        work.siblings[:] = [saved if d.id == saved.id else d for d in work.siblings]
         if settled:
-            ctx.settled.add(deposit_id)
+            ctx.memory.finished("Deposit", deposit_id)
+            ctx.memory.finished("Submission", work.submission.id)
         log.info("deposit %s to %s: %s%s", deposit_id, work.repository.id, saved.deposit_status,
                  f" ({receipt.access_url})" if receipt.access_url else "")
         return saved

@@ -107,18 +107,19 @@ class DepositProcessor:
 
     def process(self, deposit_id: str) -> None:
         """Handle a DepositStatus message. NotFound propagates (dead-lettered)."""
-        if deposit_id in self.ctx.settled:
-            log.debug("deposit %s: this worker recorded it ACCEPTED and its submission "
-                      "settled; the message changes nothing", deposit_id)
+        known = self.ctx.memory.knows("Deposit", deposit_id)
+        if known is not None:
+            log.debug("deposit %s: %s; the message changes nothing", deposit_id, known)
             return
 
         def look(uow: UnitOfWork) -> tuple[Deposit, bool]:
             deposit = uow.records.get(Deposit, deposit_id)
+            status = deposit.deposit_status
+            if status is None or not status.is_terminal:  # open: nothing to settle yet
+                return deposit, False
             submission = get_or_none(uow, Submission, deposit.submission)
-            unsettled = (deposit.deposit_status is not DepositStatus.SUBMITTED
-                         and submission is not None
-                         and aggregate_for(uow, submission) is not None)
-            return deposit, unsettled
+            return deposit, (submission is not None
+                             and aggregate_for(uow, submission) is not None)
 
         deposit, unsettled = run_unit(self.ctx.database, look, read_only=True)
         if deposit.deposit_status is DepositStatus.SUBMITTED:

@@ -32,7 +32,13 @@ from deposit_services.model.graph import Graph
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.service.aggregate import deposit_repositories, settle_aggregate
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_MESSAGE, DepositTask, Work, announce
+from deposit_services.service.deposits import (
+    TRIGGER_MESSAGE,
+    DepositTask,
+    Work,
+    announce,
+    deposit_lease,
+)
 from deposit_services.store.uow import UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)
@@ -40,10 +46,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Claim:
-    """What the claim unit read and created: the deposits still to run."""
+    """What the claim unit read and created: every deposit the submission needs, and
+    those still to run."""
 
     submission: Submission
     content: DepositSubmission | None = None
+    deposits: list[Deposit] = field(default_factory=list)
     work: list[Work] = field(default_factory=list)
 
 
@@ -66,17 +74,51 @@ class SubmissionProcessor:
         self.ctx = ctx
         self.task = DepositTask(ctx)
 
-    def process(self, submission_id: str) -> None:
-        """Handle SubmissionReady. NotFound propagates (the message is dead-lettered)."""
-        claim = run_unit(self.ctx.database, lambda uow: self.claim(uow, submission_id),
-                         what=f"submission {submission_id} claim")
-        for work in claim.work if claim is not None else []:
-            intent = self.task.run(work, TRIGGER_MESSAGE, not_attempted, wait=True)
-            if intent.skipped is not None:
-                log.info("deposit %s not run: %s", work.deposit.id, intent.skipped)
+    def process(self, submission_id: str, *, redelivered: bool = True) -> None:
+        """Handle SubmissionReady. NotFound propagates (the message is dead-lettered).
 
-    def claim(self, uow: UnitOfWork, submission_id: str) -> Claim | None:
-        """The claim unit (see the module doc); None when there is nothing to do."""
+        ``redelivered``: the broker delivers it again (its worker died): deposits whose
+        lease another worker holds are waited for, since a dead worker's lease runs
+        out. A first delivery for a submission already in progress (pass-core echoes the
+        claim; a producer announced it twice) leaves them to the worker holding them."""
+        memory = self.ctx.memory
+        known = memory.knows("Submission", submission_id)
+        if known is not None:
+            log.debug("submission %s: %s; the message changes nothing", submission_id, known)
+            return
+        runs = 0
+
+        def claim(uow: UnitOfWork) -> Claim | None:
+            nonlocal runs
+            runs += 1
+            return self.claim(uow, submission_id, wait=redelivered, lost_race=runs > 1)
+
+        memory.busy("Submission", submission_id, True)
+        try:
+            found = run_unit(self.ctx.database, claim, what=f"submission {submission_id} claim")
+            if found is not None:
+                self._run(found)
+        finally:
+            memory.busy("Submission", submission_id, False)
+
+    def _run(self, claim: Claim) -> None:
+        memory = self.ctx.memory
+        for work in claim.work:
+            memory.busy("Deposit", work.deposit.id, True)
+        try:
+            for work in claim.work:
+                intent = self.task.run(work, TRIGGER_MESSAGE, not_attempted, wait=work.wait)
+                if intent.skipped is not None:
+                    log.info("deposit %s not run: %s", work.deposit.id, intent.skipped)
+        finally:
+            for work in claim.work:
+                memory.busy("Deposit", work.deposit.id, False)
+
+    def claim(self, uow: UnitOfWork, submission_id: str, *, wait: bool = True,
+              lost_race: bool = False) -> Claim | None:
+        """The claim unit (see the module doc); None when there is nothing to do. The
+        deposits to run are leased here, in the claim's own transaction, so no other
+        worker can take one between the claim and its transfer."""
         graph = Graph(tuple(uow.records.submission_graph(submission_id)))
         submission = uow.records.get(Submission, submission_id)
         reason = not_ready_reason(submission)
@@ -84,10 +126,11 @@ class SubmissionProcessor:
             log.info("submission %s ignored: %s", submission_id, reason)
             return None
         status = submission.aggregated_deposit_status
-        claimed = status in (None, AggregatedDepositStatus.NOT_STARTED)
-        if claimed:
+        fresh = status in (None, AggregatedDepositStatus.NOT_STARTED)
+        if fresh:
             submission.aggregated_deposit_status = AggregatedDepositStatus.IN_PROGRESS
-        log.info("submission %s %s", submission_id, "claimed" if claimed else "resumed")
+            uow.records.write_first(submission)  # the claim, before any deposit exists
+        log.info("submission %s %s", submission_id, "claimed" if fresh else "resumed")
         try:
             content = build_deposit_submission(submission, graph)
         except ModelError as exc:
@@ -99,13 +142,18 @@ class SubmissionProcessor:
             return None
         repositories = {r.id: r for r in uow.records.get_many(Repository,
                                                                 submission.repositories)}
-        deposits = {d.repository: d for d in uow.records.find(Deposit, submission=submission_id)}
+        # A fresh claim has no deposits yet (unless another worker won the claim: then
+        # this unit lost its race and runs again, and looks)
+        existing = ({} if fresh and not lost_race else
+                    {d.repository: d for d in uow.records.find(Deposit,
+                                                               submission=submission_id)})
         claim = Claim(submission, content)
         for repository_id in deposit_repositories(submission, repositories):
-            deposit = deposits.get(repository_id)
+            deposit = existing.get(repository_id)
             if deposit is None:
                 deposit = uow.records.add(Deposit(id=uuid.uuid4().hex, submission=submission_id,
                                                   repository=repository_id))
+            claim.deposits.append(deposit)
             repository = repositories.get(repository_id)
             if repository is None:
                 if deposit.deposit_status is None:
@@ -115,9 +163,20 @@ class SubmissionProcessor:
                     deposit.status_message = missing_repository(repository_id, deposit.id)
                     announce(uow, self.ctx, deposit)
                 continue
-            if deposit.deposit_status is None:
-                claim.work.append(Work(deposit, submission, content, repository))
-        settle_aggregate(uow, submission)
+            if deposit.deposit_status is not None:
+                continue
+            if uow.state.acquire_lease(deposit_lease(deposit.id), self.ctx.owner,
+                                       self.ctx.lease_seconds):
+                claim.work.append(Work(deposit, submission, content, repository,
+                                       siblings=claim.deposits, leased=True,
+                                       leased_at=self.ctx.clock.monotonic()))
+            elif wait:
+                claim.work.append(Work(deposit, submission, content, repository,
+                                       siblings=claim.deposits, wait=True))
+            else:
+                log.info("deposit %s is being worked on by another worker; left to it",
+                         deposit.id)
+        settle_aggregate(uow, submission, claim.deposits if fresh else None)
         return claim
 
 

@@ -69,6 +69,7 @@ class RecordSession:
         self._loaded: dict[tuple[str, str], str] = {}
         self._new: list[Entity] = []
         self._queries: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
+        self._first: list[tuple[str, str]] = []
 
     def _track(self, entity: E) -> E:
         key = (entity.TYPE, entity.id)
@@ -121,6 +122,12 @@ class RecordSession:
             return known  # type: ignore[return-value]
         return self._track(entity.model_copy(deep=True))
 
+    def write_first(self, entity: Entity) -> None:
+        """Write this (loaded) entity's changes before the new entities at commit: a
+        compare-and-set that guards the unit (the claim of a submission) then fails
+        before anything is created in a store that cannot roll back (pass-core)."""
+        self._first.append((entity.TYPE, entity.id))
+
     def add(self, entity: E) -> E:
         key = (entity.TYPE, entity.id)
         if key in self._map:
@@ -134,6 +141,9 @@ class RecordSession:
         returns how many were written. A store that assigns its own ids (pass-core)
         may give a new entity another id: every reference to it in this unit follows."""
         written = 0
+        for key in self._first:
+            written += self._write(key)
+        self._first.clear()
         renamed: dict[tuple[str, str], str] = {}
         for entity in _dependencies_first(self._new):
             _follow(entity, renamed)
@@ -151,12 +161,18 @@ class RecordSession:
         self._new.clear()
         for key, entity in self._map.items():
             _follow(entity, renamed)
-            now = _snapshot(entity)
-            if now != self._loaded[key]:
-                entity.version = self._records.update(entity).version
-                self._loaded[key] = now
-                written += 1
+            written += self._write(key)
         return written
+
+    def _write(self, key: tuple[str, str]) -> int:
+        """Update the entity of ``key`` if it changed since it was read (or written)."""
+        entity = self._map[key]
+        now = _snapshot(entity)
+        if now == self._loaded[key]:
+            return 0
+        entity.version = self._records.update(entity).version
+        self._loaded[key] = now
+        return 1
 
 
 def _refs(entity: Entity) -> Iterable[tuple[str, str]]:

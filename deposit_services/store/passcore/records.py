@@ -25,11 +25,13 @@ from deposit_services.store.passcore.jsonapi import (
 )
 
 PAGE_SIZE = 500
-# The submission's graph in one request (Submission -> what a deposit needs).
-GRAPH_INCLUDE = ",".join((
-    "publication", "publication.journal", "repositories", "submitter", "grants",
-    "grants.pi", "grants.coPis", "grants.primaryFunder", "grants.directFunder",
-))
+# What a deposit needs, from the submission.
+GRAPH_PATHS = ("publication", "publication.journal", "repositories", "submitter", "grants",
+               "grants.pi", "grants.coPis", "grants.primaryFunder", "grants.directFunder")
+# The submission's graph in ONE request: its files, each including its submission and,
+# through it, the rest (a Submission has no relationship to its files; a File has one
+# to its submission).
+FILES_INCLUDE = ",".join(("submission", *(f"submission.{path}" for path in GRAPH_PATHS)))
 
 
 def _quoted(value: str) -> str:
@@ -106,12 +108,29 @@ class PassCoreRecords(Records):
         return self._entity(type(entity), document["data"])
 
     def submission_graph(self, submission_id: str) -> list[Entity]:
-        document = self._client.request("GET", f"/data/submission/{submission_id}",
-                                        params={"include": GRAPH_INCLUDE})
-        assert document is not None
-        found: list[Entity] = [self._entity(Submission, document["data"])]
+        """One request: the submission's files with everything else included. A
+        submission without files (it cannot be deposited) takes a second request."""
         base = self._client.base_url
-        found += [to_entity(resource, base) for resource in document.get("included") or []]
-        found += self.find(File, submission=submission_id)
-        return found
-
+        files: list[Entity] = []
+        included: list[Entity] = []
+        offset = 0
+        while True:
+            document = self._client.request("GET", "/data/file", params={
+                "filter[file]": rsql(File, {"submission": submission_id}),
+                "include": FILES_INCLUDE, "page[offset]": str(offset),
+                "page[limit]": str(PAGE_SIZE)}) or {}
+            page = document.get("data") or []
+            files += [self._entity(File, resource) for resource in page]
+            included += [to_entity(r, base) for r in document.get("included") or []]
+            if len(page) < PAGE_SIZE:
+                break
+            offset += PAGE_SIZE
+        if not any(isinstance(e, Submission) and e.id == submission_id for e in included):
+            alone = self._client.request("GET", f"/data/submission/{submission_id}",
+                                         params={"include": ",".join(GRAPH_PATHS)})
+            assert alone is not None
+            included = [self._entity(Submission, alone["data"]),
+                        *(to_entity(r, base) for r in alone.get("included") or [])]
+        unique = {(e.TYPE, e.id): e for e in included}
+        submission = unique.pop(("Submission", submission_id))
+        return [submission, *unique.values(), *files]

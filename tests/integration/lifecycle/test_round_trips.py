@@ -22,7 +22,7 @@ from deposit_services.model.entities import (
     Submission,
 )
 from deposit_services.model.graph import Graph, resolve_file_uris
-from deposit_services.service.context import SettledDeposits
+from deposit_services.service.context import WorkerMemory
 from deposit_services.service.intake import submit_graph
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.submissions import SubmissionProcessor
@@ -124,7 +124,7 @@ def test_our_own_deposit_status_message_costs_no_write(make_world: Callable[...,
         for deposit_id in world.notified:
             DepositProcessor(world.ctx).process(deposit_id)
     assert counted.transactions == 0
-    other = replace(world.ctx, settled=SettledDeposits())  # a replica that did not
+    other = replace(world.ctx, memory=WorkerMemory())  # a replica that did not
     with counting(world) as counted:
         for deposit_id in world.notified:
             DepositProcessor(other).process(deposit_id)
@@ -144,7 +144,7 @@ def test_a_deposit_status_message_settles_what_racing_outcomes_left_open(
     submission = world.store.get(Submission, "race")
     submission.aggregated_deposit_status = AggregatedDepositStatus.IN_PROGRESS
     world.store.update(submission)  # as if the outcome had not seen itself settle it
-    other = replace(world.ctx, settled=SettledDeposits())
+    other = replace(world.ctx, memory=WorkerMemory())
     DepositProcessor(other).process(world.deposit_of("race").id)
     assert (world.store.get(Submission, "race").aggregated_deposit_status
             is AggregatedDepositStatus.ACCEPTED)
