@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
 
+from deposit_services.assemblers.sources import ANONYMOUS, FileSources
 from deposit_services.errors import RepositoryConfigError, TransientAssemblyError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.registry import load_adapter
@@ -190,6 +191,7 @@ class Assembler(ABC):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: Mapping[str, Any] = options or {}
+        self.sources: FileSources = ANONYMOUS  # where http(s) files come from
 
     @abstractmethod
     def assemble(
@@ -237,5 +239,8 @@ def assembler_class(specification: str) -> type[Assembler]:
     return cls
 
 
-def create_assembler(specification: str, options: Mapping[str, Any] | None) -> Assembler:
-    return assembler_class(specification)(options)
+def create_assembler(specification: str, options: Mapping[str, Any] | None,
+                     sources: FileSources = ANONYMOUS) -> Assembler:
+    assembler = assembler_class(specification)(options)
+    assembler.sources = sources
+    return assembler

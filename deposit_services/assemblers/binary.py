@@ -87,6 +87,6 @@ class BinaryAssembler(Assembler):
         name = f"{safe_id}_{entry}"
         with PackageBuilder(workdir, name, self.archive, timestamp,
                             specification=self.specification,
-                            mime_type=mime_type(file, entry)) as builder:
+                            mime_type=mime_type(file, entry), sources=self.sources) as builder:
             builder.add_file(file, name, ())
             return builder.package()

@@ -24,7 +24,7 @@ from deposit_services.assemblers.archive import (
     utc,
 )
 from deposit_services.assemblers.base import HashingWriter, Package, spool_path
-from deposit_services.assemblers.sources import open_file
+from deposit_services.assemblers.sources import ANONYMOUS, FileSources, open_file
 from deposit_services.errors import AssemblyError
 from deposit_services.model.submission import DepositFile, DepositSubmission
 
@@ -80,8 +80,10 @@ class PackageBuilder:
         *,
         specification: str,
         mime_type: str | None = None,
+        sources: FileSources = ANONYMOUS,
     ) -> None:
         self.name = name
+        self._sources = sources
         self.options = options
         self._path = spool_path(workdir, name)
         self._timestamp = timestamp
@@ -125,7 +127,7 @@ class PackageBuilder:
         self, file: DepositFile, entry_name: str, algorithms: tuple[str, ...] | None = None
     ) -> Entry:
         """Read ``file`` once into entry ``entry_name``; AssemblyError names the file."""
-        with open_file(file) as (stream, size):
+        with open_file(file, self._sources) as (stream, size):
             try:
                 return self.writer.add_stream(entry_name, stream, size, algorithms)
             except OSError as exc:  # writes are AssemblyErrors already: this is a read

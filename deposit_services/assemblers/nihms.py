@@ -223,7 +223,7 @@ class _NihmsAssembler(Assembler):
         meta = self.bulk_meta(submission, timestamp)
         name = package_basename(self.specification, submission, timestamp)
         with PackageBuilder(workdir, name + self.archive.extension, self.archive, timestamp,
-                            specification=self.specification) as builder:
+                            specification=self.specification, sources=self.sources) as builder:
             builder.add_bytes(MANIFEST, "".join(e.line() for e in entries).encode())
             builder.add_bytes(BULK_META, meta)
             for entry in entries:

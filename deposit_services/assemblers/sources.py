@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -40,8 +40,27 @@ def local_path(location: str) -> Path | None:
     return Path(location)
 
 
+class FileSources:
+    """Where http(s) files come from: a URL under one of ``origins`` (a base URL, such as
+    pass-core's) is fetched with that origin's session (its credentials, its pooled
+    connections); any other with a plain request."""
+
+    def __init__(self, origins: Mapping[str, requests.Session] | None = None) -> None:
+        self._origins = sorted((origins or {}).items(), key=lambda o: -len(o[0]))
+
+    def session_for(self, url: str) -> requests.Session | None:
+        for base, session in self._origins:
+            if url == base or url.startswith(base.rstrip("/") + "/"):
+                return session
+        return None
+
+
+ANONYMOUS = FileSources()
+
+
 @contextmanager
-def open_file(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
+def open_file(file: DepositFile, sources: FileSources = ANONYMOUS
+              ) -> Iterator[tuple[BinaryIO, int]]:
     """Yield ``(stream, size)`` for the file's bytes, to be read once.
 
     Local files are read in place. An http(s) response with a Content-Length and no
@@ -60,7 +79,7 @@ def open_file(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
         with stream:
             yield stream, size
         return
-    with _download(file) as (body, length):
+    with _download(file, sources.session_for(file.location)) as (body, length):
         yield body, length
 
 
@@ -82,9 +101,10 @@ class _ResponseReader:
 
 
 @contextmanager
-def _download(file: DepositFile) -> Iterator[tuple[BinaryIO, int]]:
+def _download(file: DepositFile, session: requests.Session | None
+              ) -> Iterator[tuple[BinaryIO, int]]:
     try:
-        response = requests.get(
+        response = (session or requests).get(
             file.location, stream=True, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
             headers={"Accept-Encoding": "identity"},
         )
