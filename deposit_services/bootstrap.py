@@ -14,6 +14,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
+from deposit_services.assemblers.sources import FileSources
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, load_repositories
 from deposit_services.messaging.base import Broker, broker_class
@@ -23,6 +24,8 @@ from deposit_services.service.targets import Targets
 from deposit_services.settings import Settings
 from deposit_services.store.base import OutboxMessage
 from deposit_services.store.engine import normalise_url
+from deposit_services.store.passcore.client import PassCoreClient
+from deposit_services.store.passcore.database import PassCoreDatabase
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import Database
 
@@ -40,13 +43,15 @@ class App:
     clock: Clock
 
     def context(self) -> ServiceContext:
+        # pass-core announces every Deposit change itself
+        behind_pass_core = isinstance(self.database, PassCoreDatabase)
         return ServiceContext(
             database=self.database,
             targets=self.targets,
             work_dir=self.settings.work_dir,
             owner=self.owner,
             clock=self.clock,
-            deposit_queue=self.settings.queue_deposit,
+            deposit_queue=None if behind_pass_core else self.settings.queue_deposit,
             lease_seconds=self.settings.lease_seconds,
             retry_policy=RetryPolicy.from_settings(self.settings),
             fault_injection=self.settings.fault_injection,
@@ -92,12 +97,32 @@ def queue_in_store(settings: Settings) -> bool:
     return normalise_url(url) == normalise_url(settings.store_url)
 
 
-def wire_outbox(database: SqlDatabase, broker: Broker, settings: Settings) -> None:
+def build_database(settings: Settings, clock: Clock) -> Database:
+    """Our SQL tables; or, with ``PASS_CORE_URL`` (``DEPOSIT_RECORDS_URL``), pass-core
+    for the records and the SQL database for the worker state beside it."""
+    state = SqlDatabase(settings.store_url, clock)
+    if not settings.pass_core_url:
+        return state
+    client = PassCoreClient(settings.pass_core_url, settings.pass_core_user,
+                            settings.pass_core_password, user_agent=settings.http_agent)
+    return PassCoreDatabase(client, state, clock)
+
+
+def file_sources(database: Database) -> FileSources:
+    """Files in pass-core's file service are fetched with pass-core's credentials."""
+    if isinstance(database, PassCoreDatabase):
+        return FileSources({database.client.base_url: database.client.session})
+    return FileSources()
+
+
+def wire_outbox(database: Database, broker: Broker, settings: Settings) -> None:
     if queue_in_store(settings):
         from deposit_services.messaging.local import LocalBroker, enqueue
 
         assert isinstance(broker, LocalBroker)
-        database.deliver_to_queue(enqueue, broker.wake)
+        state = database.state if isinstance(database, PassCoreDatabase) else database
+        assert isinstance(state, SqlDatabase)
+        state.deliver_to_queue(enqueue, broker.wake)
         return
 
     def publish(message: OutboxMessage) -> None:
@@ -113,7 +138,7 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
     repositories = load_repositories_config(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
-    database = SqlDatabase(settings.store_url, clock)
+    database = build_database(settings, clock)
     try:
         broker = build_broker(settings) if with_broker else None
         if broker is not None:
@@ -126,7 +151,7 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         settings=settings,
         database=database,
         repositories=repositories,
-        targets=Targets(repositories, settings.http_agent, clock),
+        targets=Targets(repositories, settings.http_agent, clock, file_sources(database)),
         broker=broker,
         owner=owner,
         clock=clock,

@@ -22,7 +22,7 @@ from deposit_services import __version__
 from deposit_services.bootstrap import bootstrap, load_repositories_config
 from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
-from deposit_services.settings import Settings, load_settings
+from deposit_services.settings import Settings, load_settings, mask_url
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -159,6 +159,16 @@ def _status_table(report: list[dict[str, Any]]) -> str:
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
     config = load_repositories_config(settings)  # raises ConfigurationError listing problems
     print(f"{settings.repository_configuration}: {len(config.entries)} repositories, OK")
+    if settings.pass_core_url:
+        from deposit_services.store.passcore.client import PassCoreClient
+
+        client = PassCoreClient(settings.pass_core_url, settings.pass_core_user,
+                                settings.pass_core_password, user_agent=settings.http_agent)
+        try:
+            client.check()  # refused credentials: ConfigurationError (exit 2)
+        finally:
+            client.close()
+        print(f"pass-core {mask_url(settings.pass_core_url)}: credentials accepted")
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from deposit_services.assemblers.base import Assembler, create_assembler
+from deposit_services.assemblers.sources import ANONYMOUS, FileSources
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, RepositoryConfig
 from deposit_services.errors import RepositoryConfigError
@@ -52,10 +53,11 @@ class Targets:
     """Builds and caches the Target of each configured repository (thread-safe)."""
 
     def __init__(self, repositories: RepositoriesConfig, user_agent: str,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, sources: FileSources = ANONYMOUS) -> None:
         self.repositories = repositories
         self._user_agent = user_agent
         self._clock = clock or SystemClock()
+        self._sources = sources
         self._lock = threading.Lock()
         self._built: dict[str, Target] = {}
         self._resolvers: dict[str, StatusResolver] = {}
@@ -77,8 +79,8 @@ class Targets:
             if target is None:
                 try:
                     assembler = create_assembler(
-                        config.assembler.specification, config.assembler.options
-                    )
+                        config.assembler.specification, config.assembler.options,
+                        self._sources)
                     context = TransportContext(
                         user_agent=self._user_agent,
                         auth_realms=tuple(r.model_dump(by_alias=True) for r in config.auth_realms),

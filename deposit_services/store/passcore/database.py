@@ -10,12 +10,19 @@ open is reconciled with the target; a deposit already recorded is not sent again
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+
 from deposit_services.clock import Clock
-from deposit_services.store.base import Records, WorkerState
+from deposit_services.store.base import OutboxMessage, Records, WorkerState
+from deposit_services.errors import StoreUnavailable
 from deposit_services.store.passcore.client import PassCoreClient
 from deposit_services.store.passcore.records import PassCoreRecords
 from deposit_services.store.sql import SqlDatabase, SqlUnitOfWork
 from deposit_services.store.uow import Database, UnitOfWork
+
+
+log = logging.getLogger(__name__)
 
 
 class PassCoreDatabase(Database):
@@ -29,8 +36,20 @@ class PassCoreDatabase(Database):
         return PassCoreUnitOfWork(self, read_only)
 
     def check(self) -> None:
+        """The worker state must be there; pass-core must take our credentials
+        (ConfigurationError), and if it is down the worker starts and waits for it."""
         self.state.check()
-        self.client.check()
+        try:
+            self.client.check()  # refused credentials: ConfigurationError, raised
+        except StoreUnavailable as exc:
+            log.warning("pass-core cannot be reached at start-up (%s); messages wait and are "
+                        "retried until it answers", exc)
+
+    def after_commit(self, messages: Sequence[OutboxMessage]) -> None:
+        if self.state.enqueue is not None:  # the local queue in the state's database
+            self.state.after_commit(messages)
+            return
+        super().after_commit(messages)
 
     def close(self) -> None:
         self.client.close()
