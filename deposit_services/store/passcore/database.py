@@ -14,13 +14,12 @@ import logging
 from collections.abc import Sequence
 
 from deposit_services.clock import Clock
-from deposit_services.store.base import OutboxMessage, Records, WorkerState
 from deposit_services.errors import StoreUnavailable
+from deposit_services.store.base import OutboxMessage, Records, WorkerState
 from deposit_services.store.passcore.client import PassCoreClient
 from deposit_services.store.passcore.records import PassCoreRecords
 from deposit_services.store.sql import SqlDatabase, SqlUnitOfWork
 from deposit_services.store.uow import Database, UnitOfWork
-
 
 log = logging.getLogger(__name__)
 
