@@ -12,6 +12,14 @@ Claiming is one ``UPDATE ... WHERE id = (SELECT ... LIMIT 1) RETURNING``: on
 PostgreSQL the inner select is ``FOR UPDATE SKIP LOCKED`` (competing consumers skip
 each other's rows); on SQLite ``BEGIN IMMEDIATE`` serialises writers, and an empty
 queue is checked first with one read so idle pollers do not queue for the write lock.
+
+An idle queue is not polled on PostgreSQL: ``enqueue`` notifies ``CHANNEL`` in the
+inserting transaction, each broker LISTENs on a connection of its own, and an empty
+claim also reads when the earliest invisible message (nack'd, or leased by a consumer
+that may die) becomes visible; local_wakeup.py decides who claims and when. SQLite has
+no NOTIFY: it polls, but a publish in this process wakes its consumers at once.
+``enqueue`` also lets the SQL store publish inside its own transaction (the message
+exists exactly when the state it announces was committed).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, literal, select, update
 from sqlalchemy.engine import Connection, Row
 
 from deposit_services.errors import (
@@ -37,16 +45,42 @@ from deposit_services.errors import (
     StoreUnavailable,
 )
 from deposit_services.messaging.base import Broker, DeadLetter, Delivery
+from deposit_services.messaging.local_wakeup import ClaimOutcome, NotifyListener, Wakeup
 from deposit_services.settings import Settings
 from deposit_services.store.engine import READ_ONLY, db_errors, make_engine, masked, now_expression
 from deposit_services.store.schema import ensure_schema, queue_dead_letters, queue_messages
 
 log = logging.getLogger(__name__)
 
-POLL_FIRST_S = 0.02
-POLL_MAX_S = 0.25
 REDELIVERY_CAP_S = 60.0
 LOCAL_SCHEMES = ("local", "local:", "local://")
+CHANNEL = "deposit_services_queue"  # PostgreSQL NOTIFY channel; the payload is the queue
+
+
+def enqueue(conn: Connection, queue: str, body: str,
+            headers: Mapping[str, str] | None = None) -> None:
+    """Insert the message into queue_messages within the caller's transaction (and, on
+    PostgreSQL, pg_notify the channel so listeners wake at commit).
+
+    A unit of work on the queue's database publishes this way as part of its own
+    transaction; after committing it calls ``LocalBroker.wake`` so that this process's
+    consumers look at once (the only way they learn of it on SQLite).
+    """
+    now = now_expression(conn.engine)
+    row = insert(queue_messages).values(
+        queue=queue,
+        body=body,
+        headers=json.dumps(dict(headers or {}), sort_keys=True),
+        attempts=0,
+        available_at=now,
+        created_at=now,
+    )
+    if conn.dialect.name != "postgresql":
+        conn.execute(row)
+        return
+    # One round trip: the notification goes out at commit, and never on rollback.
+    inserted = row.returning(queue_messages.c.queue).cte("inserted")
+    conn.execute(select(func.pg_notify(literal(CHANNEL), inserted.c.queue)))
 
 
 class LocalBroker(Broker):
@@ -70,8 +104,18 @@ class LocalBroker(Broker):
         self._now = now_expression(self._engine)
         self._postgres = self._engine.dialect.name == "postgresql"
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._wakeup = Wakeup()
+        self._listener: NotifyListener | None = None
         with self._errors():
             ensure_schema(self._engine)
+        if self._postgres:
+            # Started by the first receive: a broker that only publishes never listens.
+            parsed = self._engine.url
+            self._listener = NotifyListener(
+                {**parsed.translate_connect_args(username="user", database="dbname"),
+                 **dict(parsed.query)},
+                CHANNEL, self._wakeup, self._where,
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalBroker:
@@ -116,32 +160,43 @@ class LocalBroker(Broker):
 
     def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
         with self._tx() as conn:
-            conn.execute(
-                insert(queue_messages).values(
-                    queue=queue,
-                    body=body,
-                    headers=json.dumps(dict(headers or {}), sort_keys=True),
-                    attempts=0,
-                    available_at=self._now,
-                    created_at=self._now,
-                )
-            )
+            enqueue(conn, queue, body, headers)
+        self._committed(queue)
         log.debug("published to %s: %s", queue, body)
 
+    def _committed(self, queue: str) -> None:
+        """A message of ``queue`` was committed by this broker: wake our consumers,
+        unless our listener is about to (its NOTIFY follows; one claim, not two)."""
+        if not self._wakeup.listening:
+            self._wakeup.changed(queue)
+
+    def wake(self) -> None:
+        """Wake this broker's waiting consumers at once: a message was committed here by
+        ``enqueue`` in someone else's transaction (on SQLite they would only see it at
+        their next poll; on PostgreSQL its NOTIFY would follow in a moment)."""
+        self._wakeup.changed()
+
     def receive(self, queues: Sequence[str], timeout: float) -> Delivery | None:
+        """Claim the next message, or wait for a reason to look again (see the module
+        docstring): an idle queue on PostgreSQL costs one claim per safety interval."""
         if not queues:
             raise ValueError("receive needs at least one queue")
+        if self._listener is not None:
+            self._listener.start()
+        key = frozenset(queues)
         deadline = time.monotonic() + max(timeout, 0.0)
-        pause = POLL_FIRST_S
-        while True:
-            delivery = self._claim(list(queues))
+        tried = False
+        while (version := self._wakeup.turn(key, deadline, tried)) is not None:
+            tried = True
+            delivery: Delivery | None = None
+            outcome: ClaimOutcome | None = None
+            try:
+                delivery, outcome = self._claim(list(queues))
+            finally:
+                self._wakeup.claimed(key, version, outcome)
             if delivery is not None:
                 return delivery
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, POLL_MAX_S)
+        return None
 
     def _visible(self, queues: list[str]) -> Any:
         return (
@@ -151,12 +206,19 @@ class LocalBroker(Broker):
             .limit(1)
         )
 
-    def _claim(self, queues: list[str]) -> Delivery | None:
+    def _next_due(self, queues: list[str]) -> Any:
+        """Seconds until the earliest message of ``queues`` is visible (<= 0: one is)."""
+        return select(func.min(queue_messages.c.available_at) - self._now).where(
+            queue_messages.c.queue.in_(queues)
+        )
+
+    def _claim(self, queues: list[str]) -> tuple[Delivery | None, ClaimOutcome]:
         if not self._postgres:
             # Idle pollers read (no write lock); only a visible message is worth claiming.
             with self._tx(read_only=True) as conn:
                 if conn.execute(self._visible(queues)).first() is None:
-                    return None
+                    due_in = conn.execute(self._next_due(queues)).scalar()
+                    return None, ClaimOutcome(found=False, due_in=due_in)
         token = secrets.token_hex(16)
         until = self._now + self.lease_seconds
         candidate = self._visible(queues)
@@ -182,17 +244,20 @@ class LocalBroker(Broker):
         )
         with self._tx() as conn:
             row = conn.execute(statement).first()
-            if row is not None and row.attempts > self.max_deliveries:
+            if row is None:
+                # When to look again without a notification: a nack'd message, or the
+                # lease of a consumer that may die.
+                due_in = conn.execute(self._next_due(queues)).scalar()
+                return None, ClaimOutcome(found=False, due_in=due_in)
+            if row.attempts > self.max_deliveries:
                 # Its consumers kept dying before settling it (a poison message?).
                 self._move_to_dead_letters(
                     conn, row, f"not settled after {row.attempts - 1} deliveries "
                     "(consumer died or lease expired each time)",
                     attempts=row.attempts - 1,  # this receive delivered nothing
                 )
-                row = None
-        if row is None:
-            return None
-        return Delivery(
+                return None, ClaimOutcome(found=True)  # there may be others: look again
+        delivery = Delivery(
             queue=row.queue,
             body=row.body,
             headers=json.loads(row.headers),
@@ -200,6 +265,7 @@ class LocalBroker(Broker):
             attempt=row.attempts,
             token=(row.id, token),
         )
+        return delivery, ClaimOutcome(found=True)
 
     # Settling ---------------------------------------------------------------------
 
@@ -253,6 +319,9 @@ class LocalBroker(Broker):
                     available_at=self._now + delay,
                 )
             )
+            if self._postgres:  # every broker's consumers learn its new due time
+                conn.execute(select(func.pg_notify(literal(CHANNEL), literal(row.queue))))
+        self._committed(row.queue)
         log.info("message %s on %s nacked (attempt %d), redelivery in %.1f s: %s",
                  row.id, row.queue, row.attempts, delay, reason)
 
@@ -319,4 +388,8 @@ class LocalBroker(Broker):
             return int(conn.execute(query).scalar_one())
 
     def close(self) -> None:
+        """Stop listening (waiting consumers return None) and close the connections."""
+        self._wakeup.close()
+        if self._listener is not None:
+            self._listener.close()
         self._engine.dispose()

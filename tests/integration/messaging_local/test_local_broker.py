@@ -18,7 +18,7 @@ import pytest
 from deposit_services.messaging.base import broker_class
 from deposit_services.messaging.local import LocalBroker
 from deposit_services.settings import load_settings
-from deposit_services.store.sql import SqlStore
+from deposit_services.store.sql import SqlDatabase
 
 Factory = Callable[..., LocalBroker]
 
@@ -168,7 +168,7 @@ def test_from_settings_uses_the_store_database_on_local(store_url: str, tmp_path
     delivery = direct.receive(["q"], timeout=1)
     assert delivery is not None and delivery.body == "hello"
     direct.ack(delivery)
-    SqlStore(store_url).close()  # the store starts fine on the shared schema
+    SqlDatabase(store_url).close()  # the store starts fine on the shared schema
     broker.close()
     direct.close()
 
