@@ -43,15 +43,14 @@ class App:
     clock: Clock
 
     def context(self) -> ServiceContext:
-        # pass-core announces every Deposit change itself
-        behind_pass_core = isinstance(self.database, PassCoreDatabase)
         return ServiceContext(
             database=self.database,
             targets=self.targets,
             work_dir=self.settings.work_dir,
             owner=self.owner,
             clock=self.clock,
-            deposit_queue=None if behind_pass_core else self.settings.queue_deposit,
+            deposit_queue=(None if self.database.announces_changes
+                           else self.settings.queue_deposit),
             lease_seconds=self.settings.lease_seconds,
             retry_policy=RetryPolicy.from_settings(self.settings),
             fault_injection=self.settings.fault_injection,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from deposit_services.errors import DepositServicesError
 from deposit_services.messaging.base import Broker
-from deposit_services.model.entities import Entity, Submission
+from deposit_services.model.entities import Entity, Repository, Submission
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.model.messages import SubmissionReady
 from deposit_services.store.uow import Database, UnitOfWork, get_or_none, run_unit
@@ -34,7 +34,10 @@ def load_submission_graph(path: Path, files_dir: Path | None) -> Graph:
 
 def store_graph(uow: UnitOfWork, graph: Graph) -> Submission:
     """Add the graph's entities the store lacks (one batched read per type) and its
-    Submission, which must be new."""
+    Submission, which must be new. Repositories are matched by their repositoryKey
+    too: a store that assigns its own ids (pass-core) already holds them under others,
+    and the graph's references are pointed at those. Returns the Submission as stored
+    (its id is the store's)."""
     submission = graph.submission
     existing = get_or_none(uow, Submission, submission.id)
     if existing is not None:
@@ -46,18 +49,32 @@ def store_graph(uow: UnitOfWork, graph: Graph) -> Submission:
     for entity in graph.entities:
         if entity is not submission:
             by_type[type(entity)].append(entity)
+    same: dict[str, str] = {}  # graph Repository id -> the stored one's
     for cls, entities in by_type.items():
         present = {e.id for e in uow.records.get_many(cls, [e.id for e in entities])}
         for entity in entities:
-            if entity.id not in present:
-                uow.records.add(entity.model_copy(deep=True))
-    return uow.records.add(submission.model_copy(deep=True))
+            if entity.id in present:
+                continue
+            if isinstance(entity, Repository) and entity.repository_key:
+                known = uow.records.find(Repository, repository_key=entity.repository_key)
+                if known:
+                    same[entity.id] = known[0].id
+                    continue
+            uow.records.add(entity.model_copy(deep=True))
+    stored = submission.model_copy(deep=True)
+    stored.repositories = [same.get(r, r) for r in stored.repositories]
+    return uow.records.add(stored)
 
 
 def submit_graph(database: Database, broker: Broker, graph: Graph, queue: str) -> Submission:
-    """Store every entity of ``graph`` in one unit, then publish SubmissionReady."""
+    """Store every entity of ``graph`` in one unit, then publish SubmissionReady (unless
+    the system of record announces it itself, as pass-core does)."""
     stored = run_unit(database, lambda uow: store_graph(uow, graph),
                       what=f"submission {graph.submission.id} intake")
+    if database.announces_changes:
+        log.info("submission %s stored (as %s); the system of record announces it",
+                 graph.submission.id, stored.id)
+        return stored
     broker.publish(queue, SubmissionReady(stored.id).to_json(), {"type": "SubmissionReady"})
     log.info("submission %s stored and announced on %s", stored.id, queue)
     return stored

@@ -306,6 +306,10 @@ class Database(ABC):
     costs no transaction of its own on a busy worker.
     """
 
+    # Whether the system of record announces its own changes (SubmissionReady,
+    # DepositStatus) on the broker, as pass-core does; ours does not.
+    announces_changes = False
+
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.publisher: Publisher | None = None

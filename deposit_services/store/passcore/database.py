@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class PassCoreDatabase(Database):
+    announces_changes = True  # pass-core publishes SubmissionReady and DepositStatus
     def __init__(self, client: PassCoreClient, state: SqlDatabase,
                  clock: Clock | None = None) -> None:
         super().__init__(clock or state.clock)
