@@ -57,6 +57,8 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
+# The test extras include moto[server]: the SQS tests' endpoint, which their fixtures
+# start in-process on a free loopback port (nothing to start here).
 log "installing the project and its test extras"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

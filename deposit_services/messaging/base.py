@@ -80,6 +80,7 @@ BROKERS: dict[str, str] = {
     "sqlite": "deposit_services.messaging.local:LocalBroker",
     "postgresql": "deposit_services.messaging.local:LocalBroker",
     "stomp": "deposit_services.messaging.stomp:StompBroker",  # also stomp+ssl://
+    "sqs": "deposit_services.messaging.sqs:SqsBroker",  # also sqs+http(s)://host:port
 }
 
 
