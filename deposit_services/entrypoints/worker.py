@@ -50,11 +50,11 @@ class MessageHandler:
         try:
             with Heartbeat(self.touch_interval, lambda: self.broker.touch(delivery),
                            name=f"touch-{delivery.message_id}"):
-                self.dispatch(message, redelivered=delivery.attempt > 1)
+                self.dispatch(message, redelivered=delivery.delivery_count > 1)
         except DepositServicesError as exc:
             if isinstance(exc, Transient):
                 log.warning("processing %s failed (delivery %d): %s; it will be redelivered",
-                            delivery.body, delivery.attempt, exc)
+                            delivery.body, delivery.delivery_count, exc)
                 self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
                 return
             reason = (f"unknown id: {exc}" if isinstance(exc, NotFound)
@@ -64,7 +64,7 @@ class MessageHandler:
             return
         except Exception as exc:
             log.exception("processing %s failed (delivery %d); it will be redelivered",
-                          delivery.body, delivery.attempt)
+                          delivery.body, delivery.delivery_count)
             self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
             return
         self.broker.ack(delivery)

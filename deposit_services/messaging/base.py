@@ -21,13 +21,15 @@ from deposit_services.registry import load_adapter
 
 @dataclass(frozen=True)
 class Delivery:
-    """One received message. ``attempt`` counts deliveries, starting at 1."""
+    """One received message. ``delivery_count``: how many times the broker has
+    delivered it, this time included (1: the first delivery; a transfer attempt and a
+    unit of work's run are other things)."""
 
     queue: str
     body: str
     headers: Mapping[str, str] = field(default_factory=dict)
     message_id: str = ""
-    attempt: int = 1
+    delivery_count: int = 1
     token: Any = None  # adapter-specific handle used to settle it
 
 

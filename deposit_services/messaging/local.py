@@ -262,7 +262,7 @@ class LocalBroker(Broker):
             body=row.body,
             headers=json.loads(row.headers),
             message_id=str(row.id),
-            attempt=row.attempts,
+            delivery_count=row.attempts,
             token=(row.id, token),
         )
         return delivery, ClaimOutcome(found=True)

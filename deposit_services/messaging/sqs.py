@@ -302,9 +302,9 @@ class SqsBroker(Broker):
         if not messages:
             return None
         delivery = self._delivery(queue, url, messages[0])
-        if delivery.attempt > self.max_deliveries:
+        if delivery.delivery_count > self.max_deliveries:
             # Its consumers kept dying (or their visibility ran out) before settling it.
-            unsettled = delivery.attempt - 1
+            unsettled = delivery.delivery_count - 1
             try:
                 self._dead_letter(delivery, f"not settled after {unsettled} deliveries (consumer "
                                   "died or visibility timeout expired each time)", unsettled)
@@ -331,7 +331,7 @@ class SqsBroker(Broker):
             body=message.get("Body", ""),
             headers={name: header_value(value) for name, value in attributes.items()},
             message_id=message_id,
-            attempt=attempt,
+            delivery_count=attempt,
             token=_Receipt(url, message.get("ReceiptHandle", ""), attributes),
         )
 
@@ -373,18 +373,19 @@ class SqsBroker(Broker):
         self._set_visibility(delivery, self.visibility, "extend the visibility of")
 
     def nack(self, delivery: Delivery, reason: str) -> None:
-        if delivery.attempt >= self.max_deliveries:
-            self._dead_letter(delivery, f"{reason} (after {delivery.attempt} attempts)",
-                              delivery.attempt)
+        if delivery.delivery_count >= self.max_deliveries:
+            self._dead_letter(delivery, f"{reason} (after {delivery.delivery_count} attempts)",
+                              delivery.delivery_count)
             return
-        delay = min(self.redelivery_delay * 2 ** (delivery.attempt - 1), self.redelivery_delay_max)
+        delay = min(self.redelivery_delay * 2 ** (delivery.delivery_count - 1),
+                    self.redelivery_delay_max)
         if self._set_visibility(delivery, _seconds(delay), "nack"):
             log.info("message %s on %s nacked (attempt %d), redelivery in %d s: %s",
-                     delivery.message_id, delivery.queue, delivery.attempt, _seconds(delay),
+                     delivery.message_id, delivery.queue, delivery.delivery_count, _seconds(delay),
                      reason)
 
     def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        self._dead_letter(delivery, reason, delivery.attempt)
+        self._dead_letter(delivery, reason, delivery.delivery_count)
 
     def _dead_letter(self, delivery: Delivery, reason: str, attempts: int) -> None:
         """Hold it (a receipt that lost the message copies nothing), copy it to the

@@ -266,18 +266,19 @@ class StompBroker(Broker):
             body=text,
             headers=item.headers,
             message_id=item.headers.get(MESSAGE_ID) or item.headers.get("message-id", ""),
-            attempt=self._attempt(item.headers),
+            delivery_count=self._attempt(item.headers),
             token=_Token(item.generation, item.headers.get("ack", "")),
         )
 
     def _count_redelivery(self, delivery: Delivery) -> None:
         """The broker gave it back unsettled (consumer or connection lost): one attempt."""
-        if delivery.attempt >= self.max_deliveries:
-            self._settle_quietly(delivery, "dead-letter", f"not settled after {delivery.attempt} "
-                                 "deliveries (consumer died or connection lost each time)")
+        if delivery.delivery_count >= self.max_deliveries:
+            self._settle_quietly(delivery, "dead-letter",
+                                 f"not settled after {delivery.delivery_count} deliveries "
+                                 "(consumer died or connection lost each time)")
         else:
             log.info("message %s on %s came back unsettled; counted as attempt %d",
-                     delivery.message_id, delivery.queue, delivery.attempt)
+                     delivery.message_id, delivery.queue, delivery.delivery_count)
             self._settle_quietly(delivery, "republish", "redelivered unsettled")
 
     def _settle_quietly(self, delivery: Delivery, action: str, reason: str,
@@ -286,7 +287,7 @@ class StompBroker(Broker):
         message stays unacked and the broker redelivers it), never raised."""
         try:
             if action == "republish":
-                self._republish(delivery, delivery.attempt + 1, reason)
+                self._republish(delivery, delivery.delivery_count + 1, reason)
             else:
                 self._dead_letter(delivery, reason, raw)
         except MessagingError as exc:
@@ -344,14 +345,15 @@ class StompBroker(Broker):
     def nack(self, delivery: Delivery, reason: str) -> None:
         if not self._held(delivery, "nack"):
             return
-        if delivery.attempt >= self.max_deliveries:
-            self._dead_letter(delivery, f"{reason} (after {delivery.attempt} attempts)")
+        if delivery.delivery_count >= self.max_deliveries:
+            self._dead_letter(delivery, f"{reason} (after {delivery.delivery_count} attempts)")
             return
-        delay = min(self.redelivery_delay * 2 ** (delivery.attempt - 1), self.redelivery_delay_max)
+        delay = min(self.redelivery_delay * 2 ** (delivery.delivery_count - 1),
+                    self.redelivery_delay_max)
         log.info("message %s on %s nacked (attempt %d), redelivery in %.1f s: %s",
-                 delivery.message_id, delivery.queue, delivery.attempt, delay, reason)
+                 delivery.message_id, delivery.queue, delivery.delivery_count, delay, reason)
         if delay <= 0:
-            self._republish(delivery, delivery.attempt + 1, reason)
+            self._republish(delivery, delivery.delivery_count + 1, reason)
             return
         # The original stays unacked (and invisible) until the copy is published.
         timer = threading.Timer(delay, self._delayed_republish, args=(delivery, reason))
@@ -390,12 +392,12 @@ class StompBroker(Broker):
         headers.update({
             REASON: _one_line(reason),
             ORIGINAL_QUEUE: delivery.queue,
-            ATTEMPTS: str(delivery.attempt),
+            ATTEMPTS: str(delivery.delivery_count),
         })
         dlq = self.dead_letter_queue_for(delivery.queue)
         self._move(delivery, dlq, raw if raw is not None else delivery.body, headers)
         log.warning("message %s on %s dead-lettered to %s after %d attempt(s): %s",
-                    delivery.message_id, delivery.queue, dlq, delivery.attempt, reason)
+                    delivery.message_id, delivery.queue, dlq, delivery.delivery_count, reason)
 
     def _move(self, delivery: Delivery, queue: str, body: str | bytes,
               headers: dict[str, str]) -> None:

@@ -43,7 +43,7 @@ def test_publish_receive_ack(make_broker: Factory) -> None:
     broker.publish("submission", body, {"type": "SubmissionReady"})
     delivery = broker.receive(["submission"], timeout=5)
     assert delivery is not None
-    assert (delivery.queue, delivery.body, delivery.attempt) == ("submission", body, 1)
+    assert (delivery.queue, delivery.body, delivery.delivery_count) == ("submission", body, 1)
     assert dict(delivery.headers) == {"type": "SubmissionReady"}
     assert delivery.message_id
     assert broker.receive(["submission"], timeout=0) is None  # leased: invisible
@@ -72,12 +72,12 @@ def test_nack_redelivers_later_with_next_attempt(make_broker: Factory) -> None:
     broker = make_broker(redelivery_delay=0.5)
     broker.publish("q", "m")
     first = broker.receive(["q"], timeout=1)
-    assert first is not None and first.attempt == 1
+    assert first is not None and first.delivery_count == 1
     broker.nack(first, "transient trouble")
     assert broker.receive(["q"], timeout=0) is None  # not before the redelivery delay
     second = broker.receive(["q"], timeout=10)
     assert second is not None
-    assert (second.body, second.attempt, second.message_id) == ("m", 2, first.message_id)
+    assert (second.body, second.delivery_count, second.message_id) == ("m", 2, first.message_id)
     broker.ack(second)
     assert broker.pending() == 0
     assert broker.dead_letters() == []
@@ -88,7 +88,7 @@ def test_dead_letter_after_max_deliveries(make_broker: Factory) -> None:
     broker.publish("q", "poison", {"type": "DepositStatus"})
     for attempt in (1, 2, 3):
         delivery = broker.receive(["q"], timeout=10)
-        assert delivery is not None and delivery.attempt == attempt
+        assert delivery is not None and delivery.delivery_count == attempt
         broker.nack(delivery, f"failure {attempt}")
     assert broker.receive(["q"], timeout=0.3) is None
     assert broker.pending() == 0
@@ -123,7 +123,7 @@ def test_expired_lease_is_redelivered_and_stale_settles_ignored(
     assert broker.receive(["q"], timeout=0) is None
     second = broker.receive(["q"], timeout=10)  # the first consumer "died"
     assert second is not None
-    assert (second.message_id, second.attempt) == (first.message_id, 2)
+    assert (second.message_id, second.delivery_count) == (first.message_id, 2)
     with caplog.at_level(logging.WARNING, logger="deposit_services.messaging.local"):
         broker.ack(first)  # its lease was lost: must not remove the second's message
         broker.nack(first, "late")
@@ -216,7 +216,7 @@ def test_message_survives_a_killed_consumer(store_url: str, make_broker: Factory
     assert child.returncode == -signal.SIGKILL
     again = broker.receive(["q"], timeout=15)
     assert again is not None
-    assert (again.body, again.attempt) == ("survivor", 2)
+    assert (again.body, again.delivery_count) == ("survivor", 2)
     broker.ack(again)
     assert broker.pending() == 0
 

@@ -229,7 +229,7 @@ def test_nacked_message_returns_to_an_idle_waiter_without_a_publish(brokers: Bro
     broker.nack(first, "transient trouble")
     again = waiter.result()
     assert again is not None
-    assert (again.message_id, again.attempt) == (first.message_id, 2)
+    assert (again.message_id, again.delivery_count) == (first.message_id, 2)
     assert waiter.elapsed < WOKEN_WITHIN_S
     broker.ack(again)
 
@@ -244,7 +244,7 @@ def test_nack_in_another_broker_reaches_an_idle_waiter(brokers: Brokers) -> None
     waiter = Waiter(idle, "q", timeout=10)
     worker.nack(first, "transient trouble")  # and the worker stops receiving
     again = waiter.result()
-    assert again is not None and again.attempt == 2
+    assert again is not None and again.delivery_count == 2
     assert waiter.elapsed < WOKEN_WITHIN_S
     idle.ack(again)
 

@@ -46,7 +46,7 @@ def test_a_message_as_pass_core_sends_it(sqs_kit: SqsKit) -> None:
     delivery = receive(broker, queue)
     assert delivery.body == PASS_CORE_BODY
     assert dict(delivery.headers) == {"type": "SubmissionReady", "JMS_SQSMessageType": "text"}
-    assert delivery.attempt == 1 and delivery.message_id
+    assert delivery.delivery_count == 1 and delivery.message_id
     assert parse_message(delivery.body, delivery.headers) == SubmissionReady("15")
     broker.ack(delivery)
     assert broker.receive([queue], timeout=0) is None
@@ -165,7 +165,8 @@ def test_touch_keeps_the_message_invisible(sqs_kit: SqsKit) -> None:
     assert seen, "never redelivered after the touches stopped"
     (when, again), = seen
     assert when >= stopped_at[0], "delivered to another consumer while being touched"
-    assert (again.body, again.attempt, again.message_id) == ("long deposit", 2, held.message_id)
+    assert (again.body, again.delivery_count, again.message_id) == (
+        "long deposit", 2, held.message_id)
     watcher.ack(again)
 
 
@@ -202,7 +203,7 @@ def test_two_consumers_never_share_a_message(sqs_kit: SqsKit) -> None:
 
     def consume(broker: SqsBroker) -> None:
         while (delivery := broker.receive([queue], timeout=1.5)) is not None:
-            assert delivery.attempt == 1
+            assert delivery.delivery_count == 1
             with lock:
                 received.append(delivery.body)
             broker.ack(delivery)
@@ -258,7 +259,7 @@ def test_a_killed_consumer_process_gives_the_message_back(sqs_kit: SqsKit) -> No
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
     again = receive(broker, queue, timeout=10)
-    assert (again.body, again.attempt) == ("survivor", 2)
+    assert (again.body, again.delivery_count) == ("survivor", 2)
     broker.ack(again)
 
 
@@ -269,7 +270,7 @@ def test_fifo_queues(sqs_kit: SqsKit) -> None:
     delivery = receive(broker, queue)
     broker.nack(delivery, "transient")
     again = receive(broker, queue)
-    assert again.attempt == 2
+    assert again.delivery_count == 2
     broker.nack(again, "still failing")
     assert broker.dead_letter_queue_for(queue) == queue.removesuffix(".fifo") + "-dlq.fifo"
     [letter] = sqs_kit.dead_letters(broker, queue, expected=1)

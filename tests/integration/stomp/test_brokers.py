@@ -33,7 +33,7 @@ def test_publish_receive_ack(broker_kit: BrokerKit) -> None:
     other = broker_kit.make()
     broker.publish(queue, SUBMISSION_READY, {"type": "SubmissionReady"})
     delivery = receive(broker, queue)
-    assert (delivery.queue, delivery.body, delivery.attempt) == (queue, SUBMISSION_READY, 1)
+    assert (delivery.queue, delivery.body, delivery.delivery_count) == (queue, SUBMISSION_READY, 1)
     assert delivery.headers["type"] == "SubmissionReady"
     assert delivery.message_id
     assert other.receive([queue], timeout=1.0) is None  # held: invisible to others
@@ -67,7 +67,7 @@ def test_nack_redelivers_with_next_attempt(broker_kit: BrokerKit) -> None:
     first = receive(broker, queue)
     broker.nack(first, "store briefly unavailable")
     second = receive(broker, queue)
-    assert (second.body, second.attempt) == (SUBMISSION_READY, 2)
+    assert (second.body, second.delivery_count) == (SUBMISSION_READY, 2)
     assert second.message_id == first.message_id
     assert second.headers["type"] == "SubmissionReady"
     broker.ack(second)
@@ -88,7 +88,7 @@ def test_poison_message_dead_lettered_after_max_deliveries(broker_kit: BrokerKit
         if delivery is None:
             continue
         if delivery.body == "poison":
-            poison_attempts.append(delivery.attempt)
+            poison_attempts.append(delivery.delivery_count)
             broker.nack(delivery, "ValueError: cannot parse the graph")
         else:
             processed[delivery.body] += 1
@@ -136,7 +136,7 @@ def test_unsettled_messages_go_to_another_consumer(broker_kit: BrokerKit) -> Non
         delivery = second.receive([queue], timeout=0.5)
         if delivery is not None:
             assert delivery.body not in seen, f"{delivery.body} delivered twice"
-            seen[delivery.body] = delivery.attempt
+            seen[delivery.body] = delivery.delivery_count
             second.ack(delivery)
     assert sorted(seen) == [f"m{i}" for i in range(5)]
     for delivery in held:  # a delivery that was handed out and never settled counts
@@ -227,7 +227,7 @@ def test_a_message_that_keeps_killing_its_consumer_is_dead_lettered(
         consumer = broker_kit.make(max_deliveries=3, lease_seconds=1.0, prefetch=1)
         delivery = consumer.receive([queue], timeout=3.0)
         if delivery is not None:
-            attempts.append(delivery.attempt)
+            attempts.append(delivery.delivery_count)
         consumer.close()  # dies: whatever it held goes back unsettled
         broker_kit.made.remove(consumer)
     assert attempts == [1, 2, 3]
@@ -242,5 +242,5 @@ def test_a_message_that_keeps_killing_its_consumer_is_dead_lettered(
     assert dead[0].headers.get("type") == "SubmissionReady"
     checker.publish(queue, "behind it")
     behind = receive(checker, queue)
-    assert (behind.body, behind.attempt) == ("behind it", 1)
+    assert (behind.body, behind.delivery_count) == ("behind it", 1)
     checker.ack(behind)

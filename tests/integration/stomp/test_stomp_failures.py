@@ -135,7 +135,7 @@ def test_nothing_is_handed_out_after_close(stomp_kit: BrokerKit) -> None:
     other = stomp_kit.make()
     seen = []
     while (delivery := other.receive([queue], timeout=2.0)) is not None:
-        seen.append((delivery.body, delivery.attempt))
+        seen.append((delivery.body, delivery.delivery_count))
         other.ack(delivery)
     # all five come back, each counted as one (unsettled) delivery
     assert sorted(seen) == [(f"m{i}", 2) for i in range(5)]
@@ -170,7 +170,7 @@ def test_a_redelivery_cut_short_leaves_one_copy(stomp_kit: BrokerKit) -> None:
         consumer = stomp_kit.make(url=url, heartbeats=(500, 500), redelivery_delay=0.0)
         consumer.publish(queue, "only once")
         delivery = consumer.receive([queue], timeout=10)
-        assert delivery is not None and delivery.attempt == 1
+        assert delivery is not None and delivery.delivery_count == 1
         proxy.freeze()
         thaw = threading.Timer(4.0, proxy.thaw)  # the broker is back soon after
         thaw.start()
@@ -187,7 +187,7 @@ def test_a_redelivery_cut_short_leaves_one_copy(stomp_kit: BrokerKit) -> None:
     other = stomp_kit.make()
     seen = []
     while (again := other.receive([queue], timeout=2.0)) is not None:
-        seen.append((again.body, again.attempt))
+        seen.append((again.body, again.delivery_count))
         other.ack(again)
     assert seen == [("only once", 2)]
 
