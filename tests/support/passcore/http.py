@@ -305,6 +305,8 @@ class Handler(BaseHTTPRequestHandler):
             raise SpringError(401)
         segments = [unquote(s) for s in path.split("/")[1:]]
         if segments and segments[0] == "data" and len(segments) > 1 and segments[1]:
+            while segments[-1] == "":  # Elide normalises away a trailing slash
+                segments.pop()
             return self._data(app, segments[1:], query, body)
         if segments and segments[0] == "file":
             return self._file(app, segments[1:], body)

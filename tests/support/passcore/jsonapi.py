@@ -139,6 +139,11 @@ class JsonApi:
     # -- GET ---------------------------------------------------------------------------
 
     def get(self, parts: list[str], params: dict[str, list[str]]) -> Outcome:
+        """GET, as one read transaction (concurrent writers wait)."""
+        with self.store.lock:
+            return self._get(parts, params)
+
+    def _get(self, parts: list[str], params: dict[str, list[str]]) -> Outcome:
         undefined = [k for k in params if not _valid_key(k)]
         if undefined:
             raise ApiError(400, "Found undefined keys in request: " + ", ".join(undefined))
