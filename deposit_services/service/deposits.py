@@ -114,6 +114,7 @@ class Work:
     content: DepositSubmission
     repository: Repository
     siblings: list[Deposit] = field(default_factory=list)
+    repositories: list[Repository] = field(default_factory=list)
     leased: bool = False
     wait: bool = False
     leased_at: float | None = None
@@ -293,7 +294,6 @@ class DepositTask:
                         attempt: Attempt, outcome: AttemptOutcome) -> Deposit:
         ctx = self.ctx
         deposit_id = work.deposit.id
-        accepted = receipt.accepted
         new_copy_id = uuid.uuid4().hex
         first = True
 
@@ -303,7 +303,8 @@ class DepositTask:
                 # fails its compare-and-set, and the unit runs again on fresh reads)
                 uow.records.attach(intent_deposit)
                 uow.records.attach(work.submission)
-                uow.records.attach(work.repository)
+                for repository in work.repositories or [work.repository]:
+                    uow.records.attach(repository)
                 first = False
             uow.state.end_attempt(deposit_id, attempt.number, outcome,
                                   status_ref=receipt.status_ref,
@@ -311,24 +312,10 @@ class DepositTask:
                                   access_url=receipt.access_url)
             uow.state.release_lease(deposit_lease(deposit_id), ctx.owner)
             deposit = uow.records.get(Deposit, deposit_id)
-            if deposit.deposit_status is not None and deposit.deposit_status.is_terminal:
-                return deposit, False
-            copy_status = CopyStatus.COMPLETE if accepted else CopyStatus.IN_PROGRESS
-            copy = (uow.records.get(RepositoryCopy, deposit.repository_copy)
-                    if deposit.repository_copy else None)
-            if copy is None:
-                copy = uow.records.add(RepositoryCopy(
-                    id=new_copy_id, publication=work.submission.publication,
-                    repository=work.repository.id))
-            copy.copy_status = copy_status
-            copy.access_url = receipt.access_url
-            copy.external_ids = list(receipt.external_ids)
-            deposit.repository_copy = copy.id
-            deposit.deposit_status = DepositStatus.ACCEPTED if accepted else DepositStatus.SUBMITTED
-            deposit.deposit_status_ref = receipt.status_ref
-            deposit.status_message = receipt.message
-            deposit.next_attempt_at = None
-            announce(uow, ctx, deposit)
+            if deposit.deposit_status is None or not deposit.deposit_status.is_terminal:
+                self._apply_receipt(uow, work, deposit, receipt, new_copy_id)
+            # (already terminal: a duplicate, or a run again after pass-core took the
+            # deposit's write and refused the submission's: the submission still settles)
             submission = get_or_none(uow, Submission, deposit.submission)
             if submission is None:
                 return deposit, False
@@ -338,17 +325,39 @@ class DepositTask:
                      if work.siblings else None)
             settle_aggregate(uow, submission, known)
             status = submission.aggregated_deposit_status
-            return deposit, bool(accepted and status is not None and status.is_terminal)
+            return deposit, bool(deposit.deposit_status is DepositStatus.ACCEPTED
+                                 and status is not None and status.is_terminal)
 
         saved, settled = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
         work.siblings[:] = [saved if d.id == saved.id else d for d in work.siblings]
-        if settled:
-            ctx.memory.finished("Deposit", deposit_id)
+        if settled:  # every deposit of it is terminal now: messages about them are old news
+            for sibling in work.siblings or [saved]:
+                ctx.memory.finished("Deposit", sibling.id)
             ctx.memory.finished("Submission", work.submission.id)
         log.info("deposit %s to %s: %s%s", deposit_id, work.repository.id, saved.deposit_status,
                  f" ({receipt.access_url})" if receipt.access_url else "")
         return saved
 
+
+    def _apply_receipt(self, uow: UnitOfWork, work: Work, deposit: Deposit, receipt: Receipt,
+                       new_copy_id: str) -> None:
+        """SUBMITTED (+ ref) with an IN_PROGRESS copy, or ACCEPTED with a COMPLETE one."""
+        copy = (uow.records.get(RepositoryCopy, deposit.repository_copy)
+                if deposit.repository_copy else None)
+        if copy is None:
+            copy = uow.records.add(RepositoryCopy(
+                id=new_copy_id, publication=work.submission.publication,
+                repository=work.repository.id))
+        copy.copy_status = CopyStatus.COMPLETE if receipt.accepted else CopyStatus.IN_PROGRESS
+        copy.access_url = receipt.access_url
+        copy.external_ids = list(receipt.external_ids)
+        deposit.repository_copy = copy.id
+        deposit.deposit_status = (DepositStatus.ACCEPTED if receipt.accepted
+                                  else DepositStatus.SUBMITTED)
+        deposit.deposit_status_ref = receipt.status_ref
+        deposit.status_message = receipt.message
+        deposit.next_attempt_at = None
+        announce(uow, self.ctx, deposit)
 
 def set_status(deposit: Deposit, status: DepositStatus, message: str,
                when: datetime | None) -> bool:

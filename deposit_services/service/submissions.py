@@ -169,10 +169,12 @@ class SubmissionProcessor:
                                        self.ctx.lease_seconds):
                 claim.work.append(Work(deposit, submission, content, repository,
                                        siblings=claim.deposits, leased=True,
+                                       repositories=list(repositories.values()),
                                        leased_at=self.ctx.clock.monotonic()))
             elif wait:
                 claim.work.append(Work(deposit, submission, content, repository,
-                                       siblings=claim.deposits, wait=True))
+                                       siblings=claim.deposits, wait=True,
+                                       repositories=list(repositories.values())))
             else:
                 log.info("deposit %s is being worked on by another worker; left to it",
                          deposit.id)
