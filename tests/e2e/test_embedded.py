@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -19,6 +21,7 @@ from deposit_services.model.entities import (
 )
 from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
 from tests.support.graphs import make_graph, write_graph
+from tests.support.pgstat import Commits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -239,3 +242,25 @@ def test_config_show_masks_secrets(daemon: Daemon) -> None:
     assert "s3cr3t-value" not in out and "hunter2" not in out
     assert "broker_password" in out and "***" in out
     assert "postgresql://me:***@db.example:5432/deposits" in out
+
+
+def test_an_idle_worker_on_the_postgresql_queue_does_not_poll(
+    tmp_path: Path, postgres_databases: Any,
+) -> None:
+    """``listen`` with its local queue in PostgreSQL, scheduled jobs on, idle: what
+    PostgreSQL counts over its whole life (start-up, the first run of every job, then
+    waiting on LISTEN/NOTIFY) stays under one committed transaction a second."""
+    url = postgres_databases.create()
+    daemon = make_daemon(tmp_path, store_url=url)
+    daemon.cli("status")  # a fresh database gets its schema here, once
+    commits = Commits(postgres_databases.admin_url, url)
+    before = commits.settled()
+    worker = daemon.listen()
+    wait_until(lambda: "worker consuming" in daemon.log_text(), 30, "the worker", [worker])
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started > 20, 30, "20 idle seconds", [worker])
+    daemon.stop_all()
+    assert worker.returncode == 0
+    lived = time.monotonic() - started
+    total = commits.settled() - before
+    assert total < lived, f"{total} commits in {lived:.0f} s of an idle worker's life"

@@ -43,6 +43,7 @@ from deposit_services.store.sql import SqlDatabase
 from tests.e2e.conftest import Daemon, make_daemon, wait_until
 from tests.support.activemq import ActiveMQ, running_activemq
 from tests.support.graphs import make_graph, write_graph
+from tests.support.pgstat import Commits
 
 COUNT = int(os.environ.get("DEPOSIT_E2E_STOMP_COUNT", "1000"))
 CLAIM = re.compile(r"submission (\S+) claimed")
@@ -274,36 +275,6 @@ def test_poison_messages_dead_lettered_and_the_rest_processed(amq_daemon: Daemon
     log = daemon.log_text("worker")
     assert log.count(f"processing {poison_body} failed") == 3
     assert_each_processed_once(daemon, ids, ["worker"])
-
-
-class Commits:
-    """``xact_commit`` of one PostgreSQL database as PostgreSQL counts it, read from the
-    admin database (so the reading is not counted). A backend reports its counts when
-    it goes idle or exits; ``settled`` waits until two reads in a row agree."""
-
-    def __init__(self, admin_url: str, database_url: str) -> None:
-        self.admin_url = admin_url
-        self.name = database_url.rpartition("/")[2]
-
-    def now(self) -> int:
-        import psycopg
-
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_stat_clear_snapshot()")
-            row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
-                               (self.name,)).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    def settled(self) -> int:
-        reads = [self.now()]
-
-        def steady() -> bool:
-            reads.append(self.now())
-            return reads[-1] == reads[-2]
-
-        wait_until(steady, 30, "PostgreSQL's statistics to settle")
-        return reads[-1]
 
 
 def test_postgresql_counts_its_commits_per_submission(
