@@ -52,6 +52,10 @@ class Settings:
     retry_jitter: str = "equal"
     # The refresh job follows SUBMITTED deposits of submissions this recent.
     refresh_window_days: float = 10.0
+    # Where package files may come from besides a submission's own files directory:
+    # local roots (os.pathsep-separated) and http(s) origins (space- or comma-separated).
+    file_roots: str | None = None
+    file_origins: str | None = None
     # Fault injection for crash tests only (see service/faults.py); never set in production.
     fault_injection: str | None = None
 
@@ -101,6 +105,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "retry_max_attempts": ("DEPOSIT_RETRY_MAX_ATTEMPTS",),
     "retry_jitter": ("DEPOSIT_RETRY_JITTER",),
     "refresh_window_days": ("DEPOSIT_REFRESH_WINDOW_DAYS",),
+    "file_roots": ("DEPOSIT_FILE_ROOTS",),
+    "file_origins": ("DEPOSIT_FILE_ORIGINS",),
     "fault_injection": ("DEPOSIT_FAULT_INJECTION",),
 }
 
