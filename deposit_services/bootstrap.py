@@ -13,6 +13,9 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+
+import requests
 
 from deposit_services.assemblers.sources import FileSources
 from deposit_services.clock import Clock, SystemClock
@@ -107,11 +110,16 @@ def build_database(settings: Settings, clock: Clock) -> Database:
     return PassCoreDatabase(client, state, clock)
 
 
-def file_sources(database: Database) -> FileSources:
-    """Files in pass-core's file service are fetched with pass-core's credentials."""
+def file_sources(settings: Settings, database: Database) -> FileSources:
+    """Where the worker may read package files from: a submission's own directory and
+    DEPOSIT_FILE_ROOTS; over http(s) pass-core's file service (with its credentials) and
+    DEPOSIT_FILE_ORIGINS. Nothing else."""
+    origins: dict[str, requests.Session | None] = {
+        origin: None for origin in (settings.file_origins or "").replace(",", " ").split()}
     if isinstance(database, PassCoreDatabase):
-        return FileSources({database.client.base_url: database.client.session})
-    return FileSources()
+        origins[database.client.base_url] = database.client.session
+    roots = [Path(root) for root in (settings.file_roots or "").split(os.pathsep) if root]
+    return FileSources(origins, roots, confined=True)
 
 
 def wire_outbox(database: Database, broker: Broker, settings: Settings) -> None:
@@ -150,7 +158,8 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         settings=settings,
         database=database,
         repositories=repositories,
-        targets=Targets(repositories, settings.http_agent, clock, file_sources(database)),
+        targets=Targets(repositories, settings.http_agent, clock,
+                        file_sources(settings, database)),
         broker=broker,
         owner=owner,
         clock=clock,

@@ -205,6 +205,7 @@ def _files(submission: Submission, lookup: EntityLookup) -> tuple[DepositFile, .
             raise ModelError(f"File {f.id} ({f.name}) has no uri")
         name = f.name or f.uri.rstrip("/").rsplit("/", 1)[-1]
         files.append(DepositFile(id=f.id, name=name, location=f.uri, role=f.file_role,
+                                 root=submission.files_root,
                                  label=f.description, mime_type=f.mime_type))
     return tuple(files)
 

@@ -255,8 +255,10 @@ class Submission(Entity):
     preparers: list[Ref] = Field(default_factory=list)
     grants: list[Ref] = Field(default_factory=list)
     effective_policies: list[Ref] = Field(default_factory=list)
-    # Ours, not pass-core's: why processing the submission failed, for the operator.
+    # Ours, not pass-core's: why processing the submission failed, for the operator;
+    # the directory it was submitted with (its local files may be read from there only).
     status_message: str | None = None
+    files_root: str | None = None
 
 
 class File(Entity):

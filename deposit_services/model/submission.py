@@ -85,7 +85,9 @@ class GrantInfo:
 
 @dataclass(frozen=True)
 class DepositFile:
-    """One file of the submission. ``location`` is a URI (file:, http(s):) or a path."""
+    """One file of the submission. ``location`` is a URI (file:, http(s):) or a path;
+    ``root`` the directory its submission was submitted with (``submit --files-dir``):
+    a local file is read only from there or from a root the settings name."""
 
     id: str
     name: str
@@ -93,6 +95,7 @@ class DepositFile:
     role: FileRole | None = None
     label: str | None = None
     mime_type: str | None = None
+    root: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,13 @@ class SubmissionExists(DepositServicesError):
 
 
 def load_submission_graph(path: Path, files_dir: Path | None) -> Graph:
-    graph = Graph.load(path)
-    return resolve_file_uris(graph, files_dir or path.parent)
+    """The graph with its File uris resolved against ``files_dir`` (default: the graph's
+    directory), which its Submission keeps as the one directory its local files may be
+    read from (besides DEPOSIT_FILE_ROOTS)."""
+    base = (files_dir or path.parent).resolve()
+    graph = resolve_file_uris(Graph.load(path), base)
+    graph.submission.files_root = str(base)
+    return graph
 
 
 def store_graph(uow: UnitOfWork, graph: Graph) -> Submission:
