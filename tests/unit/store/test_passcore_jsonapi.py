@@ -31,7 +31,7 @@ def test_a_submission_goes_out_with_relationships_and_pass_core_enums() -> None:
     attributes = resource["attributes"]
     assert attributes["aggregatedDepositStatus"] == "in-progress"
     assert attributes["version"] == 3
-    assert attributes["submittedDate"].startswith("2026-11-01T10:00:00")
+    assert attributes["submittedDate"] == "2026-11-01T10:00:00.000Z"  # pass-core's format
     assert "statusMessage" not in attributes  # pass-core would refuse it
     assert attributes["submissionStatus"] is None  # unset: sent as null (a PATCH clears it)
     relationships = resource["relationships"]
@@ -79,3 +79,17 @@ def test_find_criteria_as_rsql() -> None:
     assert rsql(Deposit, {"submission": "5", "deposit_status": None}) == (
         'depositStatus=isnull=true;submission.id=="5"')
     assert rsql(File, {"submission": 'a"b'}) == 'submission.id=="a\\"b"'
+
+
+def test_publication_abstract_is_named_as_pass_core_names_it() -> None:
+    from deposit_services.model.entities import Journal, Publication
+
+    publication = Publication(id="3", title="T", abstract="A.", journal="4")
+    attributes = to_resource(publication, with_id=True)["attributes"]
+    assert attributes["publicationAbstract"] == "A." and "abstract" not in attributes
+    back = to_entity({"type": "publication", "id": "3",
+                      "attributes": {"publicationAbstract": "B."}}, BASE)
+    assert isinstance(back, Publication) and back.abstract == "B."
+    journal = to_resource(Journal(id="4", journal_name="J", publisher="ours only"),
+                          with_id=True)["attributes"]
+    assert "publisher" not in journal and journal["journalName"] == "J"
