@@ -1,9 +1,11 @@
 """Streaming archive writing (ZIP, TAR, TAR.GZ, TAR.BZ2, or one raw file) for every assembler.
 
-Each input is read once: its bytes are checksummed with the configured algorithms and
-written into the archive in the same pass, in chunks, so memory does not grow with the
-file size. Entries get a fixed timestamp and the order the caller gives, so the same
-input gives byte-identical archives. Entry names are sanitised (``EntryNames``).
+Each input is checksummed with the configured algorithms and written into the archive
+in the same pass, in chunks, so memory does not grow with the file size (a STORED zip
+entry needs its CRC first: see ``zipstream``). Entries get a fixed timestamp and the
+order the caller gives, so the same input gives byte-identical archives. Entry names
+are sanitised (``EntryNames``). An entry can keep its first bytes (``head``) so that its
+content type can be sniffed without reading the file again.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import io
 import re
 import tarfile
 import unicodedata
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from deposit_services.assemblers.base import BackgroundHasher
+from deposit_services.assemblers.zipstream import ZipStreamWriter
 from deposit_services.errors import AssemblyError, RepositoryConfigError
 
 CHUNK_SIZE = 1024 * 1024
@@ -30,6 +33,7 @@ GZIP_LEVEL = 6  # the default of gzip, zip and tar czf
 BZIP2_LEVEL = 9  # the default of bzip2 and tar cjf
 SUPPORTED_ALGORITHMS = ("sha512", "sha256", "md5")
 ZIP_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
+HEAD_BYTES = 8192  # what a content sniffer reads (filetype reads this much too)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _MAX_COMPONENT_BYTES = 255  # what common file systems accept for one path component
 
@@ -115,6 +119,15 @@ class ArchiveOptions:
         return ""
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What these options do that a configuration's author may not expect."""
+        if self.archive is ArchiveFormat.ZIP and self.compression is Compression.BZIP2:
+            return ("assembler option compression=BZIP2 with archive=ZIP: zip entries are "
+                    "deflated (GZIP), as PASS writes them; Java's ZipInputStream cannot read "
+                    "bzip2 entries",)
+        return ()
+
+    @property
     def mime_type(self) -> str:
         if self.archive is ArchiveFormat.ZIP:
             return "application/zip"
@@ -126,11 +139,13 @@ class ArchiveOptions:
 
 @dataclass(frozen=True)
 class Entry:
-    """What was written for one archive entry: its name, size and hex digests."""
+    """What was written for one archive entry: its name, size and hex digests, and its
+    first ``HEAD_BYTES`` bytes when they were asked for (to sniff its content type)."""
 
     name: str
     size: int
     digests: Mapping[str, str]
+    head: bytes = field(default=b"", repr=False)
 
 
 def _shorten(component: str) -> str:
@@ -189,26 +204,28 @@ def new_hashers(algorithms: Iterable[str]) -> dict[str, Any]:
 class ArchiveWriter:
     """Writes entries into ``out`` (a non-seekable HashingWriter) as one archive.
 
-    ZIP entries are written with data descriptors (the output is never seeked), TAR
-    entries as POSIX pax records. With ``ArchiveFormat.NONE`` exactly one entry may be
-    written, as the raw bytes. ``close`` finishes the archive; it does not close ``out``.
+    ZIP entries are STORED (compression NONE) with CRC and sizes in their local headers,
+    or DEFLATED (GZIP, and BZIP2, which Java cannot read in a zip) with data descriptors:
+    both as Java's ``ZipInputStream`` reads them. TAR entries are POSIX pax records. With
+    ``ArchiveFormat.NONE`` exactly one entry may be written, as the raw bytes. ``close``
+    finishes the archive; it does not close ``out``. ``spool_dir`` is where a download
+    going into a STORED zip entry is spooled while its CRC is computed.
     """
 
-    def __init__(self, out: BinaryIO, options: ArchiveOptions, timestamp: datetime) -> None:
+    def __init__(self, out: BinaryIO, options: ArchiveOptions, timestamp: datetime,
+                 spool_dir: Path | None = None) -> None:
         self._options = options
         self._mtime = max(int(utc(timestamp).timestamp()), ZIP_EPOCH)
         self._date_time = datetime.fromtimestamp(self._mtime, UTC).timetuple()[:6]
-        self._zip: zipfile.ZipFile | None = None
+        self._zip: ZipStreamWriter | None = None
         self._compressor: BinaryIO | None = None
         self._sink: BinaryIO = out
         self._tar_size = 0
         self._entries = 0
         if options.archive is ArchiveFormat.ZIP:
-            method = {Compression.NONE: zipfile.ZIP_STORED, Compression.GZIP: zipfile.ZIP_DEFLATED,
-                      Compression.BZIP2: zipfile.ZIP_BZIP2}[options.compression]
-            level = {zipfile.ZIP_DEFLATED: GZIP_LEVEL, zipfile.ZIP_BZIP2: BZIP2_LEVEL}.get(method)
-            self._zip = zipfile.ZipFile(out, "w", compression=method, allowZip64=True,
-                                        compresslevel=level)
+            self._zip = ZipStreamWriter(out, deflate=options.compression is not Compression.NONE,
+                                        level=GZIP_LEVEL, date_time=self._date_time,
+                                        spool_dir=spool_dir)
         elif options.archive is ArchiveFormat.TAR:
             if options.compression is Compression.GZIP:
                 self._compressor = gzip.GzipFile(  # type: ignore[assignment]
@@ -222,30 +239,34 @@ class ArchiveWriter:
                 self._sink = self._compressor
 
     def add_stream(
-        self, name: str, source: BinaryIO, size: int, algorithms: Iterable[str] | None = None
+        self, name: str, source: BinaryIO, size: int, algorithms: Iterable[str] | None = None,
+        *, keep_head: bool = False,
     ) -> Entry:
         """Copy exactly ``size`` bytes of ``source`` into entry ``name``, hashing them.
 
-        ``algorithms`` defaults to the configured ones. A source shorter or longer than
-        ``size`` (a file that changed while it was read) is an AssemblyError.
+        ``algorithms`` defaults to the configured ones; ``keep_head`` keeps the first
+        ``HEAD_BYTES`` in the Entry. A source shorter or longer than ``size`` (a file
+        that changed while it was read) is an AssemblyError.
         """
         hashers = new_hashers(self._options.algorithms if algorithms is None else algorithms)
+        head = bytearray() if keep_head else None
+
+        def copy(data: BinaryIO, write: Callable[[bytes], Any]) -> None:
+            _copy(data, write, size, hashers, name, head)
+
         if self._zip is not None:
-            info = zipfile.ZipInfo(name, date_time=self._date_time)
-            info.compress_type = self._zip.compression
-            info.external_attr = 0o100644 << 16
-            with self._zip.open(info, "w", force_zip64=size > 0x7FFFFFFF) as dest:
-                _copy(source, dest.write, size, hashers, name)
+            self._zip.add(name, source, size, copy)
         elif self._options.archive is ArchiveFormat.TAR:
             self._tar_header(name, size)
-            _copy(source, self._sink.write, size, hashers, name)
+            copy(source, self._sink.write)
             self._tar_write(b"\0" * (-size % tarfile.BLOCKSIZE), size)
         else:
             if self._entries:
                 raise AssemblyError("archive NONE holds exactly one file")
-            _copy(source, self._sink.write, size, hashers, name)
+            copy(source, self._sink.write)
         self._entries += 1
-        return Entry(name, size, {alg: h.hexdigest() for alg, h in hashers.items()})
+        return Entry(name, size, {alg: h.hexdigest() for alg, h in hashers.items()},
+                     bytes(head or b""))
 
     def add_bytes(self, name: str, data: bytes, algorithms: Iterable[str] | None = None) -> Entry:
         return self.add_stream(name, io.BytesIO(data), len(data), algorithms)
@@ -280,10 +301,11 @@ class ArchiveWriter:
 
 def _copy(
     source: BinaryIO, write: Callable[[bytes], Any], size: int, hashers: Mapping[str, Any],
-    name: str,
+    name: str, head: bytearray | None = None,
 ) -> None:
     """Read ``size`` bytes in chunks; each is written, and hashed in a background thread
-    while the next is read (small entries are hashed inline)."""
+    while the next is read (small entries are hashed inline). The first ``HEAD_BYTES``
+    go into ``head`` when one is given."""
     left = size
     background = BackgroundHasher(hashers.values(), "entry-hash") if size > CHUNK_SIZE else None
     updates = [background.update] if background else [h.update for h in hashers.values()]
@@ -294,6 +316,8 @@ def _copy(
                 raise AssemblyError(f"file {name!r} changed while it was read: "
                                     f"{size - left} bytes, expected {size}")
             data = bytes(data) if not isinstance(data, bytes) else data
+            if head is not None and len(head) < HEAD_BYTES:
+                head += data[:HEAD_BYTES - len(head)]
             for update in updates:
                 update(data)
             write(data)
