@@ -22,6 +22,7 @@ import requests
 import urllib3
 
 from deposit_services.errors import AssemblyError, TransientAssemblyError
+from deposit_services.http_status import http_status
 from deposit_services.model.submission import DepositFile
 
 CONNECT_TIMEOUT = 10.0
@@ -203,7 +204,7 @@ def _download(file: DepositFile, session: requests.Session | None
             cls = (TransientAssemblyError if response.status_code in TRANSIENT_STATUS
                    else AssemblyError)
             raise cls(f"file {file.name!r} ({file.location}) cannot be fetched: "
-                      f"HTTP {response.status_code} {response.reason}")
+                      f"{http_status(response.status_code, response.reason)}")
         reader = _ResponseReader(response, file)
         length = response.headers.get("Content-Length", "")
         coding = response.headers.get("Content-Encoding", "identity").strip().lower()

@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from deposit_services.errors import DepositServicesError
+from deposit_services.errors import DepositServicesError, GraphError
 from deposit_services.messaging.base import Broker
 from deposit_services.model.entities import Entity, Repository, Submission
 from deposit_services.model.graph import Graph, resolve_file_uris
@@ -56,9 +56,16 @@ def store_graph(uow: UnitOfWork, graph: Graph) -> Submission:
             by_type[type(entity)].append(entity)
     same: dict[str, str] = {}  # graph Repository id -> the stored one's
     for cls, entities in by_type.items():
-        present = {e.id for e in uow.records.get_many(cls, [e.id for e in entities])}
+        present = {e.id: e for e in uow.records.get_many(cls, [e.id for e in entities])}
         for entity in entities:
-            if entity.id in present:
+            stored = present.get(entity.id)
+            if isinstance(stored, Repository) and isinstance(entity, Repository) and (
+                    stored.repository_key != entity.repository_key):
+                raise GraphError(
+                    f"Repository {entity.id} is stored with repositoryKey "
+                    f"{stored.repository_key!r}; the graph gives it {entity.repository_key!r}: "
+                    "correct the graph (a stored repository is not changed by a submission)")
+            if stored is not None:
                 continue
             if isinstance(entity, Repository) and entity.repository_key:
                 known = uow.records.find(Repository, repository_key=entity.repository_key)

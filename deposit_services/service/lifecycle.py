@@ -183,7 +183,9 @@ class DepositProcessor:
         new = resolved.deposit_status
         words = resolved.description or resolved.state
         if new is None or new is DepositStatus.SUBMITTED or new is DepositStatus.RETRY:
-            return Outcome(deposit.id, True, status_word(deposit), f"still in progress ({words})")
+            message = f"still in progress at the repository ({words})"
+            self._note(deposit, message)  # replaces an earlier failure's message
+            return Outcome(deposit.id, True, status_word(deposit), message)
         message = f"{resolved.state}: {words}" if words != resolved.state else resolved.state
         if new is DepositStatus.FAILED:
             message = f"the repository reports a failure ({message}); {retry_hint(deposit.id)}"

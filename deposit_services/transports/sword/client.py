@@ -28,6 +28,7 @@ from deposit_services.errors import (
     PermanentTransferError,
     TransientTransferError,
 )
+from deposit_services.http_status import http_status
 from deposit_services.transports.sword.documents import parse_error_document
 
 BLOCK = 64 * 1024
@@ -179,13 +180,13 @@ class SwordClient:
             return
         if status < 400:
             raise PermanentTransferError(
-                f"{what} refused: HTTP {status} {response.reason} redirects to "
+                f"{what} refused: {http_status(status, response.reason)} redirects to "
                 f"{response.headers.get('Location')!r}; put the final URL in the "
                 "protocol-binding (a deposit is never re-sent to a redirect target)"
             )
         body = self.read_body(response, what) if status != 401 else b""
         error = parse_error_document(body) if body else None
-        words = f"HTTP {status} {response.reason}"
+        words = f"{http_status(status, response.reason)}"
         if error is not None:
             words += f": {error.name or error.href}"
             if error.summary:

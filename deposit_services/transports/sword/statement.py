@@ -29,9 +29,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from deposit_services.http_status import http_status
 from deposit_services.status.base import (
     ResolvedStatus,
     StatusDocumentError,
@@ -136,11 +138,16 @@ class SwordStatementResolver(StatusResolver):
         user_agent: str = "deposit-services",
     ) -> SwordStatementResolver:
         """The resolver for a repository whose SWORDv2 ``protocol-binding`` is ``binding``:
-        its TLS settings, connect timeout, binding user-agent and ``status-*`` keys."""
+        its TLS settings, connect timeout, binding user-agent and ``status-*`` keys. The
+        binding's own credentials serve statements on the service document's origin
+        when no ``auth-realms`` entry covers them (PASS needs the realm repeated)."""
         parsed: SwordV2Binding = parse_binding(SwordV2Binding, binding)
+        parts = urlsplit(parsed.service_doc)
+        fallback = {"mech": "basic", "url": f"{parts.scheme}://{parts.netloc}/",
+                    "username": parsed.username, "password": parsed.password}
         return cls(
             mapping,
-            auth_realms,
+            [*auth_realms, fallback],
             follow_redirects=parsed.status_follow_redirects,
             rewrite=parsed.status_url_rewrite,
             user_agent=parsed.user_agent or user_agent,
@@ -172,6 +179,9 @@ class SwordStatementResolver(StatusResolver):
         auth = (realm.username, realm.password) if realm and realm.username else None
         if realm is None:
             logger.warning("no auth realm matches statement URL %s; no credentials sent", url)
+        else:
+            logger.debug("statement %s fetched with the credentials of %s as %r", url,
+                         realm.url, realm.username)
         try:
             response = self._sessions.get().get(
                 url,
@@ -196,14 +206,16 @@ class SwordStatementResolver(StatusResolver):
                     f"{response.headers.get('Location')!r}; set follow-redirects or a URL rewrite"
                 )
             if status == 429 or status >= 500:
-                raise StatusUnavailable(f"SWORD statement {url}: HTTP {status} {response.reason}")
+                raise StatusUnavailable(
+                    f"SWORD statement {url}: {http_status(status, response.reason)}")
             if status in (401, 403):
                 who = f"realm {realm.url} as {realm.username!r}" if realm else "no credentials"
                 raise StatusDocumentError(
-                    f"SWORD statement {url}: HTTP {status} {response.reason} ({who})"
+                    f"SWORD statement {url}: {http_status(status, response.reason)} ({who})"
                 )
             if status >= 400:
-                raise StatusDocumentError(f"SWORD statement {url}: HTTP {status} {response.reason}")
+                raise StatusDocumentError(
+                    f"SWORD statement {url}: {http_status(status, response.reason)}")
             try:
                 return read_limited(response, self.max_document_bytes)
             except DocumentTooLarge as exc:

@@ -155,6 +155,10 @@ def test_status_document_faults_leave_the_deposit_submitted_with_a_reason(
     deposit = world.deposit_of("fault-sub")
     assert deposit.deposit_status is DepositStatus.SUBMITTED
     assert "404" in (deposit.status_message or ""), "a permanent fault is shown to the operator"
+    outcome = processor.refresh(deposit_id)  # the repository answers again
+    assert outcome.ok
+    message = world.deposit_of("fault-sub").status_message or ""
+    assert "404" not in message and "in progress" in message, "the old failure is replaced"
 
 
 def test_duplicate_messages_at_once_move_the_deposit_once(

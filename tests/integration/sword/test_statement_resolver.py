@@ -272,3 +272,28 @@ def test_oversized_statement_is_refused(served, realms):
     with pytest.raises(StatusDocumentError, match="larger than 200 bytes"):
         resolver.resolve(served["archived"])
     resolver.close()
+
+
+def test_statements_on_the_service_documents_host_use_the_bindings_login(
+    sword_server, binding, make_transport, package, submission,
+):
+    """PASS needs the SWORD login repeated as an auth realm; without one, the binding's
+    own credentials serve the statements on the service document's origin."""
+    receipt = make_transport(binding).send(package, submission)
+    statement = receipt.details["atom_statement"]
+    resolver = SwordStatementResolver.from_binding(MAPPING, [], binding)  # no auth-realms
+    assert resolver.resolve(statement).deposit_status is DepositStatus.SUBMITTED
+    resolver.close()
+    elsewhere = dict(binding, **{"service-doc": "https://other.example.org/sword/sd"})
+    resolver = SwordStatementResolver.from_binding(MAPPING, [], elsewhere)
+    with pytest.raises(StatusDocumentError, match="401 Unauthorized"):  # not another host
+        resolver.resolve(statement)
+    resolver.close()
+
+def test_an_empty_reason_phrase_is_named_by_its_standard_phrase() -> None:
+    from deposit_services.http_status import http_status
+
+    assert http_status(401, "") == "HTTP 401 Unauthorized"
+    assert http_status(503, None) == "HTTP 503 Service Unavailable"
+    assert http_status(404, "Gone Fishing") == "HTTP 404 Gone Fishing"
+    assert http_status(799, "") == "HTTP 799"

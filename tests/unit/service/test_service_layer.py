@@ -255,3 +255,18 @@ def test_the_outbox_announces_each_change_after_its_commit(world: World) -> None
     SubmissionProcessor(world.ctx).process("s1")
     deposit = world.deposit("s1")
     assert published == [f'{{"deposit": "{deposit.id}", "type": "DepositStatus"}}']
+
+
+def test_submit_refuses_a_graph_that_renames_a_stored_repository(world: World) -> None:
+    from deposit_services.errors import GraphError
+    from deposit_services.service.intake import load_submission_graph, submit_graph
+    from tests.integration.lifecycle.test_round_trips import RecordingBroker
+
+    world.seed("s1")  # stores repo-drop with key "drop"
+    renamed = dict(REPO, repositoryKey="other")
+    path = write_graph(world.root / "s2.json",
+                       make_graph("s2", world.root / "files", repositories=[renamed]))
+    with pytest.raises(GraphError, match="repositoryKey 'drop'.*gives it 'other'"):
+        submit_graph(world.database, RecordingBroker(),
+                     load_submission_graph(path, world.root / "files"), "submission")
+    assert "s2" not in {s.id for s in world.store.find(Submission)}  # nothing stored
