@@ -266,7 +266,7 @@ def test_submit_refuses_a_graph_that_renames_a_stored_repository(world: World) -
     renamed = dict(REPO, repositoryKey="other")
     path = write_graph(world.root / "s2.json",
                        make_graph("s2", world.root / "files", repositories=[renamed]))
-    with pytest.raises(GraphError, match="repositoryKey 'drop'.*gives it 'other'"):
+    with pytest.raises(GraphError, match=r"repositoryKey 'drop'.*gives it 'other'"):
         submit_graph(world.database, RecordingBroker(),
                      load_submission_graph(path, world.root / "files"), "submission")
     assert "s2" not in {s.id for s in world.store.find(Submission)}  # nothing stored
