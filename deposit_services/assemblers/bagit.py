@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames, utc
-from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
@@ -66,8 +66,9 @@ def human_size(octets: int) -> str:
 class BagItAssembler(Assembler):
     specification = "bagit-1.0"
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
+        super().__init__(options, context)
         self.archive = ArchiveOptions.from_options(self.options, algorithms=("sha512",))
         self.archive.require_archive(self.specification)
         extra = self.options.get("bag-info") or {}

@@ -1,7 +1,11 @@
 """The assembler port: a DepositSubmission in, a Package (a spooled file) out.
 
 An assembler is built once per repository from its ``assembler`` entry in
-repositories.json (``options``), and ``assemble`` may be called from several threads.
+repositories.json (``options``) and an ``AssemblerContext`` (where files and templates
+may come from), and ``assemble`` may be called from several threads. Options it can
+work around (a funder code NIHMS does not define) are ``warnings``, not errors, so a
+PASS configuration loads; ``config check`` shows them. A Package carries its own
+``warnings`` (metadata left out or written as given) for the Deposit's statusMessage.
 Adapters are registered by specification name in ``ASSEMBLERS`` and imported lazily,
 so a missing optional dependency fails only the format that needs it.
 """
@@ -9,11 +13,12 @@ so a missing optional dependency fails only the format that needs it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import queue
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,12 +29,16 @@ from deposit_services.errors import RepositoryConfigError, TransientAssemblyErro
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.registry import load_adapter
 
+log = logging.getLogger(__name__)
+
 CHUNK_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Package:
-    """A built package on disk with the figures a transport needs."""
+    """A built package on disk with the figures a transport needs. ``warnings`` say
+    what of the submission's metadata was left out or written as given (a DOI that does
+    not parse, a funder code NIHMS does not define), for the Deposit's statusMessage."""
 
     path: Path
     name: str
@@ -38,6 +47,7 @@ class Package:
     sha256: str
     mime_type: str
     specification: str
+    warnings: tuple[str, ...] = ()
 
     def open(self) -> BinaryIO:
         return self.path.open("rb")
@@ -184,14 +194,36 @@ class HashingWriter:
         return self._sha256.hexdigest()
 
 
+@dataclass(frozen=True)
+class AssemblerContext:
+    """What an assembler needs besides its options: where http(s) files come from, and
+    the directories a template named in its options is looked up in, in order
+    (repositories.json's own directory, then the configured template directory)."""
+
+    sources: FileSources = ANONYMOUS
+    template_dirs: tuple[Path, ...] = ()
+
+
 class Assembler(ABC):
-    """Builds one kind of package. Subclasses set ``specification`` and ``mime_type``."""
+    """Builds one kind of package. Subclasses set ``specification``."""
 
     specification: ClassVar[str]
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
         self.options: Mapping[str, Any] = options or {}
-        self.sources: FileSources = ANONYMOUS  # where http(s) files come from
+        self.context = context or AssemblerContext()
+        self.sources: FileSources = self.context.sources  # where http(s) files come from
+        self._warnings: list[str] = []
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Options this assembler works around (logged once, when it is built)."""
+        return tuple(self._warnings)
+
+    def warn(self, message: str) -> None:
+        log.warning("%s assembler: %s", self.specification, message)
+        self._warnings.append(message)
 
     @abstractmethod
     def assemble(
@@ -240,7 +272,9 @@ def assembler_class(specification: str) -> type[Assembler]:
 
 
 def create_assembler(specification: str, options: Mapping[str, Any] | None,
-                     sources: FileSources = ANONYMOUS) -> Assembler:
-    assembler = assembler_class(specification)(options)
-    assembler.sources = sources
-    return assembler
+                     sources: FileSources = ANONYMOUS, *,
+                     template_dirs: Sequence[Path] = ()) -> Assembler:
+    """The assembler for ``specification``; RepositoryConfigError if it cannot be built.
+    Its ``warnings`` list what it works around (for ``config check`` to show)."""
+    context = AssemblerContext(sources=sources, template_dirs=tuple(template_dirs))
+    return assembler_class(specification)(options, context)

@@ -1,9 +1,10 @@
 """SWORD Binary (``http://purl.org/net/sword/package/Binary``): one file sent as it is.
 
-The package is the file's bytes, named like the file, with its MIME type, so that the
-repository stores exactly what was submitted. Which file: option ``select`` is ``only``
-(default: the submission must have exactly one file, so nothing is left out silently)
-or ``manuscript`` (the manuscript; the other files are not sent, which is logged).
+The package is the file's bytes, named like the file, with its MIME type (sniffed from
+its first bytes, see ``mime``), so that the repository stores exactly what was
+submitted. Which file: option ``select`` is ``only`` (default: the submission must have
+exactly one file, so nothing is left out silently) or ``manuscript`` (the manuscript;
+the other files are not sent, which is logged).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from deposit_services.assemblers.archive import ArchiveFormat, ArchiveOptions, EntryNames
-from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
-    mime_type,
     require_files,
 )
+from deposit_services.assemblers.mime import choose
 from deposit_services.errors import AssemblyError, RepositoryConfigError
 from deposit_services.model.submission import DepositFile, DepositSubmission
 
@@ -33,8 +34,9 @@ SELECT_CHOICES = ("only", "manuscript")
 class BinaryAssembler(Assembler):
     specification = "http://purl.org/net/sword/package/Binary"
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
+        super().__init__(options, context)
         archive = str(self.options.get("archive", "NONE")).upper()
         if archive != ArchiveFormat.NONE:
             raise RepositoryConfigError(
@@ -86,7 +88,6 @@ class BinaryAssembler(Assembler):
         safe_id = EntryNames.sanitise(submission.id, flat=True).replace(":", "_")
         name = f"{safe_id}_{entry}"
         with PackageBuilder(workdir, name, self.archive, timestamp,
-                            specification=self.specification,
-                            mime_type=mime_type(file, entry), sources=self.sources) as builder:
-            builder.add_file(file, name, ())
-            return builder.package()
+                            specification=self.specification, sources=self.sources) as builder:
+            written = builder.add_file(file, name, (), keep_head=True)
+            return builder.package(mime_type=choose(file, entry, written.head))

@@ -1,13 +1,15 @@
-"""What every assembler shares: the spooled package being written, names, MIME types.
+"""What every assembler shares: the spooled package being written, names, warnings.
 
 ``PackageBuilder`` owns the spool file, the HashingWriter (the package's own size, MD5
 and SHA-256, computed while it is written) and the ArchiveWriter; it removes the spool
 file when anything fails, and turns a read error into an AssemblyError naming the file.
+It also collects the package's warnings (metadata left out or written as given), which
+end in the Deposit's statusMessage.
 """
 
 from __future__ import annotations
 
-import mimetypes
+import logging
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import TracebackType
@@ -28,10 +30,7 @@ from deposit_services.assemblers.sources import ANONYMOUS, FileSources, open_fil
 from deposit_services.errors import AssemblyError
 from deposit_services.model.submission import DepositFile, DepositSubmission
 
-# Python's built-in table only (not /etc/mime.types), so a package is the same everywhere.
-_MIME = mimetypes.MimeTypes(filenames=())
-_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg",
-                 "application/x-pdf": "application/pdf", "text/xml": "application/xml"}
+log = logging.getLogger(__name__)
 
 
 def package_basename(prefix: str, submission: DepositSubmission, timestamp: datetime) -> str:
@@ -58,15 +57,6 @@ def file_name(file: DepositFile) -> str:
     return leaf if _has_extension(leaf) else file.name or leaf or file.id
 
 
-def mime_type(file: DepositFile, name: str | None = None) -> str:
-    """The file's declared MIME type (common misspellings fixed), else one from its name."""
-    declared = (file.mime_type or "").strip().lower()
-    if declared and "/" in declared:
-        return _MIME_ALIASES.get(declared, declared)
-    guessed, _ = _MIME.guess_type(name or file_name(file), strict=False)
-    return guessed or "application/octet-stream"
-
-
 class PackageBuilder:
     """A package being written: ``with PackageBuilder(...) as b: b.add_file(...)``, then
     ``b.package()``. On an exception inside the block the spool file is removed."""
@@ -85,6 +75,7 @@ class PackageBuilder:
         self.name = name
         self._sources = sources
         self.options = options
+        self._workdir = workdir
         self._path = spool_path(workdir, name)
         self._timestamp = timestamp
         self._specification = specification
@@ -93,6 +84,7 @@ class PackageBuilder:
         self._out: HashingWriter | None = None
         self._writer: ArchiveWriter | None = None
         self._closed = False
+        self._warnings: list[str] = []
 
     def __enter__(self) -> PackageBuilder:
         try:
@@ -102,7 +94,8 @@ class PackageBuilder:
                 f"cannot create package file {self._path}: {exc.strerror or exc}"
             ) from exc
         self._out = HashingWriter(self._raw, name=str(self._path))
-        self._writer = ArchiveWriter(cast(Any, self._out), self.options, self._timestamp)
+        self._writer = ArchiveWriter(cast(Any, self._out), self.options, self._timestamp,
+                                     spool_dir=self._workdir)
         return self
 
     def __exit__(
@@ -123,13 +116,22 @@ class PackageBuilder:
         assert self._writer is not None, "use PackageBuilder in a with block"
         return self._writer
 
+    def warn(self, message: str) -> None:
+        """Record (and log) something the package's recipient or operator should know."""
+        if message not in self._warnings:
+            log.warning("package %s: %s", self.name, message)
+            self._warnings.append(message)
+
     def add_file(
-        self, file: DepositFile, entry_name: str, algorithms: tuple[str, ...] | None = None
+        self, file: DepositFile, entry_name: str, algorithms: tuple[str, ...] | None = None,
+        *, keep_head: bool = False,
     ) -> Entry:
-        """Read ``file`` once into entry ``entry_name``; AssemblyError names the file."""
+        """Read ``file`` into entry ``entry_name``; AssemblyError names the file.
+        ``keep_head``: the Entry keeps the file's first bytes (to sniff its type)."""
         with open_file(file, self._sources) as (stream, size):
             try:
-                return self.writer.add_stream(entry_name, stream, size, algorithms)
+                return self.writer.add_stream(entry_name, stream, size, algorithms,
+                                              keep_head=keep_head)
             except OSError as exc:  # writes are AssemblyErrors already: this is a read
                 raise AssemblyError(
                     f"file {file.name!r} ({file.location}) cannot be read: {exc.strerror or exc}"
@@ -139,16 +141,17 @@ class PackageBuilder:
                   algorithms: tuple[str, ...] | None = None) -> Entry:
         return self.writer.add_bytes(entry_name, data, algorithms)
 
-    def package(self) -> Package:
-        """Finish the archive and describe the package (call once, inside the block)."""
+    def package(self, mime_type: str | None = None) -> Package:
+        """Finish the archive and describe the package (call once, inside the block);
+        ``mime_type`` overrides the one given at construction (Binary sniffs its file)."""
         assert self._out is not None and self._raw is not None and not self._closed
         self.writer.close()
         self._raw.flush()
         self._closed = True
         out = self._out
         return Package(path=self._path, name=self.name, size=out.size, md5=out.md5,
-                       sha256=out.sha256, mime_type=self._mime_type,
-                       specification=self._specification)
+                       sha256=out.sha256, mime_type=mime_type or self._mime_type,
+                       specification=self._specification, warnings=tuple(self._warnings))
 
 
 def xml_document(root: Any) -> bytes:

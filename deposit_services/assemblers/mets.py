@@ -5,9 +5,11 @@ mets.xml follows the DSpace METS SIP Profile 1.0 as DSpace's SWORDv2 METS ingest
 it (and as PASS built it, see tests/fixtures): a DC dmdSec (``qualifieddc``: title,
 abstract, publisher, contributors, bibliographic citation, DOI), a DIM dmdSec for an
 embargo (``local.embargo.lift`` / ``local.embargo.terms``), a fileSec whose files carry
-MD5 CHECKSUM, SIZE and MIMETYPE measured while the bytes were packed, and a structMap.
-Elements are in METS schema order; IDs are deterministic so the package is reproducible.
-The two dmdSecs have different GROUPIDs: DSpace ingests one dmdSec per group.
+MD5 CHECKSUM, SIZE and MIMETYPE measured while the bytes were packed (MIMETYPE sniffed
+from the file's first bytes, see ``mime``), and a structMap. Elements are in METS
+schema order; IDs are deterministic so the package is reproducible. The two dmdSecs
+have different GROUPIDs: DSpace ingests one dmdSec per group. A DOI that does not parse
+is written as given in ``dcterms:hasVersion`` (free text), with a package warning.
 """
 
 from __future__ import annotations
@@ -26,15 +28,16 @@ from deposit_services.assemblers.archive import (
     EntryNames,
     utc,
 )
-from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
-    mime_type,
     package_basename,
     require_files,
     xml_document,
 )
+from deposit_services.assemblers.identifiers import parse_doi
+from deposit_services.assemblers.mime import choose
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.submission import DepositFile, DepositSubmission
 
@@ -89,22 +92,26 @@ def citation(submission: DepositSubmission) -> str | None:
             source += f"({article.issue})"
     if source:
         parts.append(source + ".")
-    if article.doi:
-        parts.append(f"https://doi.org/{article.doi}")
+    doi = parse_doi(article.doi)
+    if doi is not None and doi.value is not None:
+        parts.append(f"https://doi.org/{doi.value}")
     return " ".join(parts)
 
 
 class DSpaceMetsAssembler(Assembler):
     specification = "http://purl.org/net/sword/package/METSDSpaceSIP"
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
+        super().__init__(options, context)
         self.archive = ArchiveOptions.from_options(self.options, algorithms=("md5",))
         if self.archive.archive is not ArchiveFormat.ZIP:
             raise RepositoryConfigError(
                 f"{self.specification} is a zip (DSpace reads nothing else): assembler option "
                 f"archive must be ZIP, not {self.archive.archive}"
             )
+        for warning in self.archive.warnings:
+            self.warn(warning)
 
     def assemble(
         self, submission: DepositSubmission, workdir: Path, timestamp: datetime
@@ -117,7 +124,11 @@ class DSpaceMetsAssembler(Assembler):
             written: list[tuple[DepositFile, Entry]] = []
             for file in submission.files:
                 entry_name = DATA_DIR + names.unique(file_name(file))
-                written.append((file, builder.add_file(file, entry_name, ("md5",))))
+                written.append((file, builder.add_file(file, entry_name, ("md5",),
+                                                       keep_head=True)))
+            doi = parse_doi(submission.article.doi)
+            if doi is not None and not doi.valid:
+                builder.warn(doi.as_given(METS_NAME))
             builder.add_bytes(METS_NAME, self.mets_xml(submission, written, timestamp), ())
             return builder.package()
 
@@ -146,7 +157,7 @@ class DSpaceMetsAssembler(Assembler):
                     LABEL="DSpace Item Div")
         for n, (file, entry) in enumerate(written, start=1):
             element = _sub(group, _M + "file", ID=f"file-{n}",
-                           MIMETYPE=mime_type(file, entry.name), SIZE=str(entry.size),
+                           MIMETYPE=choose(file, entry.name, entry.head), SIZE=str(entry.size),
                            CHECKSUM=entry.digests["md5"], CHECKSUMTYPE="MD5")
             locat = _sub(element, _M + "FLocat", ID=f"flocat-{n}", LOCTYPE="URL")
             locat.set(f"{{{XLINK_NS}}}href", entry.name)
@@ -175,11 +186,12 @@ class DSpaceMetsAssembler(Assembler):
         text = citation(submission)
         if text:
             _sub(dc, t + "bibliographicCitation", text)
-        if article.doi:
+        doi = parse_doi(article.doi)
+        if doi is not None:
             dc.append(etree.Comment("This DOI points to the published version of the "
                                     "manuscript, available after any embargo period has "
                                     "been satisfied."))
-            _sub(dc, t + "hasVersion", article.doi)
+            _sub(dc, t + "hasVersion", doi.value or doi.raw)
         note = embargo_note(submission)
         if note:
             _sub(dc, d + "description", note)

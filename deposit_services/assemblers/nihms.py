@@ -30,7 +30,7 @@ from deposit_services.assemblers.archive import (
     EntryNames,
     utc,
 )
-from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
@@ -196,8 +196,9 @@ class _NihmsAssembler(Assembler):
 
     funder_codes: ClassVar[tuple[str, ...]]
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
+        super().__init__(options, context)
         self.archive = ArchiveOptions.from_options(
             self.options, archive=ArchiveFormat.TAR, compression=Compression.GZIP
         )

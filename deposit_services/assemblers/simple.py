@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames
-from deposit_services.assemblers.base import Assembler, Package
+from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
     file_name,
@@ -26,10 +26,13 @@ from deposit_services.model.submission import DepositSubmission
 class SimpleZipAssembler(Assembler):
     specification = "http://purl.org/net/sword/package/SimpleZip"
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
+    def __init__(self, options: Mapping[str, Any] | None = None,
+                 context: AssemblerContext | None = None) -> None:
+        super().__init__(options, context)
         self.archive = ArchiveOptions.from_options(self.options)
         self.archive.require_archive(self.specification)
+        for warning in self.archive.warnings:
+            self.warn(warning)
 
     def assemble(
         self, submission: DepositSubmission, workdir: Path, timestamp: datetime
