@@ -9,17 +9,22 @@ PASS's format is kept so a PASS configuration loads unchanged::
 Every string goes through ``${NAME}`` / ``${NAME:default}`` interpolation; a Spring
 property name such as ``${dspace.host}`` is also looked up in the spelling Spring gives
 environment variables (``DSPACE_HOST``). Problems are collected, not stopped at the
-first: ``ConfigurationError.problems`` names the key path of each one. PASS keys we
-do not use (``processing``, ``beanName``) are accepted and reported once.
+first: each section of each entry is interpolated, validated and checked by its adapter
+on its own, and ``ConfigurationError.problems`` names the key path of each problem.
+PASS keys we do not use (``processing``, ``beanName``) are accepted and reported once.
+
+The file is read as UTF-8 JSON with ``model.graph.load_json`` (clear errors for any
+bytes) and checked in one pass per entry: linear in the number of entries, and the
+parsed JSON is given up entry by entry as the entries are built.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -30,8 +35,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from deposit_services.assemblers.base import create_assembler
 from deposit_services.errors import ConfigurationError, RepositoryConfigError
 from deposit_services.model.entities import Repository
+from deposit_services.model.graph import (
+    MAX_JSON_DEPTH,
+    format_path,
+    json_kind,
+    load_json,
+    tree_problem,
+    unstorable,
+)
 from deposit_services.status.base import StatusMapping, parse_realms
-from deposit_services.transports.base import parse_binding, transport_class
+from deposit_services.transports.base import transport_class
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +105,15 @@ class RepositoriesConfig:
     source: str
     entries: dict[str, RepositoryConfig]
 
+    @cached_property
+    def _folded(self) -> dict[str, RepositoryConfig]:
+        return {key.casefold(): entry for key, entry in self.entries.items()}
+
     def find(self, repository: Repository) -> RepositoryConfig | None:
         """The entry for ``repository``: by repositoryKey, then name, then id, ignoring case."""
-        folded = {key.casefold(): entry for key, entry in self.entries.items()}
         for candidate in (repository.repository_key, repository.name, repository.id):
-            if candidate and candidate.casefold() in folded:
-                return folded[candidate.casefold()]
+            if candidate and candidate.casefold() in self._folded:
+                return self._folded[candidate.casefold()]
         return None
 
 
@@ -114,7 +130,7 @@ def interpolate(
         return {k: interpolate(v, lookup, f"{path}.{k}", problems) for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate(v, lookup, f"{path}[{n}]", problems) for n, v in enumerate(value)]
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "${" not in value:
         return value
 
     def replace(match: re.Match[str]) -> str:
@@ -131,8 +147,8 @@ def interpolate(
     return PLACEHOLDER.sub(replace, value)
 
 
-def read_source(source: str) -> str:
-    """The text of repositories.json from a path, a file: URI or an http(s) URL."""
+def read_source(source: str) -> bytes:
+    """The bytes of repositories.json from a path, a file: URI or an http(s) URL."""
     scheme = urlsplit(source).scheme.lower()
     if scheme in ("http", "https"):
         try:
@@ -141,69 +157,155 @@ def read_source(source: str) -> str:
         except requests.RequestException as exc:
             raise ConfigurationError(f"cannot fetch repositories.json from {source}: {exc}") \
                 from exc
-        return response.text
+        return response.content
     path = Path(unquote(urlsplit(source).path)) if scheme == "file" else Path(source)
     try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
+        return path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigurationError(
-            f"cannot read repositories.json {path}: {exc.strerror or exc} "
+            f"cannot read repositories.json {path}: {getattr(exc, 'strerror', None) or exc} "
             "(set PASS_DEPOSIT_REPOSITORY_CONFIGURATION to its path or URL)"
         ) from exc
 
 
-def _validation_problems(key: str, exc: ValidationError) -> list[str]:
-    return [
-        f"{key}.{'.'.join(str(p) for p in err['loc'])}: "
-        + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"])
-        for err in exc.errors()
-    ]
-
-
-def check_entry(entry: RepositoryConfig) -> list[str]:
-    """Problems that only show when the adapters look at the entry (no connections)."""
+def _validation_problems(where: str, exc: ValidationError) -> list[str]:
+    """``<where>.<field path>: <what is wrong>`` for each error pydantic found."""
     problems: list[str] = []
-    checks = (
-        ("assembler", lambda: create_assembler(entry.assembler.specification,
-                                               entry.assembler.options)),
-        ("deposit-config.mapping", lambda: StatusMapping(entry.mapping)),
-        ("transport-config.auth-realms",
-         lambda: parse_realms([r.model_dump(by_alias=True) for r in entry.auth_realms])),
-        ("transport-config.protocol-binding", lambda: parse_binding(
-            transport_class(str(entry.protocol_binding.get("protocol", ""))).binding_model,
-            entry.protocol_binding)),
-    )
-    for where, check in checks:
-        try:
-            check()
-        except RepositoryConfigError as exc:
-            problems.append(f"{entry.key}.{where}: {exc}")
+    for err in exc.errors():
+        loc = format_path(err["loc"])
+        at = f"{where}{'' if loc.startswith('[') else '.'}{loc}" if where and loc else where or loc
+        problems.append(f"{at}: "
+                        + ("unknown key" if err["type"] == "extra_forbidden" else err["msg"]))
     return problems
 
 
-def parse_repositories(
-    data: Any, lookup: Mapping[str, str], source: str = "repositories.json"
-) -> RepositoriesConfig:
-    """Validate parsed JSON; ConfigurationError lists every problem with its key path."""
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{source}: the top level must be a JSON object of repositories")
+def _check_mapping(label: str, section: DepositConfig) -> list[str]:
+    """Every bad ``mapping`` value (StatusMapping stops at the first)."""
+    try:
+        StatusMapping(section.mapping)
+        return []
+    except RepositoryConfigError:
+        pass
     problems: list[str] = []
-    entries: dict[str, RepositoryConfig] = {}
-    for key, raw in data.items():
-        if not isinstance(raw, dict):
-            problems.append(f"{key}: must be a JSON object")
-            continue
-        value = interpolate(raw, lookup, key, problems)
+    for state, term in section.mapping.items():
         try:
-            entry = RepositoryConfig.model_validate({**value, "key": key})
-        except ValidationError as exc:
-            problems.extend(_validation_problems(key, exc))
+            StatusMapping({state: term})
+        except RepositoryConfigError as exc:
+            problems.append(f"{label}.deposit-config.mapping: {exc}")
+    return problems
+
+
+def _check_assembler(label: str, section: AssemblerConfig) -> list[str]:
+    try:
+        create_assembler(section.specification, section.options)
+    except RepositoryConfigError as exc:
+        return [f"{label}.assembler: {exc}"]
+    return []
+
+
+def _check_transport(label: str, section: TransportConfig) -> list[str]:
+    """Every bad auth realm, and every bad protocol-binding field, each on its own."""
+    where = f"{label}.transport-config"
+    problems: list[str] = []
+    for index, realm in enumerate(section.auth_realms):
+        try:
+            parse_realms([realm.model_dump(by_alias=True)])
+        except RepositoryConfigError as exc:
+            problems.append(f"{where}.auth-realms[{index}]: "
+                            f"{str(exc).removeprefix('auth-realms[0] ')}")
+    binding = section.protocol_binding
+    try:
+        model = transport_class(str(binding.get("protocol", ""))).binding_model
+    except RepositoryConfigError as exc:
+        return [*problems, f"{where}.protocol-binding: {exc}"]
+    try:
+        model.model_validate(dict(binding))
+    except ValidationError as exc:
+        problems.extend(f"{where}.protocol-binding: {problem}"
+                        for problem in _validation_problems("", exc))
+    return problems
+
+
+SECTIONS: dict[str, type[_Section]] = {
+    "deposit-config": DepositConfig,
+    "assembler": AssemblerConfig,
+    "transport-config": TransportConfig,
+}
+REQUIRED_SECTIONS = ("assembler", "transport-config")
+SECTION_CHECKS: dict[str, Callable[[str, Any], list[str]]] = {
+    "deposit-config": _check_mapping,
+    "assembler": _check_assembler,
+    "transport-config": _check_transport,
+}
+
+
+def parse_entry(
+    key: str, raw: Any, lookup: Mapping[str, str]
+) -> tuple[RepositoryConfig | None, list[str]]:
+    """One repository's entry and every problem of it: each section is interpolated,
+    validated and checked by its adapter on its own, so a bad section hides nothing of
+    the others. The entry is None when there is any problem."""
+    label = format_path([key])
+    if not isinstance(raw, dict):
+        return None, [f"{label}: must be a JSON object, not {json_kind(raw)}"]
+    problems = [f"{label}.{name}: Field required" for name in REQUIRED_SECTIONS
+                if name not in raw]
+    sections: dict[str, _Section] = {}
+    for name, value in raw.items():
+        where = f"{label}.{format_path([name])}"
+        if name not in SECTIONS:
+            problems.append(f"{where}: unknown key (known: {', '.join(SECTIONS)})")
             continue
-        problems.extend(check_entry(entry))
-        entries[key] = entry
-    folded = [k.casefold() for k in entries]
-    problems.extend(f"{k}: another key differs only in case" for k in entries
-                    if folded.count(k.casefold()) > 1)
+        found = tree_problem(value, MAX_JSON_DEPTH - 2)
+        if found is not None:
+            problems.append(f"{format_path([key, name, *found[0]])}: {found[1]}")
+            continue
+        value = interpolate(value, lookup, where, problems)
+        try:
+            sections[name] = SECTIONS[name].model_validate(value)
+        except ValidationError as exc:
+            problems.extend(_validation_problems(where, exc))
+            continue
+        problems.extend(SECTION_CHECKS[name](label, sections[name]))
+    if problems:
+        return None, problems
+    return RepositoryConfig.model_validate({"key": key, **sections}), []
+
+
+def case_clashes(keys: Iterable[str]) -> list[str]:
+    """``<key>: another key differs only in case`` for each key that ``find`` could not
+    tell from another. One pass and one dict: linear in the number of keys."""
+    first: dict[str, str] = {}
+    clashes: dict[str, list[str]] = {}
+    for key in keys:
+        folded = key.casefold()
+        seen = first.setdefault(folded, key)
+        if seen != key:
+            clashes.setdefault(folded, [seen]).append(key)
+    return [f"{key}: another key differs only in case "
+            f"({', '.join(repr(other) for other in group if other != key)})"
+            for group in clashes.values() for key in group]
+
+
+def _parse(data: Any, lookup: Mapping[str, str], source: str,
+           consume: bool) -> RepositoriesConfig:
+    """``parse_repositories``; ``consume`` empties ``data`` as entries are built, so a
+    large file is held about once (as JSON or as entries), not twice."""
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: the top level must be a JSON object of "
+                                 f"repositories, not {json_kind(data)}")
+    problems = case_clashes(data)
+    entries: dict[str, RepositoryConfig] = {}
+    for key in list(data):
+        raw = data.pop(key) if consume else data[key]
+        why = unstorable(key) if key.strip() else "is empty"
+        if why is not None:
+            problems.append(f"{format_path([key])}: the repository key {why}")
+            continue
+        entry, entry_problems = parse_entry(key, raw, lookup)
+        problems.extend(entry_problems)
+        if entry is not None:
+            entries[key] = entry
     if problems:
         raise ConfigurationError(f"{source}: {len(problems)} problem(s)", problems)
     unused = sorted({k for e in entries.values() for k, used in (
@@ -214,14 +316,18 @@ def parse_repositories(
     return RepositoriesConfig(source=source, entries=entries)
 
 
+def parse_repositories(
+    data: Any, lookup: Mapping[str, str], source: str = "repositories.json"
+) -> RepositoriesConfig:
+    """Validate parsed JSON; ConfigurationError lists every problem with its key path."""
+    return _parse(data, lookup, source, consume=False)
+
+
 def load_repositories(
     source: str, env: Mapping[str, str], extra: Mapping[str, str] | None = None
 ) -> RepositoriesConfig:
     """Load and check repositories.json from a path or URL. ``extra`` fills placeholders
     the environment does not (e.g. ``DEPOSIT_DATA_DIR`` with its effective default)."""
-    text = read_source(source)
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise ConfigurationError(f"{source} is not valid JSON: {exc}") from exc
-    return parse_repositories(data, {**(extra or {}), **env}, source)
+    data = load_json(read_source(source), source, ConfigurationError,
+                     invalid="is not valid JSON")
+    return _parse(data, {**(extra or {}), **env}, source, consume=True)

@@ -61,9 +61,20 @@ SUBMISSION_STATUS = "submission-status"
 UNSTARTED = "unstarted"
 OUTBOX = "outbox"
 WAKE = "retry-wake"
+# Due times within one slot of this length share one wake-up, at the end of the slot.
+WAKE_WINDOW = timedelta(seconds=1)
 # An outbox message older than this was left by a worker that stopped between its
 # commit and its publish (a live one publishes within milliseconds of the commit).
 OUTBOX_RELAY_AGE_S = 60.0
+
+
+def wake_slot(when: datetime) -> datetime:
+    """The end of the ``WAKE_WINDOW`` slot that holds ``when``: the first slot boundary at
+    or after it (UTC), so that a wake-up there finds every deposit of the slot due."""
+    when = when.astimezone(UTC)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    slots = -((epoch - when) // WAKE_WINDOW)  # ceiling division of timedeltas
+    return epoch + slots * WAKE_WINDOW
 
 
 def due_retries(uow: UnitOfWork, now: datetime) -> list[Deposit]:
@@ -135,14 +146,18 @@ class Jobs:
             log.info("jobs stopped")
 
     def wake_retry(self, when: datetime) -> None:
-        """Run the retry job at ``when`` (or earlier, if already due to run earlier)."""
+        """Run the retry job at ``when`` (a RETRY deposit's next attempt time).
+
+        Every due time gets a wake-up of its own: one date job per ``WAKE_WINDOW`` slot,
+        run at the end of the slot, so it is never before any due time in it (a run
+        before a deposit is due skips it) and a burst of RETRYs costs one run per slot,
+        not one per deposit. An earlier wake-up no longer stands in for a later one.
+        """
         if not self._scheduler.running:
             return
-        job = self._scheduler.get_job(WAKE)
-        if job is not None and job.next_run_time is not None and job.next_run_time <= when:
-            return
-        self._scheduler.add_job(self._wake, "date", run_date=when, id=WAKE,
-                                replace_existing=True)
+        slot = wake_slot(when)
+        self._scheduler.add_job(self._wake, "date", run_date=slot,
+                                id=f"{WAKE}@{slot.isoformat()}", replace_existing=True)
 
     # -- the jobs ------------------------------------------------------------------------
 

@@ -5,12 +5,17 @@ as in PASS's test resources). Unknown fields are kept; a wrong field type, an un
 ``@type`` or a reference to an entity that is not in the graph is a ``GraphError`` that
 names the entity and the field. ``Graph`` answers ``get`` and ``find`` like the store,
 so the DepositSubmission builder works on either.
+
+Documents from outside (this graph, repositories.json, message bodies) are read with
+``load_json`` and ``tree_problem``: whatever their bytes, the outcome is a value or one
+error of our tree that says which rule the document breaks, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,35 +24,240 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import ValidationError
 
-from deposit_services.errors import GraphError, NotFound
+from deposit_services.errors import DepositServicesError, GraphError, NotFound
 from deposit_services.model.entities import ENTITY_TYPES, Entity, File, Submission
 
 E = TypeVar("E", bound=Entity)
+
+# PASS documents are a few levels deep; a limit keeps every later walk (ours, pydantic's,
+# json.dumps into the store) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+# The store keeps ids, and lease keys such as ``deposit:<id>``, in 255-character columns.
+MAX_ID_LENGTH = 200
+# A graph references its files by uri; one this large is not a submission graph.
+MAX_GRAPH_BYTES = 64 * 1024 * 1024
+MAX_INT_DIGITS = 4300  # Python's own limit for int(str)
+_UTF8_BOM = b"\xef\xbb\xbf"
+# Neither PostgreSQL text nor UTF-8 can hold a NUL or a lone UTF-16 surrogate.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+KeyPath = list[str | int]
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
+
+def json_kind(value: Any) -> str:
+    """The JSON name of a parsed value's type: object, array, string, number, ..."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``["a", 0, "b"]`` -> ``a[0].b``: a key path as the error messages spell it (a key
+    that is long or not printable is quoted and cut)."""
+    text = ""
+    for key in path:
+        if isinstance(key, int):
+            text += f"[{key}]"
+            continue
+        name = key if key and key.isprintable() and len(key) <= 60 else short(key)
+        text += f".{name}" if text else name
+    return text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object hook: a key twice in one object is an error (the last would win silently)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {short(key)} appears twice in one object "
+                                 f"(the one starting {short(dict(pairs[:3]))})")
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _integer(digits: str) -> int:
+    if len(digits) > MAX_INT_DIGITS:  # int() refuses them, with advice for programmers
+        raise ValueError(f"a number of {len(digits)} digits (at most {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _too_deep_at(text: str, limit: int) -> int:
+    """The char offset where arrays/objects in ``text`` first nest deeper than ``limit``."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return token.start()
+        elif bracket in "]}":
+            depth -= 1
+    return -1
+
+
+def _decode(raw: bytes, what: str, error: type[DepositServicesError]) -> str:
+    skip = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
+    try:
+        return str(memoryview(raw)[skip:], "utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start + skip
+        raise error(f"{what} is not UTF-8: byte 0x{raw[offset]:02x} at offset {offset} "
+                    f"({exc.reason})") from None
+
+
+def load_json(raw: bytes | str, what: str, error: type[DepositServicesError], *,
+              invalid: str = "is not JSON", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a JSON document from outside, or raise ``error`` naming ``what`` and the rule
+    it breaks: not UTF-8 (with the byte offset), empty, not JSON (``invalid``), NaN or
+    Infinity, a key twice in one object, nested too deep for the parser (reported as
+    deeper than ``max_depth``, the limit ``tree_problem`` then applies).
+
+    A UTF-8 byte order mark is skipped, as Jackson (PASS) does. Values are not checked
+    here: ``tree_problem`` does that on the parsed document.
+    """
+    text = _decode(raw, what, error) if isinstance(raw, bytes) else raw.removeprefix("\ufeff")
+    del raw  # a large document is held once, as text, while it is parsed
+    if not text or text.isspace():
+        raise error(f"{what} is empty")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                          parse_int=_integer)
+    except RecursionError:
+        raise error(f"{what}: arrays and objects are nested more than {max_depth} levels "
+                    f"deep (from char {_too_deep_at(text, max_depth)})") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{what} {invalid}: {exc}") from None
+    except ValueError as exc:  # our hooks
+        raise error(f"{what} {invalid}: {exc}") from None
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` cannot be kept (a NUL, a lone surrogate), or None."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    what = "a NUL character" if char == "\x00" else f"a lone UTF-16 surrogate {char!a}"
+    return f"contains {what} at position {found.start()} (not valid in stored text)"
+
+
+def tree_problem(data: Any, max_depth: int = MAX_JSON_DEPTH) -> tuple[KeyPath, str] | None:
+    """The first place in parsed JSON that cannot be kept, and why: arrays and objects
+    nested more than ``max_depth`` deep, or a key or string that ``unstorable`` refuses.
+
+    Iterative, so a deep document costs no stack; memory is one iterator per level.
+    """
+    frames: list[Iterator[tuple[str | int, Any]]] = [iter((("", data),))]
+    path: KeyPath = [""]
+    while frames:
+        step = next(frames[-1], None)
+        if step is None:
+            frames.pop()
+            path.pop()
+            continue
+        key, value = step
+        path[-1] = key
+        if isinstance(key, str) and (why := unstorable(key)) is not None:
+            return path[1:], f"the key {why}"
+        if isinstance(value, dict | list):
+            if len(frames) > max_depth:
+                return path[1:], (f"arrays and objects are nested more than {max_depth} "
+                                  "levels deep")
+            frames.append(iter(value.items()) if isinstance(value, dict)
+                          else enumerate(value))
+            path.append("")
+        elif isinstance(value, str) and (why := unstorable(value)) is not None:
+            return path[1:], why
+    return None
 
 
 def _describe(exc: ValidationError) -> str:
     return "; ".join(
         f"field {'.'.join(str(p) for p in err['loc']) or '(entity)'}: {err['msg']}"
+        + ("" if err["type"] == "missing" else f" (it is {json_kind(err['input'])})")
         for err in exc.errors()
     )
+
+
+def _entity_at(entries: list[Any], path: KeyPath) -> str:
+    """Where a key path into the entity list points: ``File '16' (graph entry 1) field uri``."""
+    if not path or not isinstance(path[0], int):
+        return f"at {format_path(path) or 'the top level'}"
+    entry = entries[path[0]]
+    who = f"graph entry {path[0]}"
+    if isinstance(entry, dict):
+        kind = entry.get("@type")
+        label = kind if isinstance(kind, str) and kind in ENTITY_TYPES else "entity"
+        who = f"{label} {short(entry.get('id'))} ({who})"
+    rest = format_path(path[1:])
+    return f"{who} field {rest}" if rest else who
+
+
+def _check_text(where: str, field: str, value: str | None, limit: int | None = None) -> None:
+    """Ids, file names and uris are printable text (they become keys, paths, URLs)."""
+    if value is None:
+        return
+    if limit is not None and len(value) > limit:
+        raise GraphError(f"{where} field {field}: {len(value)} characters long; at most "
+                         f"{limit} (the store keeps ids in 255-character columns)")
+    control = _CONTROL.search(value)
+    if control is not None:
+        raise GraphError(f"{where} field {field}: contains the control character "
+                         f"{control.group()!a} at position {control.start()}")
 
 
 def parse_entity(data: Any, position: int) -> Entity:
     """One graph entry as its entity class; GraphError names what is wrong."""
     if not isinstance(data, dict):
-        raise GraphError(f"graph entry {position} is not a JSON object")
+        raise GraphError(f"graph entry {position} is {json_kind(data)}, not a JSON object "
+                         "with @type and id")
     kind = data.get("@type")
     entity_id = data.get("id")
-    where = f"{kind or 'entity'} {entity_id!r} (graph entry {position})"
+    known = ", ".join(ENTITY_TYPES)
+    if not isinstance(kind, str):
+        where = f"entity {short(entity_id)} (graph entry {position})"
+        if kind is None:
+            raise GraphError(f"{where}: no @type (one of: {known})")
+        raise GraphError(f"{where} field @type: must be a string (one of: {known}), not "
+                         f"{json_kind(kind)}: {short(kind)}")
+    where = (f"{kind if kind in ENTITY_TYPES else 'entity'} {short(entity_id)} "
+             f"(graph entry {position})")
     if kind not in ENTITY_TYPES:
-        raise GraphError(f"{where}: unknown @type {kind!r} (known: {', '.join(ENTITY_TYPES)})")
-    if entity_id in (None, ""):
+        raise GraphError(f"{where}: unknown @type {short(kind)} (known: {known})")
+    if entity_id is None or entity_id == "":
         raise GraphError(f"{where}: no id")
     body = {k: v for k, v in data.items() if k != "@type"}
     try:
-        return ENTITY_TYPES[kind].model_validate(body)
+        entity = ENTITY_TYPES[kind].model_validate(body)
     except ValidationError as exc:
         raise GraphError(f"{where}: {_describe(exc)}") from exc
+    _check_text(where, "id", entity.id, MAX_ID_LENGTH)
+    if isinstance(entity, File):
+        _check_text(where, "uri", entity.uri)
+        _check_text(where, "name", entity.name)
+    return entity
 
 
 @dataclass(frozen=True)
@@ -58,24 +268,32 @@ class Graph:
 
     @classmethod
     def parse(cls, data: Any) -> Graph:
+        """Entities from parsed JSON (a list, or pass-core's ``{"@graph": [...]}``)."""
         if isinstance(data, dict) and isinstance(data.get("@graph"), list):
             data = data["@graph"]
         if not isinstance(data, list):
-            raise GraphError("a graph is a JSON list of entities, each with @type and id")
+            raise GraphError("a graph is a JSON list of entities, each with @type and id; "
+                             f"this is {json_kind(data)}")
+        problem = tree_problem(data)
+        if problem is not None:
+            raise GraphError(f"{_entity_at(data, problem[0])}: {problem[1]}")
         graph = cls(tuple(parse_entity(item, n) for n, item in enumerate(data)))
         graph.check()
         return graph
 
     @classmethod
     def load(cls, path: Path) -> Graph:
+        """The graph in the file at ``path``; GraphError names the file and the rule."""
         try:
-            text = path.read_text(encoding="utf-8")
+            size = path.stat().st_size
+            if size > MAX_GRAPH_BYTES:
+                raise GraphError(f"graph {path} is {size} bytes; a graph over "
+                                 f"{MAX_GRAPH_BYTES} bytes is not a submission graph "
+                                 "(files are referenced by uri, not embedded)")
+            raw = path.read_bytes()
         except OSError as exc:
             raise GraphError(f"cannot read graph {path}: {exc.strerror or exc}") from exc
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise GraphError(f"graph {path} is not JSON: {exc}") from exc
+        data = load_json(raw, f"graph {path}", GraphError)
         try:
             return cls.parse(data)
         except GraphError as exc:
@@ -102,7 +320,7 @@ class Graph:
                         alias = type(entity).model_fields[field_name].alias or field_name
                         raise GraphError(
                             f"{entity.TYPE} {entity.id!r} field {alias}: refers to "
-                            f"{target_type} {ref!r}, which is not in the graph"
+                            f"{target_type} {short(ref)}, which is not in the graph"
                         )
         self.submission  # noqa: B018 - exactly one Submission is part of the contract
 
