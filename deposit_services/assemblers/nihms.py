@@ -2,20 +2,25 @@
 
 A flat archive (tar.gz unless the options say otherwise) of ``manifest.txt``,
 ``bulk_meta.xml`` and the submission's files. manifest.txt has one
-``<type>\\t<label>\\t<file name>`` line per file; figure, table and supplement labels are
-unique per type (generated where a file has none). User files called manifest.txt or
+``<type>\\t<label>\\t<file name>`` line per file, each with a label as PASS writes it:
+the file's description (PASS's sample files say "Custodial content"), "Submission
+Metadata" for bulk_meta.xml; labels are unique per type, numbered ``-1``, ``-2`` as PASS
+numbers them (``figure-1`` where a figure has none). User files called manifest.txt or
 bulk_meta.xml are renamed ``SUBMISSION-...``. bulk_meta.xml follows the version's DTD:
-``manuscript-submit`` (2022) or ``nihms-submit`` (2017).
+``manuscript-submit`` (2022) or ``nihms-submit`` (2017), and is never invalid: a DOI
+or PMID that does not parse, or a funder code the DTD does not define, is left out
+with a warning (``Package.warnings``, the Deposit's statusMessage).
 
 Options: ``archive``, ``compression``, ``funder-mapping`` (funder localKey -> NIHMS funder
-code such as ``nih``; grants of other funders are left out of bulk_meta.xml).
+code such as ``nih``; grants of other funders are left out of bulk_meta.xml; a code the
+version does not define is an assembler warning, and that funder's grants are left out).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -38,6 +43,7 @@ from deposit_services.assemblers.common import (
     require_files,
     xml_document,
 )
+from deposit_services.assemblers.identifiers import parse_doi, parse_pmid, pmid_left_out
 from deposit_services.errors import AssemblyError, RepositoryConfigError
 from deposit_services.model.entities import FileRole
 from deposit_services.model.submission import (
@@ -63,8 +69,10 @@ class FileType(enum.StrEnum):
     TABLE = "table"
 
 
-_LABELLED = {FileType.SUPPLEMENT: "Supplement", FileType.FIGURE: "Figure",
-             FileType.TABLE: "Table"}
+# NIHMS requires a label for these; PASS makes one from the type: figure-1, figure-2 ...
+_REQUIRED_LABEL = (FileType.SUPPLEMENT, FileType.FIGURE, FileType.TABLE)
+# every other line gets one too: PASS's for bulk_meta.xml, ours for an unlabelled manuscript
+_DEFAULT_LABEL = {FileType.BULK_META: "Submission Metadata", FileType.MANUSCRIPT: "Manuscript"}
 _ROLE_TYPES = {FileRole.FIGURE: FileType.FIGURE, FileRole.TABLE: FileType.TABLE,
                FileRole.SUPPLEMENTAL: FileType.SUPPLEMENT}
 
@@ -95,8 +103,9 @@ def plan_manifest(submission: DepositSubmission) -> list[ManifestEntry]:
     without a role are supplements).
     """
     names = EntryNames(reserved=[MANIFEST, BULK_META], flat=True)
-    labels: dict[FileType, set[str]] = {t: set() for t in _LABELLED}
-    entries = [ManifestEntry(FileType.BULK_META, "", BULK_META, None)]
+    labels = LabelMaker()
+    entries = [ManifestEntry(FileType.BULK_META, labels.label(FileType.BULK_META, None),
+                             BULK_META, None)]
     manuscript = submission.manuscript
     if manuscript is None:
         raise AssemblyError(
@@ -108,31 +117,44 @@ def plan_manifest(submission: DepositSubmission) -> list[ManifestEntry]:
             name = RENAME_PREFIX + name
         name = names.unique(name)
         if file is manuscript:
-            entries.append(ManifestEntry(FileType.MANUSCRIPT, "", name, file))
+            entries.append(ManifestEntry(FileType.MANUSCRIPT,
+                                         labels.label(FileType.MANUSCRIPT, file.label),
+                                         name, file))
             continue
         if file.role is FileRole.MANUSCRIPT:
             log.warning("submission %s: %s is a second manuscript; sent as a supplement",
                         submission.id, name)
         kind = _ROLE_TYPES.get(file.role) if file.role else None
         kind = kind or FileType.SUPPLEMENT
-        entries.append(ManifestEntry(kind, _unique_label(file.label, kind, labels[kind]),
-                                     name, file))
+        entries.append(ManifestEntry(kind, labels.label(kind, file.label), name, file))
     return entries
 
 
-def _unique_label(label: str | None, kind: FileType, used: set[str]) -> str:
-    base = _clean_label(label)
-    if not base:
-        n = len(used) + 1
-        while f"{_LABELLED[kind]} {n}".casefold() in used:
+class LabelMaker:
+    """Labels unique per file type, as PASS's manifest serializer makes them: a given
+    label is kept, and a repeat becomes ``<label>-1``, ``<label>-2`` ...; a missing one
+    is ``<type>-1``, ``<type>-2`` ... where NIHMS requires a label, else the type's
+    default. Unlike PASS, line breaks and runs of white space become one space (a line
+    break would end the manifest line)."""
+
+    def __init__(self) -> None:
+        self._used: dict[FileType, set[str]] = {t: set() for t in FileType}
+
+    def label(self, kind: FileType, given: str | None) -> str:
+        label = _clean_label(given)
+        missing = not label and kind in _REQUIRED_LABEL
+        if missing:
+            label = kind.value
+        elif not label:
+            label = _DEFAULT_LABEL[kind]
+        used = self._used[kind]
+        candidate = f"{label}-1" if missing else label
+        n = 2 if missing else 1
+        while candidate in used:
+            candidate = f"{label}-{n}"
             n += 1
-        base = f"{_LABELLED[kind]} {n}"
-    candidate, n = base, 1
-    while candidate.casefold() in used:
-        n += 1
-        candidate = f"{base} ({n})"
-    used.add(candidate.casefold())
-    return candidate
+        used.add(candidate)
+        return candidate
 
 
 def _base_date(publication_date: str | None, timestamp: datetime) -> date:
@@ -148,9 +170,10 @@ def _base_date(publication_date: str | None, timestamp: datetime) -> date:
 
 def embargo_months(submission: DepositSubmission, timestamp: datetime) -> int | None:
     """Whole months (rounded up) from publication to the embargo end, 0 to 12; None if
-    there is no embargo. NIHMS counts the embargo from the publication date."""
+    there is no embargo or it is lifted by the package's date (as PASS leaves it out).
+    NIHMS counts the embargo from the publication date."""
     end = submission.article.embargo_end_date
-    if end is None:
+    if end is None or end <= utc(timestamp).date():
         return None
     base = _base_date(submission.article.publication_date, timestamp)
     months = (end.year - base.year) * 12 + end.month - base.month + (end.day > base.day)
@@ -208,23 +231,33 @@ class _NihmsAssembler(Assembler):
             raise RepositoryConfigError(
                 "assembler option funder-mapping must map funder localKeys to NIHMS funder codes"
             )
-        self.funder_mapping = {str(k).casefold(): str(v).strip().lower() for k, v in raw.items()}
-        bad = sorted({v for v in self.funder_mapping.values() if v not in self.funder_codes})
-        if bad:
-            raise RepositoryConfigError(
-                f"assembler option funder-mapping: {', '.join(bad)} not allowed in "
-                f"{self.specification} (allowed: {', '.join(self.funder_codes)})"
-            )
+        for warning in self.archive.warnings:
+            self.warn(warning)
+        self.funder_mapping: dict[str, str] = {}
+        self.refused_funders: dict[str, str] = {}  # funder localKey -> code left out
+        for key, value in raw.items():
+            code = str(value).strip().lower()
+            if code in self.funder_codes:
+                self.funder_mapping[str(key).casefold()] = code
+                continue
+            self.refused_funders[str(key).casefold()] = code
+            self.warn(f"funder-mapping: funder {key} maps to {str(value)!r}, which "
+                      f"{self.specification} does not define (allowed: "
+                      f"{', '.join(self.funder_codes)}); its grants are left out of "
+                      f"{BULK_META}")
 
     def assemble(
         self, submission: DepositSubmission, workdir: Path, timestamp: datetime
     ) -> Package:
         require_files(submission)
         entries = plan_manifest(submission)
-        meta = self.bulk_meta(submission, timestamp)
+        notes: list[str] = []
+        meta = self.bulk_meta(submission, timestamp, notes.append)
         name = package_basename(self.specification, submission, timestamp)
         with PackageBuilder(workdir, name + self.archive.extension, self.archive, timestamp,
                             specification=self.specification, sources=self.sources) as builder:
+            for note in notes:
+                builder.warn(note)
             builder.add_bytes(MANIFEST, "".join(e.line() for e in entries).encode())
             builder.add_bytes(BULK_META, meta)
             for entry in entries:
@@ -232,12 +265,18 @@ class _NihmsAssembler(Assembler):
                     builder.add_file(entry.file, entry.name, ())
             return builder.package()
 
-    def funded_grants(self, submission: DepositSubmission) -> list[tuple[str | None, str,
-                                                                        Person | None]]:
+    def funded_grants(self, submission: DepositSubmission, warn: Callable[[str], Any]
+                      ) -> list[tuple[str | None, str, Person | None]]:
         """(award number, funder code, PI) for grants whose funder is mapped, deduplicated."""
         found: dict[tuple[str | None, str], Person | None] = {}
         for grant in submission.grants:
-            code = self.funder_mapping.get((grant.funder_local_key or "").casefold())
+            key = (grant.funder_local_key or "").casefold()
+            code = self.funder_mapping.get(key)
+            if key in self.refused_funders:
+                warn(f"grant {grant.award_number} of funder {grant.funder_local_key} left out "
+                     f"of {BULK_META}: funder-mapping code {self.refused_funders[key]!r} is "
+                     f"not a {self.specification} funder")
+                continue
             if code is None:
                 log.debug("submission %s: grant %s of funder %s is not in funder-mapping",
                           submission.id, grant.award_number, grant.funder_local_key)
@@ -245,11 +284,26 @@ class _NihmsAssembler(Assembler):
             found.setdefault((grant.award_number, code), grant.pi)
         return [(award, code, pi) for (award, code), pi in found.items()]
 
-    def bulk_meta(self, submission: DepositSubmission, timestamp: datetime) -> bytes:
-        return xml_document(self.metadata_tree(submission, timestamp))
+    def bulk_meta(self, submission: DepositSubmission, timestamp: datetime,
+                  warn: Callable[[str], Any] = log.warning) -> bytes:
+        """bulk_meta.xml; ``warn`` hears what was left out."""
+        return xml_document(self.metadata_tree(submission, timestamp, warn))
 
-    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime,
+                      warn: Callable[[str], Any]) -> Any:
         raise NotImplementedError
+
+    @staticmethod
+    def identifiers(submission: DepositSubmission, warn: Callable[[str], Any]
+                    ) -> tuple[str | None, str | None]:
+        """(DOI, PMID) as bulk_meta.xml takes them; one that does not parse is left out."""
+        doi = parse_doi(submission.article.doi)
+        if doi is not None and not doi.valid:
+            warn(doi.left_out(BULK_META))
+        pmid, bad_pmid = parse_pmid(submission.article.pmid)
+        if bad_pmid is not None:
+            warn(pmid_left_out(bad_pmid, BULK_META))
+        return (doi.value if doi else None), pmid
 
     @staticmethod
     def journal_meta(root: Any, submission: DepositSubmission, nlm_ta: Any,
@@ -303,12 +357,13 @@ class Nihms2022Assembler(_NihmsAssembler):
     specification = "nihms-native-2022-05"
     funder_codes = ("nih", "ahrq", "aspr", "cdc", "epa", "fda", "hhmi", "nasa", "nist", "va")
 
-    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
-        article = submission.article
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime,
+                      warn: Callable[[str], Any]) -> Any:
         months = embargo_months(submission, timestamp)
+        doi, pmid = self.identifiers(submission, warn)
         root = _set(etree.Element("manuscript-submit"),
                     embargo_months=None if months is None else str(months),
-                    pmid=article.pmid, doi=article.doi)
+                    pmid=pmid, doi=doi)
         self.journal_meta(root, submission, etree.Element("nlm-ta"),
                           "issn-type", ("print", "electronic"))
         etree.SubElement(root, "manuscript-title").text = self.title(submission)
@@ -318,10 +373,10 @@ class Nihms2022Assembler(_NihmsAssembler):
             raise AssemblyError(f"submission {submission.id}: NIHMS needs the submitter's "
                                 "email address")
         contacts = etree.SubElement(root, "contacts")
+        # PASS writes its submitter as person-type "author", whoever they are
         _set(etree.SubElement(contacts, "person"), fname=name.first, mname=name.middle,
-             lname=name.last, email=contact.email,
-             person_type="author" if _is_author(contact, submission) else "reviewer")
-        grants = self.funded_grants(submission)
+             lname=name.last, email=contact.email, person_type="author")
+        grants = self.funded_grants(submission, warn)
         if grants:
             element = etree.SubElement(root, "grants")
             for award, code, pi in grants:
@@ -339,18 +394,19 @@ class Nihms2017Assembler(_NihmsAssembler):
     specification = "nihms-native-2017-07"
     funder_codes = ("nih", "wt", "hhmi", "era", "nasa")
 
-    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime) -> Any:
-        article = submission.article
+    def metadata_tree(self, submission: DepositSubmission, timestamp: datetime,
+                      warn: Callable[[str], Any]) -> Any:
         months = embargo_months(submission, timestamp)
+        doi, pmid = self.identifiers(submission, warn)
         root = etree.Element("nihms-submit")
-        _set(etree.SubElement(root, "manuscript"), doi=article.doi, pmid=article.pmid,
+        _set(etree.SubElement(root, "manuscript"), doi=doi, pmid=pmid,
              embargo=None if months is None else str(months))
         self.journal_meta(root, submission,
                           etree.Element("journal-id", {"journal-id-type": "nlm-ta"}),
                           "pub-type", ("ppub", "epub"))
         etree.SubElement(root, "title").text = self.title(submission)
         contacts = etree.SubElement(root, "contacts")
-        for person, is_pi, grants in self._people(submission):
+        for person, is_pi, grants in self._people(submission, warn):
             name = _split_name(person, "PI" if is_pi else "submitter")
             element = _set(etree.SubElement(contacts, "person"), fname=name.first,
                            mname=name.middle, lname=name.last, email=person.email,
@@ -361,7 +417,7 @@ class Nihms2017Assembler(_NihmsAssembler):
         return root
 
     def _people(
-        self, submission: DepositSubmission
+        self, submission: DepositSubmission, warn: Callable[[str], Any]
     ) -> list[tuple[Person, bool, list[tuple[str | None, str]]]]:
         """The submitter first, then each PI of a mapped grant with their grants; one
         entry per person (matched by email, else by name)."""
@@ -370,7 +426,7 @@ class Nihms2017Assembler(_NihmsAssembler):
         people: dict[str, tuple[Person, bool, list[tuple[str | None, str]]]] = {}
         contact = self.contact(submission)
         people[key(contact)] = (contact, False, [])
-        for award, code, pi in self.funded_grants(submission):
+        for award, code, pi in self.funded_grants(submission, warn):
             if pi is None:
                 continue
             person, _, grants = people.get(key(pi), (pi, True, []))

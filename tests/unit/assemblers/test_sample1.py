@@ -30,16 +30,16 @@ def test_sample1_nihms_packages(sample1: DepositSubmission, tmp_path: Path) -> N
         assert package.name == f"{spec}_2024-05-04_14-22-25_15.tar.gz"
         assert_figures_match_disk(package)
         root = validate_nihms(package)
-        assert manifest_lines(package) == [
-            ["bulksub_meta_xml", "", "bulk_meta.xml"],
+        assert manifest_lines(package) == [  # the labels PASS writes for sample1
+            ["bulksub_meta_xml", "Submission Metadata", "bulk_meta.xml"],
             ["supplement", "Custodial content", "Chart.jpg"],
             ["figure", "Custodial content", "Figure1.tif"],
-            ["figure", "Custodial content (2)", "Figure2.png"],
-            ["manuscript", "", "Sample2.doc"],
+            ["figure", "Custodial content-1", "Figure2.png"],
+            ["manuscript", "Custodial content", "Sample2.doc"],
             ["table", "Custodial content", "Table.ods"],
             ["supplement", "Custodial content, meant to conflict with NIH package spec",
              "SUBMISSION-bulk_meta.xml"],
-            ["supplement", "Custodial content, meant to conflict with NIH package spec (2)",
+            ["supplement", "Custodial content, meant to conflict with NIH package spec-1",
              "SUBMISSION-manifest.txt"],
             ["supplement", "Custodial content with a space in the filename", "ilford panf.pdf"],
         ]
@@ -53,10 +53,13 @@ def test_sample1_nihms_packages(sample1: DepositSubmission, tmp_path: Path) -> N
                          "10.1039/c7fo01251a", "suzannev@jhu.edu", "R01EY026617",
                          "R01EY026618", "Specific protein supplementation"):
             assert expected in text, expected
-        # published 2018-09-12, embargo ended 2018-06-30: nothing left to hold back
+        # the embargo ended 2018-06-30, before the package's date: no embargo attribute
         holder = root if spec == "nihms-native-2022-05" else root.find("manuscript")
         assert holder is not None
-        assert holder.get("embargo-months" if holder is root else "embargo") == "0"
+        assert holder.get("embargo-months" if holder is root else "embargo") is None
+        assert holder.get("pmid") is None  # sample1's pmid is "fedcba"
+        assert package.warnings == ("pmid 'fedcba' is not a PubMed id (digits only): left "
+                                    "out of bulk_meta.xml",)
 
 
 def test_sample1_bag_validates(sample1: DepositSubmission, tmp_path: Path) -> None:
