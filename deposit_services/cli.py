@@ -2,6 +2,11 @@
 
 Exit codes: EXIT_OK (0) success; EXIT_FAILURE (1) the command ran but something it did
 failed; EXIT_CONFIG (2) bad usage, settings or repositories.json.
+
+What it prints and logs may hold ids, messages and URLs from outside (a graph, a
+repository's error document): every such value goes through ``safetext.safe`` (escaped,
+cut, credentials masked) and every log record through ``safetext.SafeFormatter``;
+``--json`` stays exact but for credentials (``redact_values``).
 """
 
 from __future__ import annotations
@@ -16,36 +21,58 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from deposit_services import __version__
 from deposit_services.bootstrap import bootstrap, load_repositories_config
 from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
-from deposit_services.settings import Settings, load_settings, mask_url
+from deposit_services.safetext import SafeFormatter, redact_values, safe
+from deposit_services.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from deposit_services.service.lifecycle import Outcome
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
+
 log = logging.getLogger("deposit_services.cli")
 
 
+class _LogHandler(logging.StreamHandler[TextIO]):
+    """Our stderr handler (a class of its own so that a second set-up replaces it)."""
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """One stderr handler on the root logger whose SafeFormatter escapes, cuts and
+    redacts every record's arguments: the one place log output is made safe, for our
+    loggers and the libraries' alike."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _LogHandler)]:
+        root.removeHandler(old)
+    handler = _LogHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter(LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("stomp.py", "paramiko", "urllib3", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _print_problems(exc: ConfigurationError) -> None:
-    print(f"configuration error: {exc}", file=sys.stderr)
+    print(f"configuration error: {safe(str(exc))}", file=sys.stderr)
     if exc.problems != [str(exc)]:
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+            print(f"  - {safe(problem)}", file=sys.stderr)
+
+
+def _shown(outcome: Outcome) -> Outcome:
+    """An Outcome whose texts are ``safe`` to print (the batch commands' table and
+    progress lines show them)."""
+    return replace(outcome, deposit_id=safe(outcome.deposit_id), status=safe(outcome.status),
+                   message=safe(outcome.message))
 
 
 # --- commands ------------------------------------------------------------------------
@@ -110,11 +137,11 @@ def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
         submission = submit_graph(app.database, app.require_broker(), graph,
                                   settings.queue_submission)
     except SubmissionExists as exc:
-        print(str(exc), file=sys.stderr)
+        print(safe(str(exc)), file=sys.stderr)
         return EXIT_FAILURE
     finally:
         app.close()
-    print(f"submitted {submission.id}")
+    print(f"submitted {safe(submission.id)}")
     return EXIT_OK
 
 
@@ -126,18 +153,19 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         try:
             report = status_report(app.database, args.submission)
         except NotFound as exc:
-            print(f"no such submission: {exc}", file=sys.stderr)
+            print(f"no such submission: {safe(str(exc))}", file=sys.stderr)
             return EXIT_FAILURE
     finally:
         app.close()
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(redact_values(report), indent=2))
     else:
         print(_status_table(report))
     return EXIT_OK
 
 
 def _status_table(report: list[dict[str, Any]]) -> str:
+    """One row per submission and per deposit; every cell ``safe``, so a row is a line."""
     if not report:
         return "no submissions"
     rows = [("SUBMISSION", "STATUS", "REPOSITORY", "DEPOSIT", "COPY", "MESSAGE / URL")]
@@ -149,16 +177,17 @@ def _status_table(report: list[dict[str, Any]]) -> str:
             rows.append(("", "", str(dep["repositoryKey"]), dep["depositStatus"] or "(pending)",
                          copy.get("copyStatus") or "-",
                          dep["statusMessage"] or copy.get("accessUrl") or ""))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
+    cells = [[safe(str(cell)) for cell in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(5)]
     return "\n".join(
-        "  ".join(str(c).ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
-        for r in rows
+        "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
+        for r in cells
     )
 
 
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
     config = load_repositories_config(settings)  # raises ConfigurationError listing problems
-    print(f"{settings.repository_configuration}: {len(config.entries)} repositories, OK")
+    print(f"{safe(settings.repository_configuration)}: {len(config.entries)} repositories, OK")
     if settings.pass_core_url:
         from deposit_services.store.passcore.client import PassCoreClient
 
@@ -168,14 +197,14 @@ def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
             client.check()  # refused credentials: ConfigurationError (exit 2)
         finally:
             client.close()
-        print(f"pass-core {mask_url(settings.pass_core_url)}: credentials accepted")
+        print(f"pass-core {safe(settings.pass_core_url)}: credentials accepted")
     return EXIT_OK
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
     width = max(len(k) for k in settings.masked())
     for name, value in settings.masked().items():
-        print(f"{name.ljust(width)}  {value}")
+        print(f"{name.ljust(width)}  {safe(value)}")
     return EXIT_OK
 
 
@@ -203,8 +232,8 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     package = assembler.assemble(content, out_dir, stamp)
     final = out_dir / package.name
     package.path.replace(final)
-    print(f"package  {final}\nformat   {package.specification}\nsize     {package.size}\n"
-          f"md5      {package.md5}\nsha256   {package.sha256}")
+    print(f"package  {safe(str(final))}\nformat   {safe(package.specification)}\n"
+          f"size     {package.size}\nmd5      {package.md5}\nsha256   {package.sha256}")
     return EXIT_OK
 
 
@@ -224,7 +253,7 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
     try:
         ids = [operations.deposit_id_from_uri(uri) for uri in args.uri or []]
     except ValueError as exc:
-        print(f"usage error: {exc}", file=sys.stderr)
+        print(f"usage error: {safe(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     app = bootstrap(settings)
     try:
@@ -237,11 +266,13 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
         progress = Progress(len(chosen), command, sys.stderr)
         if progress.tty and logging.getLogger().level == logging.INFO:
             logging.getLogger().setLevel(logging.WARNING)  # INFO lines would break the bar
-        outcomes = operations.run(ctx, command, chosen, named=bool(ids), progress=progress.step)
+        outcomes = operations.run(
+            ctx, command, chosen, named=bool(ids),
+            progress=lambda done, total, outcome: progress.step(done, total, _shown(outcome)))
         progress.close()
     finally:
         app.close()
-    print(summary_table(outcomes, command))
+    print(summary_table([_shown(o) for o in outcomes], command))
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
 
 
@@ -312,6 +343,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_problems(exc)
         return EXIT_CONFIG
     except DepositServicesError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     return code

@@ -6,18 +6,29 @@ deployment's environment works unchanged; our own live under ``DEPOSIT_``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from deposit_services import __version__
 from deposit_services.errors import ConfigurationError
+from deposit_services.safetext import escape, redact
+from deposit_services.safetext import mask_url as mask_url  # re-exported: imported from here
+from deposit_services.service.faults import POINTS as FAULT_POINTS
 
 DEFAULT_REPOSITORY_CONFIGURATION = "config/repositories.json"
 RETRY_JITTERS = ("equal", "full", "none")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# DEPOSIT_BROKER_URL: the schemes of messaging.base.BROKERS with the variants their
+# adapters accept (a test checks that the two agree); SQL schemes may name a driver.
+LOCAL_BROKER_URLS = ("local", "local:", "local://")
+SQL_SCHEMES = ("sqlite", "postgresql")  # each also with a driver: postgresql+psycopg
+BROKER_SCHEMES = ("local", *SQL_SCHEMES, "postgres", "stomp", "stomp+ssl", "stomp+tls", "sqs",
+                  "sqs+http", "sqs+https")
 _SECRET_NAME = re.compile(r"password|secret|token|key", re.IGNORECASE)
 
 
@@ -70,11 +81,8 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             text = "" if value is None else str(value)
-            if value is not None and _SECRET_NAME.search(f.name):
-                text = "***"
-            elif f.name.endswith("_url") and text:
-                text = mask_url(text)
-            shown[f.name] = text
+            # secrets by name; URLs wherever they are (store, broker, origins...)
+            shown[f.name] = "***" if text and _SECRET_NAME.search(f.name) else redact(text)
         return shown
 
 
@@ -111,89 +119,197 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
 }
 
 
-def mask_url(url: str) -> str:
-    """``scheme://user:***@host/...``: the password of a URL hidden."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def default_data_dir(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", ".")) / ".local" / "share")
     return Path(base) / "deposit-services"
 
 
-def _lookup(env: Mapping[str, str], name: str) -> str | None:
+def _lookup(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """``(variable, value)`` of the first of ``name``'s variables that is set and not
+    blank: messages name the variable the operator actually set."""
     for var in ENVIRONMENT[name]:
         value = env.get(var)
         if value is not None and value.strip() != "":
-            return value.strip()
+            return var, value.strip()
     return None
 
 
-def _as_bool(name: str, raw: str, problems: list[str]) -> bool:
+def _as_bool(var: str, raw: str, problems: list[str]) -> bool:
     lowered = raw.lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    problems.append(f"{ENVIRONMENT[name][0]}={raw!r} is not a boolean (true/false)")
+    problems.append(f"{var}={raw!r} is not a boolean: use true or false")
     return False
 
 
-def _as_number(name: str, raw: str, problems: list[str], kind: type[int] | type[float]) -> float:
+def _as_number(var: str, raw: str, problems: list[str], kind: type[int] | type[float]
+               ) -> float:
+    """A number greater than 0 (every numeric setting is a count, a size or a time)."""
+    what = "a whole number" if kind is int else "a number"
     try:
         value = kind(raw)
     except ValueError:
-        problems.append(f"{ENVIRONMENT[name][0]}={raw!r} is not a number")
-        return 0
-    if value <= 0:
-        problems.append(f"{ENVIRONMENT[name][0]}={raw!r} must be positive")
+        problems.append(f"{var}={raw!r} is not {what}: use {what} greater than 0")
+        return 1
+    if not math.isfinite(value) or value <= 0:
+        problems.append(f"{var}={raw!r}: use {what} greater than 0")
+        return 1
     return value
 
 
+def _has_controls(text: str) -> bool:
+    """Control characters: never part of a URL, a queue name or a header value."""
+    return escape(text) != text
+
+
+def _scheme(url: str) -> str:
+    return "" if _has_controls(url) else urlsplit(url).scheme.lower()
+
+
+def _url_problem(var: str, url: str, scheme_ok: Callable[[str], bool], allowed: str,
+                 *, need_host: bool = False) -> str | None:
+    """What is wrong with ``url`` as the value of ``var`` (None: nothing). The URL is
+    shown masked; ``allowed`` says what to use instead."""
+    shown = f"{var}={mask_url(url)!r}"
+    if _has_controls(url):
+        return f"{shown}: a URL holds no control characters; use {allowed}"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        return f"{shown} is not a URL ({exc}); use {allowed}"
+    scheme = parts.scheme.lower()
+    if not scheme_ok(scheme):
+        return f"{shown}: unknown scheme {scheme + ':' if scheme else '(none)'}; use {allowed}"
+    if need_host and not parts.hostname:
+        return f"{shown}: no host; use {allowed}"
+    return None
+
+
+def _is_sql(scheme: str) -> bool:
+    """sqlite or postgresql, with or without a driver (postgresql+psycopg)."""
+    return scheme.partition("+")[0] in SQL_SCHEMES
+
+
+def _is_http(scheme: str) -> bool:
+    return scheme in ("http", "https")
+
+
+def _broker_problem(var: str, url: str) -> str | None:
+    if url.lower() in LOCAL_BROKER_URLS:
+        return None
+    allowed = ("local: (a queue in the store's database), sqlite:///... or postgresql://... "
+               "(a queue in that database), stomp://host:61613, stomp+ssl://host:61614, "
+               "sqs:// or sqs+http(s)://host:port")
+    return _url_problem(var, url, lambda s: s in BROKER_SCHEMES or _is_sql(s), allowed,
+                        need_host=_scheme(url).startswith(("stomp", "sqs+")))
+
+
+def _repository_configuration_problem(var: str, source: str) -> str | None:
+    scheme = _scheme(source)
+    if scheme in ("", "file") or len(scheme) == 1:  # a path, file:..., C:\...
+        return None
+    return _url_problem(var, source, _is_http,
+                        "a path, a file: URI or an http(s) URL of repositories.json",
+                        need_host=True)
+
+
+def _text_problems(values: Mapping[str, object], used: Mapping[str, str]) -> list[str]:
+    """Problems of the settings that are neither numbers nor booleans, each naming the
+    variable that was set and what it may be."""
+
+    def given(name: str) -> str | None:  # a value the environment set
+        value = values.get(name)
+        return value if name in used and isinstance(value, str) else None
+
+    def one_of(name: str, allowed: Sequence[str], note: str = "",
+               fold: Callable[[str], str] = str) -> str | None:
+        value = given(name)
+        if value is None or fold(value) in allowed:
+            return None
+        return f"{used[name]}={value!r}: use one of {', '.join(allowed)}{note}"
+
+    problems: list[str | None] = [
+        _url_problem("DEPOSIT_STORE_URL", str(values["store_url"]), _is_sql,
+                     "sqlite:///path/to/file.db or postgresql://user:password@host:port/db"),
+        one_of("log_level", LOG_LEVELS, fold=str.upper),
+        one_of("retry_jitter", RETRY_JITTERS, fold=str.lower),
+        one_of("fault_injection", FAULT_POINTS, " (crash tests only: unset it in production)"),
+    ]
+    if (broker := given("broker_url")) is not None:
+        problems.append(_broker_problem(used["broker_url"], broker))
+    if (source := given("repository_configuration")) is not None:
+        problems.append(_repository_configuration_problem(used["repository_configuration"],
+                                                          source))
+    for name in ("elasticsearch_url", "pass_core_url"):
+        if (url := given(name)) is not None:
+            problems.append(_url_problem(used[name], url, _is_http, "an http(s) URL",
+                                         need_host=True))
+    for origin in (given("file_origins") or "").replace(",", " ").split():
+        problems.append(_url_problem(
+            used["file_origins"], origin, _is_http,
+            "http(s) URLs with a host, separated by spaces or commas", need_host=True))
+    problems += [
+        f"{used['file_roots']}: {root!r} is not an absolute path; use absolute paths "
+        f"separated by {os.pathsep!r}"
+        for root in (given("file_roots") or "").split(os.pathsep)
+        if root and not Path(root).is_absolute()
+    ]
+    for name in ("queue_submission", "queue_deposit"):
+        if (queue := given(name)) is not None and (_has_controls(queue) or " " in queue):
+            problems.append(f"{used[name]}={queue!r}: a queue name without spaces or "
+                            "control characters")
+    if (agent := given("http_agent")) is not None and _has_controls(agent):
+        problems.append(f"{used['http_agent']}={agent!r}: a User-Agent without control "
+                        "characters")
+    return [problem for problem in problems if problem is not None]
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from ``env`` (default ``os.environ``); ConfigurationError lists problems."""
+    """Settings from ``env`` (default ``os.environ``), every one checked; one
+    ConfigurationError lists every problem, each naming its variable and what is allowed."""
     env = os.environ if env is None else env
     problems: list[str] = []
-    data_dir = Path(_lookup(env, "data_dir") or default_data_dir(env)).expanduser()
-    store_url = _lookup(env, "store_url") or f"sqlite:///{data_dir / 'deposit-services.db'}"
+    used: dict[str, str] = {}  # field -> the variable that set it
+    raw: dict[str, str] = {}
+    for name in ENVIRONMENT:
+        found = _lookup(env, name)
+        if found is not None:
+            used[name], raw[name] = found
+    data_dir = Path(raw.get("data_dir") or default_data_dir(env)).expanduser()
+    store_url = raw.get("store_url") or f"sqlite:///{data_dir / 'deposit-services.db'}"
     if store_url.startswith("postgres://"):
         store_url = "postgresql://" + store_url.removeprefix("postgres://")
     values: dict[str, object] = {
         "data_dir": data_dir,
         "store_url": store_url,
-        "broker_url": _lookup(env, "broker_url") or "local:",
-        "repository_configuration": _lookup(env, "repository_configuration")
+        "broker_url": raw.get("broker_url") or "local:",
+        "repository_configuration": raw.get("repository_configuration")
         or DEFAULT_REPOSITORY_CONFIGURATION,
     }
     for f in fields(Settings):
-        if f.name in values:
+        if f.name in values or f.name not in raw:
             continue
-        raw = _lookup(env, f.name)
-        if raw is None:
-            continue
+        var, text = used[f.name], raw[f.name]
         if f.type in ("int", int):
-            values[f.name] = int(_as_number(f.name, raw, problems, int))
+            values[f.name] = int(_as_number(var, text, problems, int))
         elif f.type in ("float", float):
-            values[f.name] = float(_as_number(f.name, raw, problems, float))
+            values[f.name] = float(_as_number(var, text, problems, float))
         elif f.type in ("bool", bool):
-            values[f.name] = _as_bool(f.name, raw, problems)
+            values[f.name] = _as_bool(var, text, problems)
         else:
-            values[f.name] = raw
-    if not urlsplit(store_url).scheme.startswith(("sqlite", "postgresql")):
-        problems.append(f"DEPOSIT_STORE_URL={mask_url(store_url)!r}: use sqlite:/// or postgresql://")
-    jitter = str(values.get("retry_jitter", "equal")).lower()
-    if jitter not in RETRY_JITTERS:
-        problems.append(f"DEPOSIT_RETRY_JITTER={jitter!r}: use one of {', '.join(RETRY_JITTERS)}")
-    values["retry_jitter"] = jitter
+            values[f.name] = text
+    problems += _text_problems(values, used)
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
+    if "retry_jitter" in values:
+        values["retry_jitter"] = str(values["retry_jitter"]).lower()
     factor = values.get("retry_factor", 2.0)
     if isinstance(factor, float) and 0 < factor < 1:
-        problems.append(f"DEPOSIT_RETRY_FACTOR={factor}: must be at least 1 (no shrinking delays)")
+        problems.append(f"{used['retry_factor']}={raw['retry_factor']!r}: use a number of at "
+                        "least 1 (no shrinking delays)")
     if problems:
         raise ConfigurationError("invalid settings: " + "; ".join(problems), problems)
     return Settings(**values)  # type: ignore[arg-type]

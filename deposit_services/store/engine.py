@@ -31,7 +31,7 @@ from sqlalchemy.sql.expression import cast, extract, func, literal
 from sqlalchemy.types import Float
 
 from deposit_services.errors import StoreError, StoreUnavailable
-from deposit_services.settings import mask_url
+from deposit_services.safetext import mask_url, redact
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,8 @@ def now_expression(engine: Engine) -> ColumnElement[float]:
 
 
 def masked(engine: Engine) -> str:
-    """The engine's URL with its password hidden, for messages and logs."""
+    """The engine's URL with its password (user-info and ``?password=``-like query
+    parameters) hidden, for messages and logs."""
     return mask_url(engine.url.render_as_string(hide_password=False))
 
 
@@ -182,13 +183,15 @@ def db_errors(
     """Convert SQLAlchemy/driver errors raised inside to our tree: lost or refused
     connections and lock time-outs to ``unavailable`` (transient), any other database
     error to ``failed``. ``where`` names the masked URL (and operation) in the message.
+    The message is redacted as a whole: the driver's own text may quote a URL too.
     Integrity errors must be handled by the caller before this sees them."""
     try:
         yield
     except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
         detail = getattr(error, "orig", None) or error
-        raise unavailable(f"database unavailable ({where}): {detail}") from error
+        raise unavailable(redact(f"database unavailable ({where}): {detail}")) from error
     except exc.DBAPIError as error:
         if error.connection_invalidated:
-            raise unavailable(f"database connection lost ({where}): {error.orig}") from error
-        raise failed(f"database error ({where}): {error.orig}") from error
+            raise unavailable(redact(f"database connection lost ({where}): {error.orig}")
+                              ) from error
+        raise failed(redact(f"database error ({where}): {error.orig}")) from error
