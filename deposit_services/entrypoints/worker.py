@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from deposit_services.errors import DepositServicesError, MalformedMessage, NotFound, Transient
 from deposit_services.messaging.base import Broker, Delivery
 from deposit_services.model.messages import DepositStatusChanged, SubmissionReady, parse_message
+from deposit_services.safetext import redact
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
@@ -45,7 +46,7 @@ class MessageHandler:
         except MalformedMessage as exc:
             log.error("malformed message on %s dead-lettered: %s; body %.200r", delivery.queue,
                       exc, delivery.body)
-            self.broker.dead_letter(delivery, str(exc))
+            self.broker.dead_letter(delivery, redact(str(exc)))
             return
         try:
             with Heartbeat(self.touch_interval, lambda: self.broker.touch(delivery),
@@ -55,17 +56,17 @@ class MessageHandler:
             if isinstance(exc, Transient):
                 log.warning("processing %s failed (delivery %d): %s; it will be redelivered",
                             delivery.body, delivery.delivery_count, exc)
-                self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
+                self.broker.nack(delivery, redact(f"{type(exc).__name__}: {exc}"))
                 return
             reason = (f"unknown id: {exc}" if isinstance(exc, NotFound)
                       else f"{type(exc).__name__}: {exc}")
             log.error("message %s dead-lettered: %s", delivery.body, reason)
-            self.broker.dead_letter(delivery, reason)
+            self.broker.dead_letter(delivery, redact(reason))
             return
         except Exception as exc:
             log.exception("processing %s failed (delivery %d); it will be redelivered",
                           delivery.body, delivery.delivery_count)
-            self.broker.nack(delivery, f"{type(exc).__name__}: {exc}")
+            self.broker.nack(delivery, redact(f"{type(exc).__name__}: {exc}"))
             return
         self.broker.ack(delivery)
 

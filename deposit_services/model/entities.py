@@ -16,6 +16,8 @@ from typing import Annotated, Any, ClassVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from deposit_services.safetext import redact
+
 
 def _enum_name(value: Any) -> Any:
     """Accept pass-core's spellings: ``not-started``, ``not_started``, ``NOT_STARTED``."""
@@ -115,6 +117,9 @@ def _utc(value: datetime) -> datetime:
     """pass-core writes times with an offset; one without is taken as UTC."""
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
+
+# A message for people (statusMessage): never holds a URL's credentials, whoever wrote it.
+StatusText = Annotated[str, AfterValidator(redact)]
 
 # Every time in the model is timezone-aware UTC, validated once here.
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
@@ -257,7 +262,7 @@ class Submission(Entity):
     effective_policies: list[Ref] = Field(default_factory=list)
     # Ours, not pass-core's: why processing the submission failed, for the operator;
     # the directory it was submitted with (its local files may be read from there only).
-    status_message: str | None = None
+    status_message: StatusText | None = None
     files_root: str | None = None
 
 
@@ -284,7 +289,7 @@ class Deposit(Entity):
     submission: Ref | None = None
     repository: Ref | None = None
     repository_copy: Ref | None = None
-    status_message: str | None = None
+    status_message: StatusText | None = None
     # Ours, not pass-core's: when a RETRY deposit is due to be tried again (UTC).
     next_attempt_at: UtcDatetime | None = None
 
