@@ -110,7 +110,7 @@ def build_database(settings: Settings, clock: Clock) -> Database:
     return PassCoreDatabase(client, state, clock)
 
 
-def file_sources(settings: Settings, database: Database) -> FileSources:
+def file_sources(settings: Settings, database: Database | None = None) -> FileSources:
     """Where the worker may read package files from: a submission's own directory and
     DEPOSIT_FILE_ROOTS; over http(s) pass-core's file service (with its credentials) and
     DEPOSIT_FILE_ORIGINS. Nothing else."""

@@ -24,7 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 from deposit_services import __version__
-from deposit_services.bootstrap import bootstrap, load_repositories_config
+from deposit_services.bootstrap import bootstrap, file_sources, load_repositories_config
 from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
 from deposit_services.safetext import SafeFormatter, redact_values, safe
@@ -227,7 +227,8 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     submission = graph.submission
     content = build_deposit_submission(submission, graph)
     out_dir = Path(args.output)
-    assembler = create_assembler(entry.assembler.specification, entry.assembler.options)
+    assembler = create_assembler(entry.assembler.specification, entry.assembler.options,
+                                 file_sources(settings))  # the graph's directory only
     stamp = package_timestamp(submission, SystemClock())
     package = assembler.assemble(content, out_dir, stamp)
     final = out_dir / package.name
