@@ -1,15 +1,18 @@
 """BagIt 1.0 bags (``bagit-1.0``, RFC 8493), serialised as a zip or tar with one top
 directory named after the bag (RFC 8493 section 4.2).
 
-Inside: ``bagit.txt``, the payload under ``data/``, ``bag-info.txt`` (Payload-Oxum,
-Bagging-Date, the submission's identifiers, organisation and contact fields from the
-options), ``manifest-<alg>.txt`` and ``tagmanifest-<alg>.txt`` for each configured
-algorithm (default sha512). Payload checksums come from the single read of each file.
+Inside: ``bagit.txt``, the payload under ``data/``, ``bag-info.txt`` rendered from a
+Handlebars template as PASS renders it (``baginfo``: PASS's own template unless the
+``baginfo-template-resource`` option names another), ``manifest-<alg>.txt`` and
+``tagmanifest-<alg>.txt`` for each configured algorithm (default sha512). Payload
+checksums come from the single read of each file.
 
-Options: ``archive``, ``compression``, ``algorithms``, ``source-organization``,
-``organization-address``, ``contact-name``, ``contact-phone``, ``contact-email``,
-``external-description``, ``bag-group-identifier``, and ``bag-info`` (label -> value or
-list of values) for any other bag-info.txt field.
+Options: ``archive``, ``compression``, ``algorithms``, ``baginfo-template-resource``,
+``source-organization``, ``organization-address``, ``contact-name``, ``contact-phone``,
+``contact-email`` (the template's sourceOrganization ... contactEmail: the template
+decides where they go), ``external-description``, ``bag-group-identifier`` (fields that
+replace the template's), and ``bag-info`` (label -> value or list of values) for any
+other field.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames, utc
+from deposit_services.assemblers.archive import ArchiveOptions, Entry, EntryNames
+from deposit_services.assemblers.baginfo import (
+    DEFAULT_TEMPLATE,
+    MODEL_OPTIONS,
+    TEMPLATE_OPTION,
+    BagInfoTemplate,
+    bag_model,
+    find_template,
+    one_line,
+)
 from deposit_services.assemblers.base import Assembler, AssemblerContext, Package
 from deposit_services.assemblers.common import (
     PackageBuilder,
@@ -28,7 +40,8 @@ from deposit_services.assemblers.common import (
     package_basename,
     require_files,
 )
-from deposit_services.errors import RepositoryConfigError
+from deposit_services.assemblers.identifiers import parse_doi
+from deposit_services.errors import AssemblyError, RepositoryConfigError
 from deposit_services.model.submission import DepositSubmission
 
 log = logging.getLogger(__name__)
@@ -45,22 +58,9 @@ FIELD_OPTIONS = {
     "external-description": "External-Description",
     "bag-group-identifier": "Bag-Group-Identifier",
 }
-_ARCHIVE_OPTIONS = ("archive", "compression", "algorithms", "bag-info")
+_ARCHIVE_OPTIONS = ("archive", "compression", "algorithms", "bag-info", TEMPLATE_OPTION)
 _COMPUTED = {"payload-oxum", "bagging-date", "bag-size"}
-
-
-def _one_line(value: Any) -> str:
-    """A bag-info value on one line: line breaks and runs of white space become a space."""
-    return " ".join(str(value).split())
-
-
-def human_size(octets: int) -> str:
-    size = float(octets)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{octets} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
+BAG_INFO = "bag-info.txt"
 
 
 class BagItAssembler(Assembler):
@@ -75,18 +75,36 @@ class BagItAssembler(Assembler):
         if not isinstance(extra, Mapping):
             raise RepositoryConfigError("assembler option bag-info must map bag-info.txt "
                                         "labels to values")
+        for warning in self.archive.warnings:
+            self.warn(warning)
+        # the model's options reach bag-info.txt through the template; the others replace
+        # or add the field they name
+        self.overrides = {label: one_line(self.options[option])
+                          for option, label in FIELD_OPTIONS.items()
+                          if self.options.get(option) and option not in MODEL_OPTIONS}
         fields: list[tuple[str, str]] = []
-        for option, label in FIELD_OPTIONS.items():
-            if self.options.get(option):
-                fields.append((label, _one_line(self.options[option])))
         for label, value in extra.items():
-            clean = _one_line(label).replace(":", "")
+            clean = one_line(label).replace(":", "")
             if not clean or clean.casefold() in _COMPUTED:
                 raise RepositoryConfigError(f"assembler option bag-info: label {label!r} "
                                             "is empty or computed by the assembler")
             values = value if isinstance(value, list) else [value]
-            fields.extend((clean, _one_line(v)) for v in values)
+            fields.extend((clean, one_line(v)) for v in values)
         self.fields = tuple(fields)
+        named = self.options.get(TEMPLATE_OPTION)
+        if named is None:
+            text, where = DEFAULT_TEMPLATE, "PASS's bag-info.hbm (built in)"
+        elif isinstance(named, str):
+            text, where = find_template(named, self.context.template_dirs)
+        else:
+            raise RepositoryConfigError(f"assembler option {TEMPLATE_OPTION} must be a file "
+                                        "name")
+        self.template = BagInfoTemplate(text, where)
+        try:  # a template that cannot be rendered is a configuration error, found now
+            self.template.render(bag_model(DepositSubmission(id="check"), 0, 0,
+                                           datetime.now().astimezone(), self.options))
+        except AssemblyError as exc:
+            raise RepositoryConfigError(str(exc)) from exc
         unknown = sorted(set(self.options) - set(FIELD_OPTIONS) - set(_ARCHIVE_OPTIONS))
         if unknown:
             log.warning("bagit-1.0 assembler: options %s are not used", ", ".join(unknown))
@@ -108,7 +126,10 @@ class BagItAssembler(Assembler):
                 name = names.unique(file_name(file).replace("%", "_"))
                 payload.append(builder.add_file(file, f"{bag}/{PAYLOAD_DIR}{name}"))
             info = self.bag_info(submission, payload, timestamp)
-            tags.append(builder.add_bytes(f"{bag}/bag-info.txt", info))
+            doi = parse_doi(submission.article.doi)
+            if doi is not None and not doi.valid and doi.raw in info.decode():
+                builder.warn(doi.as_given(BAG_INFO))
+            tags.append(builder.add_bytes(f"{bag}/{BAG_INFO}", info))
             for alg in options.algorithms:
                 lines = "".join(f"{e.digests[alg]}  {e.name[len(bag) + 1:]}\n" for e in payload)
                 tags.append(builder.add_bytes(f"{bag}/manifest-{alg}.txt", lines.encode()))
@@ -120,21 +141,25 @@ class BagItAssembler(Assembler):
     def bag_info(
         self, submission: DepositSubmission, payload: list[Entry], timestamp: datetime
     ) -> bytes:
-        octets = sum(e.size for e in payload)
-        fields = list(self.fields)
-        labels = {label.casefold() for label, _ in fields}
-        if "external-description" not in labels:
-            title = submission.title or "untitled"
-            fields.append(("External-Description", _one_line(
-                f"PASS submission {submission.id}: {title}")))
-        fields.append(("Bagging-Date", utc(timestamp).date().isoformat()))
-        if submission.article.doi:
-            fields.append(("External-Identifier", f"doi:{submission.article.doi}"))
-        if submission.article.pmid:
-            fields.append(("External-Identifier", f"pmid:{_one_line(submission.article.pmid)}"))
-        fields.append(("Internal-Sender-Identifier", _one_line(submission.id)))
-        if submission.title:
-            fields.append(("Internal-Sender-Description", _one_line(submission.title)))
-        fields.append(("Bag-Size", human_size(octets)))
-        fields.append(("Payload-Oxum", f"{octets}.{len(payload)}"))
+        """The rendered template; Payload-Oxum made right, option fields replacing the
+        template's, the ``bag-info`` option's fields appended."""
+        octets, count = sum(e.size for e in payload), len(payload)
+        model = bag_model(submission, octets, count, timestamp, self.options)
+        fields: list[tuple[str, str]] = []
+        overrides = {label.casefold(): (label, value) for label, value in self.overrides.items()}
+        replaced: set[str] = set()
+        for label, value in self.template.render(model):
+            key = label.casefold()
+            if key == "payload-oxum" and value != f"{octets}.{count}":
+                log.info("submission %s: %s wrote Payload-Oxum %s; the payload is %d.%d",
+                         submission.id, self.template.where, value, octets, count)
+                value = f"{octets}.{count}"
+            if key in overrides:
+                if key in replaced:
+                    continue  # the option's one value replaces every one of the template's
+                replaced.add(key)
+                label, value = overrides[key]
+            fields.append((label, value))
+        fields.extend(field for key, field in overrides.items() if key not in replaced)
+        fields.extend(self.fields)
         return "".join(f"{label}: {value}\n" for label, value in fields).encode()

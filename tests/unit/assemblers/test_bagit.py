@@ -60,6 +60,7 @@ def test_bag_validates_in_every_serialisation(
 
 
 def test_bag_info_fields(rich: DepositSubmission, tmp_path: Path) -> None:
+    """PASS's own template (its bugs fixed), the options' fields, then the extra ones."""
     options = {**OPTIONS, "bag-info": {"Bag-Group-Identifier": "pass-2024",
                                        "Keyword": ["eyes", "vision"]}}
     bag = validated_bag(BagItAssembler(options).assemble(rich, tmp_path / "w", STAMP), tmp_path)
@@ -71,16 +72,21 @@ def test_bag_info_fields(rich: DepositSubmission, tmp_path: Path) -> None:
     assert bag.info["Contact-Name"] == "Repository Team"
     assert bag.info["Contact-Email"] == "repo@example.org"
     assert bag.info["Contact-Phone"] == "+1 410 000 0000"
-    assert bag.info["External-Identifier"] == ["doi:10.1234/abc.5", "pmid:123456"]
+    assert bag.info["External-Identifier"] == "10.1234/abc.5"
     assert bag.info["Internal-Sender-Identifier"] == "sub-1"
-    assert bag.info["Internal-Sender-Description"] == "Two stupendous minds"
-    assert bag.info["External-Description"] == "PASS submission sub-1: Two stupendous minds"
+    described = ("Submitted as sub-1 to PASS on 2024-05-04T14:22:25Z by Ada Lovelace "
+                 "(ada@example.org), published at 10.1234/abc.5")
+    assert bag.info["Internal-Sender-Description"] == described
+    assert bag.info["External-Description"] == described
     assert bag.info["Keyword"] == ["eyes", "vision"]
     assert bag.info["Bag-Group-Identifier"] == "pass-2024"
-    assert bag.info["Bag-Size"] == "1.1 MB"
+    assert bag.info["Bag-Size"] == "1 MiB"
     top = Path(bag.path)
     assert (top / "bagit.txt").read_bytes() == (
         b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")
+    labels = [line.split(":")[0] for line in (top / "bag-info.txt").read_text().splitlines()]
+    assert labels[:5] == ["Source-Organization", "Organization-Address", "Contact-Name",
+                          "Contact-Phone", "Contact-Email"]  # the template's order
 
 
 def test_awkward_file_names_still_give_a_valid_bag(files_dir: Path, tmp_path: Path) -> None:
@@ -113,7 +119,9 @@ def test_reproducible_and_named(rich: DepositSubmission, tmp_path: Path) -> None
     no_doi = dataclasses.replace(rich, article=dataclasses.replace(rich.article, doi=None,
                                                                    pmid=None))
     bag = validated_bag(BagItAssembler().assemble(no_doi, tmp_path / "3", STAMP), tmp_path)
-    assert "External-Identifier" not in bag.info
+    assert "External-Identifier" not in bag.info  # an empty field is left out
+    assert "Source-Organization" not in bag.info
+    assert not bag.info["External-Description"].endswith("published at ")
 
 
 def test_bad_options_are_configuration_errors() -> None:

@@ -71,7 +71,7 @@ def test_sample1_bag_validates(sample1: DepositSubmission, tmp_path: Path) -> No
     bag.validate()
     assert sorted(bag.payload_files()) == sorted(
         f"data/{p.name}" for p in FILES.iterdir())
-    assert bag.info["External-Identifier"] == ["doi:10.1039/c7fo01251a", "pmid:fedcba"]
+    assert bag.info["External-Identifier"] == "10.1039/c7fo01251a"
     assert bag.info["Payload-Oxum"] == (
         f"{sum(p.stat().st_size for p in FILES.iterdir())}.8")
 
