@@ -13,9 +13,12 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # postgresql: SQL store tests; rabbitmq-server: STOMP tests (rabbitmq_stomp plugin);
 # activemq: STOMP tests (the broker is started by the test fixtures, as this user);
 # openssh-server/-client: SFTP tests (sshd started by the fixtures);
-# default-jre-headless: ActiveMQ's Java; zip/curl/time: the benchmarks' reference tools and RSS.
+# default-jre-headless: ActiveMQ's Java; zip/curl/time: the benchmarks' reference tools and RSS;
+# default-jdk-headless (javac) and unzip: the ZIP packages are read by Java's ZipInputStream
+# (tests/java/ReadZip.java) and Info-ZIP's unzip.
 PACKAGES=(postgresql rabbitmq-server activemq openssh-server openssh-client
-          default-jre-headless zip curl bzip2 ca-certificates procps time)
+          default-jre-headless default-jdk-headless zip unzip curl bzip2 ca-certificates
+          procps time)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
