@@ -20,11 +20,13 @@ import requests
 from deposit_services.assemblers.sources import FileSources
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, load_repositories
+from deposit_services.errors import ConfigurationError
 from deposit_services.messaging.base import Broker, broker_class
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.settings import Settings
+from deposit_services.spool import Spool
 from deposit_services.store.base import OutboxMessage
 from deposit_services.store.engine import normalise_url
 from deposit_services.store.passcore.client import PassCoreClient
@@ -44,12 +46,13 @@ class App:
     broker: Broker | None
     owner: str
     clock: Clock
+    spool: Spool
 
     def context(self) -> ServiceContext:
         return ServiceContext(
             database=self.database,
             targets=self.targets,
-            work_dir=self.settings.work_dir,
+            work_dir=self.spool.path,
             owner=self.owner,
             clock=self.clock,
             deposit_queue=(None if self.database.announces_changes
@@ -65,6 +68,7 @@ class App:
         return self.broker
 
     def close(self) -> None:
+        self.spool.close()
         self.targets.close()
         if self.broker is not None:
             self.broker.close()
@@ -138,11 +142,14 @@ def wire_outbox(database: Database, broker: Broker, settings: Settings) -> None:
     database.publisher = publish
 
 
-def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | None = None
-              ) -> App:
+def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | None = None,
+              with_repositories: bool = True) -> App:
     """Build the app: repositories.json first (cheap, catches config errors before any
-    connection), then the database, then the broker."""
-    repositories = load_repositories_config(settings)
+    connection), then the database, then the broker. ``with_repositories=False`` (the
+    read-only commands: ``status``, ``dead-letters``) reads no repositories.json, so
+    they need neither the file nor the secrets it names; no target can then be built."""
+    repositories = (load_repositories_config(settings) if with_repositories
+                    else RepositoriesConfig(settings.repository_configuration, {}))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     database = build_database(settings, clock)
@@ -154,6 +161,16 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         database.close()
         raise
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    spool = Spool(settings.work_dir, owner)
+    try:
+        spool.open()
+    except OSError as exc:
+        if broker is not None:
+            broker.close()
+        database.close()
+        raise ConfigurationError(
+            f"cannot use the work directory {settings.work_dir} ({exc.strerror or exc}): "
+            "DEPOSIT_DATA_DIR must be writable by this user") from exc
     return App(
         settings=settings,
         database=database,
@@ -163,4 +180,5 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         broker=broker,
         owner=owner,
         clock=clock,
+        spool=spool,
     )
