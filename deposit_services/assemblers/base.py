@@ -263,6 +263,94 @@ ASSEMBLERS: dict[str, str] = {
     "binary": "deposit_services.assemblers.binary:BinaryAssembler",
 }
 
+# What each adapter writes, for people (``config check``).
+FORMAT_TITLES: dict[str, str] = {
+    "deposit_services.assemblers.simple:SimpleZipAssembler": "SimpleZip package",
+    "deposit_services.assemblers.nihms:Nihms2022Assembler": "NIHMS bulk package 2022-05",
+    "deposit_services.assemblers.nihms:Nihms2017Assembler": "NIHMS bulk package 2017-07",
+    "deposit_services.assemblers.mets:DSpaceMetsAssembler": "DSpace METS SIP",
+    "deposit_services.assemblers.bagit:BagItAssembler": "BagIt 1.0 bag",
+    "deposit_services.assemblers.binary:BinaryAssembler": "single file (Binary)",
+}
+
+# PASS's assembler bean names (Spring's default name of each @Component, matched
+# ignoring case) -> the specification in ASSEMBLERS that writes what that bean writes.
+# In PASS the bean decides the format and ``specification`` is only a label:
+# current PASS's nihmsAssembler writes the 2022-05 package whatever the label says.
+PASS_BEANS: dict[str, str] = {
+    "nihmsAssembler": "nihms-native-2022-05",  # pass-support NihmsAssembler
+    "bagItAssembler": "bagit-1.0",  # pass-support BagItAssembler
+    "simpleAssembler": "simple",  # pass-support's SimpleAssembler (its test configs)
+    "dspaceMetsAssembler": "dspace-mets",  # OA-PASS (2020) DspaceMetsAssembler
+}
+# PASS beans whose packages only PASS's own transports take; not implemented here.
+PASS_BEANS_ELSEWHERE: dict[str, str] = {
+    "DSpaceAssembler": "PASS's DSpace 7 REST deposit (protocol DSpace)",
+    "invenioRdmAssembler": "PASS's InvenioRDM deposit (protocol invenioRdm)",
+    "preassembledAssembler": "a PASS test fixture",
+}
+
+
+def pass_bean(bean_name: str | None, beans: Mapping[str, str] = PASS_BEANS) -> str | None:
+    """The key of ``beans`` that ``bean_name`` names, ignoring case and spaces, or None."""
+    folded = (bean_name or "").strip().casefold()
+    return next((bean for bean in beans if bean.casefold() == folded), None) \
+        if folded else None
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """The package format a repositories.json ``assembler`` entry gets, and why.
+
+    ``specification`` is the ASSEMBLERS key to build; ``label`` is the entry's own
+    ``specification`` (PASS writes it into the package metadata, not into the format);
+    ``bean_name`` is PASS's bean when the entry names one (it then decides the format).
+    """
+
+    specification: str
+    label: str
+    bean_name: str | None = None
+
+    @property
+    def title(self) -> str:
+        target = ASSEMBLERS.get(self.specification.strip().lower(), "")
+        return FORMAT_TITLES.get(target, self.specification)
+
+    def describe(self) -> str:
+        """``NIHMS bulk package 2022-05 (beanName nihmsAssembler; label ...)``."""
+        if self.bean_name:
+            return f"{self.title} (beanName {self.bean_name}; label {self.label})"
+        return f"{self.title} (specification {self.label})"
+
+
+def _what_we_have() -> str:
+    beans = ", ".join(f"{bean} ({spec})" for bean, spec in PASS_BEANS.items())
+    formats = ", ".join(f"{title} ({spec})" for spec, title in (
+        (spec, FORMAT_TITLES[ASSEMBLERS[spec]]) for spec in (
+            "simple", "nihms-native-2022-05", "nihms-native-2017-07", "dspace-mets",
+            "bagit-1.0", "binary")))
+    return (f"beans implemented: {beans}; or drop beanName and name a specification: "
+            f"{formats}")
+
+
+def choose_format(specification: str, bean_name: str | None = None) -> FormatChoice:
+    """The format for an entry, as current PASS chooses it: by ``beanName`` when there is
+    one, else by ``specification`` (so ``nihms-native-2017-07`` without a beanName is
+    the 2017 format, on purpose). RepositoryConfigError names an unknown bean or
+    specification and what is implemented."""
+    if bean_name is not None and bean_name.strip():
+        bean = pass_bean(bean_name)
+        if bean is not None:
+            return FormatChoice(PASS_BEANS[bean], specification, bean)
+        elsewhere = pass_bean(bean_name, PASS_BEANS_ELSEWHERE)
+        if elsewhere is not None:
+            raise RepositoryConfigError(
+                f"beanName {bean_name!r} is PASS's assembler for "
+                f"{PASS_BEANS_ELSEWHERE[elsewhere]}, not implemented here ({_what_we_have()})")
+        raise RepositoryConfigError(f"unknown beanName {bean_name!r} ({_what_we_have()})")
+    assembler_class(specification)  # an unknown specification: RepositoryConfigError
+    return FormatChoice(specification, specification)
+
 
 def assembler_class(specification: str) -> type[Assembler]:
     """The adapter registered for ``specification``; RepositoryConfigError if none."""
@@ -273,8 +361,11 @@ def assembler_class(specification: str) -> type[Assembler]:
 
 def create_assembler(specification: str, options: Mapping[str, Any] | None,
                      sources: FileSources = ANONYMOUS, *,
-                     template_dirs: Sequence[Path] = ()) -> Assembler:
-    """The assembler for ``specification``; RepositoryConfigError if it cannot be built.
+                     template_dirs: Sequence[Path] = (),
+                     bean_name: str | None = None) -> Assembler:
+    """The assembler for ``specification`` (or for PASS's ``bean_name``, which then
+    decides, see ``choose_format``); RepositoryConfigError if it cannot be built.
     Its ``warnings`` list what it works around (for ``config check`` to show)."""
     context = AssemblerContext(sources=sources, template_dirs=tuple(template_dirs))
-    return assembler_class(specification)(options, context)
+    chosen = choose_format(specification, bean_name).specification
+    return assembler_class(chosen)(options, context)

@@ -11,7 +11,14 @@ property name such as ``${dspace.host}`` is also looked up in the spelling Sprin
 environment variables (``DSPACE_HOST``). Problems are collected, not stopped at the
 first: each section of each entry is interpolated, validated and checked by its adapter
 on its own, and ``ConfigurationError.problems`` names the key path of each problem.
-PASS keys we do not use (``processing``, ``beanName``) are accepted and reported once.
+PASS keys we do not use (``processing``) are accepted and reported once.
+
+The format is chosen as current PASS chooses it: ``beanName`` decides (PASS's
+``nihmsAssembler`` writes the NIHMS 2022-05 package even when the entry's
+``specification`` says ``nihms-native-2017-07``) and ``specification`` is then a label;
+without a beanName the specification decides, so the 2017 format stays reachable by
+naming it alone. ``AssemblerConfig.specification`` holds the format chosen, ``label``
+what the file says (``assemblers.base.choose_format``).
 
 The file is read as UTF-8 JSON with ``model.graph.load_json`` (clear errors for any
 bytes) and checked in one pass per entry: linear in the number of entries, and the
@@ -30,9 +37,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from deposit_services.assemblers.base import create_assembler
+from deposit_services.assemblers.base import (
+    PASS_BEANS,
+    FormatChoice,
+    create_assembler,
+    pass_bean,
+)
 from deposit_services.errors import ConfigurationError, RepositoryConfigError
 from deposit_services.model.entities import Repository
 from deposit_services.model.graph import (
@@ -62,9 +74,34 @@ class DepositConfig(_Section):
 
 
 class AssemblerConfig(_Section):
+    """An ``assembler`` entry. ``specification`` is the format to build: PASS's
+    ``beanName`` decides it when the entry has one we implement, and what the file
+    says is kept as ``label`` (PASS writes it into package metadata only)."""
+
     specification: str
-    bean_name: str | None = Field(default=None, alias="beanName")  # PASS's; unused
+    bean_name: str | None = Field(default=None, alias="beanName")
     options: dict[str, Any] = Field(default_factory=dict)
+    _label: str = PrivateAttr(default="")
+
+    @model_validator(mode="after")
+    def _bean_decides(self) -> AssemblerConfig:
+        if self._label:  # validated again: the format is already chosen
+            return self
+        self._label = self.specification
+        bean = pass_bean(self.bean_name)
+        if bean is not None:  # an unknown bean is left for _check_assembler to name
+            self.specification = PASS_BEANS[bean]
+        return self
+
+    @property
+    def label(self) -> str:
+        """The entry's own ``specification``, as written in repositories.json."""
+        return self._label or self.specification
+
+    @property
+    def choice(self) -> FormatChoice:
+        """The format chosen and why, for ``config check``."""
+        return FormatChoice(self.specification, self.label, self.bean_name)
 
 
 class AuthRealmConfig(_Section):
@@ -197,7 +234,7 @@ def _check_mapping(label: str, section: DepositConfig) -> list[str]:
 
 def _check_assembler(label: str, section: AssemblerConfig) -> list[str]:
     try:
-        create_assembler(section.specification, section.options)
+        create_assembler(section.specification, section.options, bean_name=section.bean_name)
     except RepositoryConfigError as exc:
         return [f"{label}.assembler: {exc}"]
     return []
@@ -308,9 +345,8 @@ def _parse(data: Any, lookup: Mapping[str, str], source: str,
             entries[key] = entry
     if problems:
         raise ConfigurationError(f"{source}: {len(problems)} problem(s)", problems)
-    unused = sorted({k for e in entries.values() for k, used in (
-        ("deposit-config.processing", e.deposit_config.processing),
-        ("assembler.beanName", e.assembler.bean_name)) if used})
+    unused = sorted({"deposit-config.processing" for e in entries.values()
+                     if e.deposit_config.processing})
     if unused:
         log.info("%s: PASS keys accepted but not used: %s", source, ", ".join(unused))
     return RepositoriesConfig(source=source, entries=entries)

@@ -1,10 +1,16 @@
 """A pass-core JSON graph: the entities of one submission, loaded and checked.
 
 The file is a JSON list of entities, each with ``@type`` and ``id`` (pass-core's form,
-as in PASS's test resources). Unknown fields are kept; a wrong field type, an unknown
-``@type`` or a reference to an entity that is not in the graph is a ``GraphError`` that
-names the entity and the field. ``Graph`` answers ``get`` and ``find`` like the store,
-so the DepositSubmission builder works on either.
+as in PASS's test resources). Graphs of the 2020 OA-PASS line (Fedora JSON-LD) are read
+too: ``@id`` is the id, ``@type`` may carry a prefix (``pass:Submission``, a namespace
+URI), ``@context`` is dropped, a reference may be ``{"@id": ...}`` or a URI whose last
+segment is the id, ``submitterEmail`` may be a ``mailto:`` URI; their lower-case enum
+spellings (``not-started``, ``web-link``) are read by the entity model.
+
+Unknown fields are kept; a wrong field type, an unknown ``@type`` or a reference to an
+entity that is not in the graph is a ``GraphError`` that names the entity and the field.
+``Graph`` answers ``get`` and ``find`` like the store, so the DepositSubmission builder
+works on either.
 
 Documents from outside (this graph, repositories.json, message bodies) are read with
 ``load_json`` and ``tree_problem``: whatever their bytes, the outcome is a value or one
@@ -208,9 +214,9 @@ def _entity_at(entries: list[Any], path: KeyPath) -> str:
     entry = entries[path[0]]
     who = f"graph entry {path[0]}"
     if isinstance(entry, dict):
-        kind = entry.get("@type")
+        kind = entity_type(entry.get("@type"))
         label = kind if isinstance(kind, str) and kind in ENTITY_TYPES else "entity"
-        who = f"{label} {short(entry.get('id'))} ({who})"
+        who = f"{label} {short(entry_id(entry))} ({who})"
     rest = format_path(path[1:])
     return f"{who} field {rest}" if rest else who
 
@@ -228,13 +234,47 @@ def _check_text(where: str, field: str, value: str | None, limit: int | None = N
                          f"{control.group()!a} at position {control.start()}")
 
 
+def entity_type(kind: Any) -> Any:
+    """``@type`` as an ENTITY_TYPES name where it is one with a prefix (``pass:File``,
+    ``http://oapass.org/ns/pass#File``); anything else (a list included) is returned as
+    it is, for the error."""
+    if isinstance(kind, str) and kind not in ENTITY_TYPES:
+        local = re.split(r"[#/:]", kind.strip())[-1]
+        return local if local in ENTITY_TYPES else kind
+    return kind
+
+
+def _jsonld_ref(value: Any) -> Any:
+    """A JSON-LD reference ``{"@id": x}`` as ``x``; lists element by element."""
+    if isinstance(value, dict) and set(value) == {"@id"}:
+        return value["@id"]
+    if isinstance(value, list):
+        return [_jsonld_ref(v) for v in value]
+    return value
+
+
+def entry_id(data: dict[str, Any]) -> Any:
+    """An entry's id: ``id`` (pass-core), else ``@id`` (the 2020 JSON-LD graphs)."""
+    return data["id"] if data.get("id") not in (None, "") else data.get("@id")
+
+
+def _current_form(data: dict[str, Any], kind: str, entity_id: Any) -> dict[str, Any]:
+    """The entry's fields as pass-core spells them (see the module docstring)."""
+    body = {k: _jsonld_ref(v) for k, v in data.items() if not k.startswith("@")}
+    body["id"] = entity_id
+    email = body.get("submitterEmail")
+    if kind == "Submission" and isinstance(email, str) and email[:7].lower() == "mailto:":
+        body["submitterEmail"] = email[7:]
+    return body
+
+
 def parse_entity(data: Any, position: int) -> Entity:
     """One graph entry as its entity class; GraphError names what is wrong."""
     if not isinstance(data, dict):
         raise GraphError(f"graph entry {position} is {json_kind(data)}, not a JSON object "
                          "with @type and id")
-    kind = data.get("@type")
-    entity_id = data.get("id")
+    kind = entity_type(data.get("@type"))
+    entity_id = entry_id(data)
     known = ", ".join(ENTITY_TYPES)
     if not isinstance(kind, str):
         where = f"entity {short(entity_id)} (graph entry {position})"
@@ -247,8 +287,9 @@ def parse_entity(data: Any, position: int) -> Entity:
     if kind not in ENTITY_TYPES:
         raise GraphError(f"{where}: unknown @type {short(kind)} (known: {known})")
     if entity_id is None or entity_id == "":
-        raise GraphError(f"{where}: no id")
-    body = {k: v for k, v in data.items() if k != "@type"}
+        raise GraphError(f"{kind} (graph entry {position}): no id (an entity has id, or "
+                         "@id in the 2020 JSON-LD graphs)")
+    body = _current_form(data, kind, entity_id)
     try:
         entity = ENTITY_TYPES[kind].model_validate(body)
     except ValidationError as exc:
@@ -258,6 +299,42 @@ def parse_entity(data: Any, position: int) -> Entity:
         _check_text(where, "uri", entity.uri)
         _check_text(where, "name", entity.name)
     return entity
+
+
+def _last_segment(uri: str) -> str:
+    return re.split(r"[/#]", uri.rstrip("/"))[-1]
+
+
+def link_by_last_segment(entities: list[Entity]) -> tuple[Entity, ...]:
+    """The entities, each reference that names no entity by its whole value replaced by
+    the one entity of its type whose id has the same last URI segment (a 2020 graph may
+    give ``@id`` as a Fedora URI and refer by a shorter form, or the other way round).
+    A reference that still names none is left for ``Graph.check`` to report."""
+    ids: dict[str, set[str]] = {}
+    for entity in entities:
+        ids.setdefault(entity.TYPE, set()).add(entity.id)
+    by_segment: dict[tuple[str, str], list[str]] = {}
+    for kind, known in ids.items():
+        for entity_id in known:
+            by_segment.setdefault((kind, _last_segment(entity_id)), []).append(entity_id)
+
+    def link(target: str, ref: Any) -> Any:
+        if not isinstance(ref, str) or ref in ids.get(target, ()):
+            return ref
+        found = by_segment.get((target, _last_segment(ref)), [])
+        return found[0] if len(found) == 1 else ref
+
+    linked: list[Entity] = []
+    for entity in entities:
+        update: dict[str, Any] = {}
+        for field_name, target in entity.REFS.items():
+            value = getattr(entity, field_name)
+            new = [link(target, v) for v in value] if isinstance(value, list) \
+                else link(target, value)
+            if new != value:
+                update[field_name] = new
+        linked.append(entity.model_copy(update=update) if update else entity)
+    return tuple(linked)
 
 
 @dataclass(frozen=True)
@@ -277,7 +354,8 @@ class Graph:
         problem = tree_problem(data)
         if problem is not None:
             raise GraphError(f"{_entity_at(data, problem[0])}: {problem[1]}")
-        graph = cls(tuple(parse_entity(item, n) for n, item in enumerate(data)))
+        graph = cls(link_by_last_segment(
+            [parse_entity(item, n) for n, item in enumerate(data)]))
         graph.check()
         return graph
 
