@@ -1,7 +1,9 @@
 """The command line: parse, configure logging, bootstrap, call the service layer, exit.
 
 Exit codes: EXIT_OK (0) success; EXIT_FAILURE (1) the command ran but something it did
-failed; EXIT_CONFIG (2) bad usage, settings or repositories.json.
+failed; EXIT_CONFIG (2) bad usage, settings or repositories.json; EXIT_ABORTED (3)
+``listen`` stopped by a second SIGTERM/SIGINT while transfers were in flight (they are
+resumed, reconciled, on the next start).
 
 What it prints and logs may hold ids, messages and URLs from outside (a graph, a
 repository's error document): every such value goes through ``safetext.safe`` (escaped,
@@ -12,8 +14,8 @@ cut, credentials masked) and every log record through ``safetext.SafeFormatter``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,19 +25,29 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+import deposit_services
 from deposit_services import __version__
-from deposit_services.bootstrap import bootstrap, file_sources, load_repositories_config
+from deposit_services import bootstrap as _bootstrap
+from deposit_services.bootstrap import file_sources, load_repositories_config
 from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
-from deposit_services.safetext import SafeFormatter, redact_values, safe
-from deposit_services.settings import Settings, load_settings
+from deposit_services.safetext import SafeFormatter, safe
+from deposit_services.settings import DEFAULT_REPOSITORY_CONFIGURATION, Settings, load_settings
 
 if TYPE_CHECKING:
+    from deposit_services.bootstrap import App
     from deposit_services.service.lifecycle import Outcome
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_ABORTED = 3
+
+# ``submit`` waits this long for a broker before leaving SubmissionReady in the outbox
+SUBMIT_PUBLISH_TIMEOUT = 5.0
+REPOSITORY_CONFIGURATION_VAR = "PASS_DEPOSIT_REPOSITORY_CONFIGURATION"
+# The installed package's repository root (a checkout, or an editable install)
+PACKAGE_ROOT = Path(deposit_services.__file__).resolve().parent.parent
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"
 
@@ -61,6 +73,43 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def bootstrap(settings: Settings, with_broker: bool = True,
+              with_repositories: bool | None = None) -> App:
+    """``bootstrap.bootstrap`` for a command: one without a broker is read-only and
+    reads no repositories.json (``status``), unless told otherwise."""
+    return _bootstrap.bootstrap(settings, with_broker=with_broker,
+                                with_repositories=(with_broker if with_repositories is None
+                                                   else with_repositories))
+
+
+def repository_configuration_candidates(settings: Settings) -> list[Path]:
+    """Where repositories.json is looked for when PASS_DEPOSIT_REPOSITORY_CONFIGURATION
+    is not set: ``config/repositories.json`` in the current directory, then
+    ``repositories.json`` in the data directory, then ``config/repositories.json`` in
+    the installed package's repository root."""
+    return [Path.cwd() / DEFAULT_REPOSITORY_CONFIGURATION,
+            settings.data_dir / "repositories.json",
+            PACKAGE_ROOT / DEFAULT_REPOSITORY_CONFIGURATION]
+
+
+def locate_repositories(settings: Settings, required: bool) -> Settings:
+    """Settings whose repositories.json default (a relative path) is resolved to the
+    first candidate that exists, so that commands work from any directory. Not found
+    and ``required``: a ConfigurationError naming every place looked at."""
+    if (os.environ.get(REPOSITORY_CONFIGURATION_VAR)
+            or settings.repository_configuration != DEFAULT_REPOSITORY_CONFIGURATION):
+        return settings
+    candidates = repository_configuration_candidates(settings)
+    for candidate in candidates:
+        if candidate.is_file():
+            return replace(settings, repository_configuration=str(candidate))
+    if required:
+        raise ConfigurationError(
+            f"no repositories.json found; looked at {', '.join(map(str, candidates))}: set "
+            f"{REPOSITORY_CONFIGURATION_VAR} to its path or URL")
+    return settings
+
+
 def _print_problems(exc: ConfigurationError) -> None:
     print(f"configuration error: {safe(str(exc))}", file=sys.stderr)
     if exc.problems != [str(exc)]:
@@ -81,8 +130,8 @@ def _shown(outcome: Outcome) -> Outcome:
 def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
     from deposit_services.entrypoints.worker import MessageHandler, Worker
 
-    for name, value in settings.masked().items():
-        log.info("setting %s = %s", name, value)
+    log.info("deposit-services %s; settings (secrets masked): %s", __version__,
+             " ".join(f"{name}={value}" for name, value in settings.masked().items()))
     app = bootstrap(settings)
     try:
         app.database.check()
@@ -126,27 +175,39 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
     from deposit_services.service.intake import (
         SubmissionExists,
+        intake_graph,
         load_submission_graph,
-        submit_graph,
     )
 
     graph = load_submission_graph(Path(args.graph), Path(args.files_dir) if args.files_dir
                                   else None)
-    app = bootstrap(settings)
+    app = bootstrap(settings, with_repositories=False)
+    broker = app.require_broker()
+    if hasattr(broker, "publish_timeout"):  # a broker that is down: do not wait 30 s
+        broker.publish_timeout = min(broker.publish_timeout, SUBMIT_PUBLISH_TIMEOUT)
     try:
-        submission = submit_graph(app.database, app.require_broker(), graph,
-                                  settings.queue_submission)
+        intake = intake_graph(app.database, graph, settings.queue_submission,
+                              replace=args.replace)
     except SubmissionExists as exc:
         print(safe(str(exc)), file=sys.stderr)
         return EXIT_FAILURE
     finally:
         app.close()
-    print(f"submitted {safe(submission.id)}")
+    what = "replaced" if intake.replaced else "submitted"
+    sid = safe(intake.submission.id)
+    if intake.announced:
+        print(f"{what} {sid}")
+    elif not graph.submission.submitted:
+        print(f"{what} {sid}: stored, not announced (submitted is false)")
+    else:
+        print(f"{what} {sid}: stored; {safe(intake.waiting or '')}: the message stays in "
+              "the outbox and a running worker (deposit-services listen) sends it and "
+              "picks the submission up")
     return EXIT_OK
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.entrypoints.reports import status_report
+    from deposit_services.entrypoints.reports import print_json, status_report
 
     app = bootstrap(settings, with_broker=False)
     try:
@@ -158,31 +219,17 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         app.close()
     if args.json:
-        print(json.dumps(redact_values(report), indent=2))
+        print_json(report)
     else:
         print(_status_table(report))
     return EXIT_OK
 
 
 def _status_table(report: list[dict[str, Any]]) -> str:
-    """One row per submission and per deposit; every cell ``safe``, so a row is a line."""
-    if not report:
-        return "no submissions"
-    rows = [("SUBMISSION", "STATUS", "REPOSITORY", "DEPOSIT", "COPY", "MESSAGE / URL")]
-    for sub in report:
-        rows.append((sub["id"], sub["aggregatedDepositStatus"] or "-", "", "", "",
-                     sub["statusMessage"] or ""))
-        for dep in sub["deposits"]:
-            copy = dep["repositoryCopy"] or {}
-            rows.append(("", "", str(dep["repositoryKey"]), dep["depositStatus"] or "(pending)",
-                         copy.get("copyStatus") or "-",
-                         dep["statusMessage"] or copy.get("accessUrl") or ""))
-    cells = [[safe(str(cell)) for cell in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(5)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
-        for r in cells
-    )
+    """One row per submission and per deposit (reports.status_table)."""
+    from deposit_services.entrypoints.reports import status_table
+
+    return status_table(report)
 
 
 def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
@@ -207,9 +254,16 @@ def cmd_config_check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
-    width = max(len(k) for k in settings.masked())
-    for name, value in settings.masked().items():
-        print(f"{name.ljust(width)}  {safe(value)}")
+    """The effective settings, secrets masked (reads neither repositories.json nor the
+    store)."""
+    from deposit_services.entrypoints.reports import Column, print_json, render_table
+
+    shown = settings.masked()
+    if getattr(args, "json", False):
+        print_json(shown)
+    else:
+        print(render_table([Column("SETTING"), Column("VALUE", cut=True)],
+                           list(shown.items())))
     return EXIT_OK
 
 
@@ -253,7 +307,8 @@ def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
 
 def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -> int:
     """``retry`` / ``refresh``: the work is in service.operations; here parse and show."""
-    from deposit_services.entrypoints.progress import Progress, summary_table
+    from deposit_services.entrypoints.progress import Progress, summary_data, summary_table
+    from deposit_services.entrypoints.reports import print_json
     from deposit_services.service import operations
 
     try:
@@ -267,18 +322,22 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
         chosen = operations.select(ctx, command, ids)
         if not chosen:
             which = ", ".join(s.value for s in operations.SELECTED[command])
-            print(f"nothing to {command}: no {which} deposits")
+            if args.json:
+                print_json(summary_data([], command))
+            else:
+                print(f"nothing to {command}: no {which} deposits")
             return EXIT_OK
-        progress = Progress(len(chosen), command, sys.stderr)
-        if progress.tty and logging.getLogger().level == logging.INFO:
-            logging.getLogger().setLevel(logging.WARNING)  # INFO lines would break the bar
-        outcomes = operations.run(
-            ctx, command, chosen, named=bool(ids),
-            progress=lambda done, total, outcome: progress.step(done, total, _shown(outcome)))
-        progress.close()
+        with Progress(len(chosen), command, sys.stderr) as progress:
+            outcomes = operations.run(
+                ctx, command, chosen, named=bool(ids),
+                progress=lambda done, total, outcome: progress.step(done, total,
+                                                                    _shown(outcome)))
     finally:
         app.close()
-    print(summary_table([_shown(o) for o in outcomes], command))
+    if args.json:
+        print_json(summary_data(outcomes, command))
+    else:
+        print(summary_table([_shown(o) for o in outcomes], command))
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
 
 
@@ -300,12 +359,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("graph", help="pass-core JSON graph (a list of entities)")
     p.add_argument("--files-dir", help="base directory for relative/classpath file URIs "
                                        "(default: the graph's directory)")
-    p.set_defaults(func=cmd_submit)
+    p.add_argument("--replace", action="store_true",
+                   help="replace the graph of a NOT_STARTED or FAILED submission (nothing "
+                        "deposited yet), e.g. after adding its manuscript")
+    p.set_defaults(func=cmd_submit, repositories=False, quiet=True)
 
     p = sub.add_parser("status", help="submissions, their deposits and copies")
     p.add_argument("submission", nargs="?", help="one submission id (default: all)")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=cmd_status, repositories=False, quiet=True)
 
     p = sub.add_parser("package", help="build the package a repository would get (dry run)")
     p.add_argument("graph", help="pass-core JSON graph")
@@ -318,12 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uri", action="extend", nargs="+", metavar="URI",
                    help="a deposit id or URL ending in it (repeatable; default: every FAILED "
                         "and RETRY deposit)")
+    p.add_argument("--json", action="store_true", help="the summary as JSON for scripts")
     p.set_defaults(func=cmd_retry)
 
     p = sub.add_parser("refresh", help="check the repository status of SUBMITTED deposits")
     p.add_argument("--uri", action="extend", nargs="+", metavar="URI",
                    help="a deposit id or URL ending in it (repeatable; default: every "
                         "SUBMITTED deposit)")
+    p.add_argument("--json", action="store_true", help="the summary as JSON for scripts")
     p.set_defaults(func=cmd_refresh)
 
     config = sub.add_parser("config", help="check or show the configuration")
@@ -331,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = config_sub.add_parser("check", help="validate repositories.json (exit 2 on problems)")
     p.set_defaults(func=cmd_config_check)
     p = config_sub.add_parser("show", help="print the effective settings, secrets masked")
-    p.set_defaults(func=cmd_config_show)
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.set_defaults(func=cmd_config_show, repositories=False, quiet=True)
     return parser
 
 
@@ -342,8 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         _print_problems(exc)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
+    # short commands print their result; their INFO lines only at DEPOSIT_LOG_LEVEL=DEBUG
+    quiet = getattr(args, "quiet", False) and settings.log_level.upper() == "INFO"
+    configure_logging("WARNING" if quiet else settings.log_level)
     try:
+        settings = locate_repositories(settings, required=getattr(args, "repositories", True))
         code: int = args.func(settings, args)
     except ConfigurationError as exc:
         _print_problems(exc)
