@@ -34,3 +34,29 @@ class Commits:
 
         wait_until(steady, 30, "PostgreSQL's statistics to settle")
         return reads[-1]
+
+
+class ServerNoise:
+    """Idle connections in a database of their own, counting what other work on the
+    same server makes PostgreSQL commit on behalf of idle connections (a catch-up with
+    the server-wide invalidation or notification queue after other databases' DDL or
+    NOTIFY): what an idle worker's connections commit for the same reason is not the
+    worker's doing. On a quiet server it is nothing."""
+
+    def __init__(self, admin_url: str, database_url: str, connections: int) -> None:
+        self.commits = Commits(admin_url, database_url)
+        self._url = database_url
+        self._count = connections
+        self._conns: list[psycopg.Connection[tuple[object, ...]]] = []
+        self._before = 0
+
+    def start(self) -> None:
+        self._before = self.commits.settled()
+        self._conns = [psycopg.connect(self._url, autocommit=True) for _ in range(self._count)]
+        self._conns[0].execute("LISTEN nothing_is_sent_here")
+
+    def stop(self) -> int:
+        """Commits beyond the connections' own start-ups and the LISTEN."""
+        for conn in self._conns:
+            conn.close()
+        return max(self.commits.settled() - self._before - self._count - 1, 0)
