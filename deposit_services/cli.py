@@ -14,6 +14,7 @@ cut, credentials masked) and every log record through ``safetext.SafeFormatter``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ from deposit_services.settings import DEFAULT_REPOSITORY_CONFIGURATION, Settings
 
 if TYPE_CHECKING:
     from deposit_services.bootstrap import App
+    from deposit_services.service.context import ServiceContext
     from deposit_services.service.lifecycle import Outcome
 
 EXIT_OK = 0
@@ -139,17 +141,21 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
         app.close()
         raise
     stop = threading.Event()
+    ctx = app.context()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("%s received: finishing the messages in flight, then exiting",
-                 signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            _abort(name)
         stop.set()
+        # the store is read on a thread of its own, never inside the handler
+        threading.Thread(target=_say_what_we_wait_for, args=(ctx, name), daemon=True,
+                         name="stopping").start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     jobs = None
     try:
-        ctx = app.context()
         if settings.jobs_disabled:
             log.info("scheduled jobs disabled (PASS_DEPOSIT_JOBS_DISABLED)")
         else:
@@ -170,6 +176,61 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
             jobs.shutdown()
         app.close()
     return EXIT_OK
+
+
+def _in_flight(ctx: ServiceContext) -> list[str]:
+    """What this worker is busy with now: its deposits (WorkerMemory's busy set), each
+    with its open transfer from the attempt log (size, how long it has run) if any."""
+    from deposit_services.store.uow import run_unit
+
+    busy = sorted(ident for kind, ident in dict(getattr(ctx.memory, "_busy", {}))
+                  if kind == "Deposit")
+    if not busy:
+        return []
+    now = ctx.clock.now()
+
+    def read(uow: Any) -> list[str]:
+        shown = []
+        for deposit_id in busy:
+            attempts = [a for a in uow.state.attempts(deposit_id) if a.is_open]
+            if not attempts:
+                shown.append(f"deposit {deposit_id} (packaging)")
+                continue
+            attempt = attempts[-1]
+            size = f"{attempt.package.size} bytes, " if attempt.package else ""
+            ran = (now - attempt.started_at).total_seconds()
+            shown.append(f"deposit {deposit_id} (transfer {attempt.number}: {size}"
+                         f"running for {ran:.0f} s)")
+        return shown
+
+    try:
+        return run_unit(ctx.database, read, read_only=True)
+    except DepositServicesError:
+        return [f"deposit {deposit_id}" for deposit_id in busy]
+
+
+def _say_what_we_wait_for(ctx: ServiceContext, signal_name: str) -> None:
+    work = _in_flight(ctx)
+    if not work:
+        log.info("%s received: finishing the messages in flight, then exiting", signal_name)
+        return
+    log.warning("%s received: waiting for %d deposit(s) in flight before exiting: %s. A "
+                "transfer takes as long as the repository needs to take the package (no "
+                "limit of ours); a second SIGTERM or SIGINT aborts at once (exit %d), and "
+                "the aborted deposits resume on the next start", signal_name, len(work),
+                "; ".join(work), EXIT_ABORTED)
+
+
+def _abort(signal_name: str) -> None:
+    """Second signal: exit now. Safe: every transfer writes to a temporary name and its
+    intent is in the attempt log, so the next start reconciles it (and leases run out)."""
+    log.warning("%s received again: aborting the transfers in flight and exiting (%d); "
+                "they are reconciled and resumed on the next start", signal_name,
+                EXIT_ABORTED)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_ABORTED)
 
 
 def cmd_submit(settings: Settings, args: argparse.Namespace) -> int:
@@ -341,6 +402,62 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
     return EXIT_OK if all(o.ok for o in outcomes) else EXIT_FAILURE
 
 
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    """List, show, requeue or purge the dead letters of the submission and deposit
+    queues, whichever broker holds them (the Broker port's dead-letter operations)."""
+    from deposit_services.entrypoints.reports import Column, print_json, render_table
+
+    action = args.action or "list"
+    ids: list[str] | None = list(args.ids or []) or None
+    if action in ("requeue", "purge") and ids is None and not args.all:
+        print(f"usage error: dead-letters {action} needs IDs or --all", file=sys.stderr)
+        return EXIT_CONFIG
+    if action == "show" and (ids is None or len(ids) != 1):
+        print("usage error: dead-letters show needs one ID", file=sys.stderr)
+        return EXIT_CONFIG
+    queues = [settings.queue_submission, settings.queue_deposit]
+    app = bootstrap(settings, with_repositories=False)
+    try:
+        broker = app.require_broker()
+        if action in ("requeue", "purge"):
+            call = (broker.requeue_dead_letters if action == "requeue"
+                    else broker.purge_dead_letters)
+            done = call(None if args.all else ids, queues)
+        else:
+            letters = broker.dead_letters(queues)
+    finally:
+        app.close()
+    if action in ("requeue", "purge"):
+        missing = sorted(set(ids or []) - set(done))
+        verb = "requeued" if action == "requeue" else "purged"
+        if args.json:
+            print_json({verb: done, "notFound": missing})
+        else:
+            print(f"{verb} {len(done)} dead letter(s)"
+                  + (f"; not found: {safe(', '.join(missing))}" if missing else ""))
+        return EXIT_FAILURE if missing else EXIT_OK
+    rows = [{"id": d.id, "queue": d.queue, "attempts": d.attempts, "reason": d.reason,
+             "headers": dict(d.headers), "body": d.body} for d in letters]
+    if action == "show":
+        rows = [row for row in rows if row["id"] == ids[0]]  # type: ignore[index]
+        if not rows:
+            print(f"no dead letter {safe(ids[0])}", file=sys.stderr)  # type: ignore[index]
+            return EXIT_FAILURE
+    if args.json:
+        print_json(rows[0] if action == "show" else rows)
+    elif action == "show":
+        print(render_table([Column("FIELD"), Column("VALUE", cut=True)],
+                           [(k, json.dumps(v) if isinstance(v, dict) else v)
+                            for k, v in rows[0].items()]))
+    elif not rows:
+        print("no dead letters")
+    else:
+        print(render_table([Column("ID"), Column("QUEUE"), Column("ATTEMPTS"),
+                            Column("REASON", cut=True)],
+                           [(r["id"], r["queue"], r["attempts"], r["reason"]) for r in rows]))
+    return EXIT_OK
+
+
 # --- parsing -------------------------------------------------------------------------
 
 
@@ -389,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "SUBMITTED deposit)")
     p.add_argument("--json", action="store_true", help="the summary as JSON for scripts")
     p.set_defaults(func=cmd_refresh)
+
+    p = sub.add_parser("dead-letters", help="list, show, requeue or purge dead letters")
+    p.add_argument("action", nargs="?", choices=("list", "show", "requeue", "purge"),
+                   help="list (default), show ID, requeue ID... | --all, purge ID... | --all")
+    p.add_argument("ids", nargs="*", metavar="ID", help="dead-letter ids (as listed)")
+    p.add_argument("--all", action="store_true", help="requeue or purge every dead letter")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.set_defaults(func=cmd_dead_letters, repositories=False, quiet=True)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

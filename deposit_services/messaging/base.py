@@ -6,6 +6,13 @@ deliver it again later; after ``max_deliveries`` attempts it goes to the dead-le
 queue with the reason) or ``dead_letter`` (it can never succeed: malformed, unknown
 id). A consumer that dies without settling gets its deliveries redelivered. Adapters
 are chosen by the broker URL scheme in ``BROKERS`` and imported lazily.
+
+The operator's side of the dead-letter queue (``deposit-services dead-letters``):
+``dead_letters`` lists them with their reasons, ``requeue_dead_letters`` sends them back
+to the queue they came from as new messages (their delivery count starts again),
+``purge_dead_letters`` drops them. Each takes the ids ``dead_letters`` gave (None: all)
+and the queues whose dead letters to look at (brokers that keep one dead-letter queue
+per queue need them; the others look at all).
 """
 
 from __future__ import annotations
@@ -35,11 +42,15 @@ class Delivery:
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """A dead-lettered message: the queue it came from, why, after how many attempts;
+    ``id`` names it for ``requeue_dead_letters`` / ``purge_dead_letters``."""
+
     queue: str
     body: str
     reason: str
     attempts: int
     headers: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""
 
 
 class Broker(ABC):
@@ -68,9 +79,21 @@ class Broker(ABC):
     def touch(self, delivery: Delivery) -> None:  # noqa: B027 - optional hook
         """Still working on it: extend its invisibility (brokers with leases)."""
 
-    def dead_letters(self) -> list[DeadLetter]:
-        """The dead-letter queue's content, where the adapter can list it."""
-        raise NotImplementedError
+    def dead_letters(self, queues: Sequence[str] = ()) -> list[DeadLetter]:
+        """The dead-letter queue's content (of ``queues``' dead-letter queues), oldest
+        first, where the adapter can list it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list dead letters")
+
+    def requeue_dead_letters(self, ids: Sequence[str] | None,
+                             queues: Sequence[str] = ()) -> list[str]:
+        """Publish the dead letters ``ids`` (None: all) again on the queue each came from,
+        as new messages, and remove them; returns the ids requeued."""
+        raise NotImplementedError(f"{type(self).__name__} cannot requeue dead letters")
+
+    def purge_dead_letters(self, ids: Sequence[str] | None,
+                           queues: Sequence[str] = ()) -> list[str]:
+        """Remove the dead letters ``ids`` (None: all); returns the ids removed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot purge dead letters")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Disconnect; unsettled deliveries will be redelivered."""

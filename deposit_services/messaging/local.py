@@ -363,11 +363,23 @@ class LocalBroker(Broker):
             log.warning("cannot extend the lease of message %s on %s: it was lost",
                         message_id, delivery.queue)
 
-    def dead_letters(self) -> list[DeadLetter]:
+    # Dead letters (the operator's) -------------------------------------------------
+
+    @staticmethod
+    def _dead_rows(ids: Sequence[str] | None, queues: Sequence[str]) -> Any:
+        query = select(queue_dead_letters).order_by(queue_dead_letters.c.id)
+        if ids is not None:
+            query = query.where(queue_dead_letters.c.id.in_(
+                [int(i) for i in ids if str(i).isdigit()]))
+        if queues:
+            query = query.where(queue_dead_letters.c.queue.in_(list(queues)))
+        return query
+
+    def dead_letters(self, queues: Sequence[str] = ()) -> list[DeadLetter]:
+        """Every dead letter of the database (of ``queues`` if given), oldest first;
+        ids are the dead-letter rows' ids."""
         with self._tx(read_only=True) as conn:
-            rows = conn.execute(
-                select(queue_dead_letters).order_by(queue_dead_letters.c.id)
-            ).all()
+            rows = conn.execute(self._dead_rows(None, queues)).all()
         return [
             DeadLetter(
                 queue=row.queue,
@@ -375,9 +387,33 @@ class LocalBroker(Broker):
                 reason=row.reason,
                 attempts=row.attempts,
                 headers=json.loads(row.headers),
+                id=str(row.id),
             )
             for row in rows
         ]
+
+    def requeue_dead_letters(self, ids: Sequence[str] | None,
+                             queues: Sequence[str] = ()) -> list[str]:
+        """Back into their queues and out of the dead letters, in one transaction."""
+        with self._tx() as conn:
+            rows = conn.execute(self._dead_rows(ids, queues).with_for_update()).all()
+            for row in rows:
+                enqueue(conn, row.queue, row.body, json.loads(row.headers))
+            conn.execute(delete(queue_dead_letters).where(
+                queue_dead_letters.c.id.in_([row.id for row in rows])))
+        for queue in {row.queue for row in rows}:
+            self._committed(queue)
+        log.info("requeued %d dead letter(s)", len(rows))
+        return [str(row.id) for row in rows]
+
+    def purge_dead_letters(self, ids: Sequence[str] | None,
+                           queues: Sequence[str] = ()) -> list[str]:
+        with self._tx() as conn:
+            rows = conn.execute(self._dead_rows(ids, queues).with_for_update()).all()
+            conn.execute(delete(queue_dead_letters).where(
+                queue_dead_letters.c.id.in_([row.id for row in rows])))
+        log.info("purged %d dead letter(s)", len(rows))
+        return [str(row.id) for row in rows]
 
     def pending(self, queue: str | None = None) -> int:
         """Messages not yet acked or dead-lettered (leased ones included)."""

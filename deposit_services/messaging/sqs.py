@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from deposit_services.errors import BrokerUnavailable, ConfigurationError, MessagingError
@@ -411,17 +411,75 @@ class SqsBroker(Broker):
 
     # Listing dead letters -----------------------------------------------------------
 
-    def dead_letters(self) -> list[DeadLetter]:
-        """The dead-letter queues of every queue this broker has used, read without
-        consuming them: each message is received (hidden ``LIST_HIDE_S`` s at most,
-        so a page never repeats), then made visible again at once. Costs a second of
-        long polling per queue; concurrent listings may each see part."""
+    def _dead_letter_queue_names(self, queues: Sequence[str]) -> list[str]:
+        for queue in queues:
+            self.dead_letter_queue_for(queue)
         with self._lock:
-            names = sorted(set(self._dead_letter_names.values()))
+            return sorted({dlq for queue, dlq in self._dead_letter_names.items()
+                           if not queues or queue in queues})
+
+    def dead_letters(self, queues: Sequence[str] = ()) -> list[DeadLetter]:
+        """The dead-letter queues of ``queues`` (default: every queue this broker has
+        used), read without consuming them: each message is received (hidden
+        ``LIST_HIDE_S`` s at most, so a page never repeats), then made visible again at
+        once. Costs a second of long polling per queue; concurrent listings may each see
+        part. Ids are the dead-letter queue's message ids."""
         letters: list[DeadLetter] = []
-        for name in names:
+        for name in self._dead_letter_queue_names(queues):
             letters.extend(self._list(name))
         return letters
+
+    def requeue_dead_letters(self, ids: Sequence[str] | None,
+                             queues: Sequence[str] = ()) -> list[str]:
+        """Each chosen dead letter sent to its original queue, then deleted from the
+        dead-letter queue (a crash in between leaves a copy in both: at-least-once)."""
+        return self._sweep(ids, queues, requeue=True)
+
+    def purge_dead_letters(self, ids: Sequence[str] | None,
+                           queues: Sequence[str] = ()) -> list[str]:
+        return self._sweep(ids, queues, requeue=False)
+
+    def _sweep(self, ids: Sequence[str] | None, queues: Sequence[str], requeue: bool
+               ) -> list[str]:
+        """Browse the dead-letter queues as ``dead_letters`` does; the chosen messages
+        are requeued (or not) and deleted, the others released at once."""
+        wanted = None if ids is None else set(ids)
+        done: list[str] = []
+        for name in self._dead_letter_queue_names(queues):
+            url = self.queue_url(name)
+            keep: list[str] = []
+            try:
+                while True:
+                    with sqs_errors("browse", name):
+                        messages = self._client.receive_message(
+                            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                            VisibilityTimeout=LIST_HIDE_S, MessageAttributeNames=["All"],
+                            AttributeNames=_SYSTEM_ATTRIBUTES,
+                        ).get("Messages", [])
+                    if not messages:
+                        break
+                    for message in messages:
+                        message_id = message.get("MessageId", "")
+                        handle = message.get("ReceiptHandle", "")
+                        letter = dead_letter_from(message)
+                        chosen = (wanted is None or message_id in wanted) and (
+                            message_id not in done)
+                        if chosen and requeue and not letter.queue:
+                            log.warning("dead letter %s on %s names no original queue; "
+                                        "left where it is", message_id, name)
+                            chosen = False
+                        if not chosen:
+                            keep.append(handle)
+                            continue
+                        if requeue:
+                            self.publish(letter.queue, letter.body, dict(letter.headers))
+                        with sqs_errors("delete the dead letter", name):
+                            self._client.delete_message(QueueUrl=url, ReceiptHandle=handle)
+                        done.append(message_id)
+            finally:
+                self._release(url, name, keep)
+        log.info("%s %d dead letter(s)", "requeued" if requeue else "purged", len(done))
+        return done
 
     def _list(self, name: str) -> list[DeadLetter]:
         url = self.queue_url(name)
@@ -440,8 +498,9 @@ class SqsBroker(Broker):
                 for message in messages:
                     handles.append(message.get("ReceiptHandle", ""))
                     sent = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
-                    letter = dead_letter_from(message)
-                    found.setdefault(message.get("MessageId", ""), (sent, letter))
+                    letter = replace(dead_letter_from(message),
+                                     id=message.get("MessageId", ""))
+                    found.setdefault(letter.id, (sent, letter))
         finally:
             self._release(url, name, handles)
         return [letter for _, letter in sorted(found.values(), key=lambda item: item[0])]

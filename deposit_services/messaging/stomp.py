@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deposit_services.errors import BrokerUnavailable, MessagingError
-from deposit_services.messaging.base import Broker, Delivery
+from deposit_services.messaging.base import Broker, DeadLetter, Delivery
 from deposit_services.messaging.stomp_connection import (
     HEARTBEATS_MS,
     RECONNECT_FIRST_S,
@@ -61,6 +61,8 @@ REDELIVERY_FIRST_S = 0.5
 REDELIVERY_MAX_S = 10.0
 DEAD_LETTER_QUEUE = "DLQ.{queue}"  # ActiveMQ's individual dead-letter naming
 REASON_MAX = 1000
+BROWSE_PREFETCH = 1000  # a dead-letter browse takes this many unacked at once
+BROWSE_IDLE_S = 1.0  # ... and ends when nothing more came for this long
 
 ATTEMPT = "x-attempt"
 MESSAGE_ID = "x-message-id"
@@ -112,6 +114,7 @@ class StompBroker(Broker):
         if max_deliveries < 1 or prefetch < 1:
             raise ValueError("max_deliveries and prefetch must be at least 1")
         self.endpoint = Endpoint.parse(url)
+        self._url = url  # for the dead-letter browser's connection of its own
         self.user = user if user is not None else self.endpoint.user
         self.password = password if password is not None else self.endpoint.password
         self.prefetch = prefetch
@@ -411,6 +414,70 @@ class StompBroker(Broker):
         self._link.move(token.ack_id, token.generation, f"/queue/{queue}", body, headers,
                         time.monotonic() + self.publish_timeout)
 
+    # Dead letters (the operator's) -------------------------------------------------
+
+    def dead_letters(self, queues: Sequence[str] = ()) -> list[DeadLetter]:
+        """The messages of ``queues``' dead-letter queues (``DLQ.<queue>``), browsed on a
+        connection of its own and left in place (unacked, given back on disconnect).
+        Ids are our ``x-message-id``."""
+        return [letter for letter, _ in self._sweep(queues, lambda letter: "keep")]
+
+    def requeue_dead_letters(self, ids: Sequence[str] | None,
+                             queues: Sequence[str] = ()) -> list[str]:
+        """Each chosen dead letter republished on its original queue and acked in one
+        STOMP transaction (the move the worker uses), its attempt count reset."""
+        return self._act(ids, queues, "requeue")
+
+    def purge_dead_letters(self, ids: Sequence[str] | None,
+                           queues: Sequence[str] = ()) -> list[str]:
+        return self._act(ids, queues, "purge")
+
+    def _act(self, ids: Sequence[str] | None, queues: Sequence[str], action: str
+             ) -> list[str]:
+        wanted = None if ids is None else set(ids)
+        done = [letter.id for letter, taken in self._sweep(
+            queues, lambda letter: action if wanted is None or letter.id in wanted else "keep")
+            if taken != "keep"]
+        log.info("%s %d dead letter(s)", "requeued" if action == "requeue" else "purged",
+                 len(done))
+        return done
+
+    def _sweep(self, queues: Sequence[str], choose: Any) -> list[tuple[DeadLetter, str]]:
+        """Browse the dead-letter queues of ``queues`` until they stay quiet for
+        ``BROWSE_IDLE_S``; ``choose(letter)`` says "keep", "requeue" or "purge"."""
+        if not queues:
+            raise ValueError("STOMP dead-letter queues are per queue: name the queues")
+        browser = StompBroker(self._url, user=self.user, password=self.password,
+                              prefetch=BROWSE_PREFETCH, publish_timeout=self.publish_timeout,
+                              dead_letter_queue=self.dead_letter_queue)
+        seen: list[tuple[DeadLetter, str]] = []
+        try:
+            if not browser.wait_connected(self.publish_timeout):
+                raise BrokerUnavailable(f"cannot connect to {self.endpoint} to browse the "
+                                        "dead-letter queues")
+            dlqs = [self.dead_letter_queue_for(queue) for queue in queues]
+            browser._ensure_subscribed(dlqs)
+            while (item := browser._next(dlqs, time.monotonic() + BROWSE_IDLE_S)) is not None:
+                letter = _dead_letter_of(item)
+                action = str(choose(letter))
+                if action != "keep" and not letter.queue:
+                    log.warning("dead letter %s on %s names no original queue; left there",
+                                letter.id, item.queue)
+                    action = "keep"
+                if action == "requeue":
+                    headers = {k: v for k, v in item.headers.items()
+                               if k not in _DELIVERY_HEADERS and k not in _DEAD_LETTER_HEADERS}
+                    headers[MESSAGE_ID] = letter.id
+                    browser._link.move(item.headers.get("ack", ""), item.generation,
+                                       f"/queue/{letter.queue}", item.body, headers,
+                                       time.monotonic() + self.publish_timeout)
+                elif action == "purge":
+                    browser._link.ack(item.headers.get("ack", ""), item.generation)
+                seen.append((letter, action))
+        finally:
+            browser.close()
+        return seen
+
     # Shutting down ----------------------------------------------------------------
 
     def close(self) -> None:
@@ -430,6 +497,26 @@ class StompBroker(Broker):
         for timer in timers:
             timer.cancel()
         self._link.close()
+
+
+_DEAD_LETTER_HEADERS = frozenset({REASON, ORIGINAL_QUEUE, ATTEMPTS, ATTEMPT, LAST_ERROR})
+
+
+def _dead_letter_of(item: _Incoming) -> DeadLetter:
+    headers = item.headers
+    try:
+        attempts = int(headers.get(ATTEMPTS, "0"))
+    except ValueError:
+        attempts = 0
+    return DeadLetter(
+        queue=headers.get(ORIGINAL_QUEUE, ""),
+        body=item.body.decode("utf-8", errors="replace"),
+        reason=headers.get(REASON, "(no reason recorded)"),
+        attempts=attempts,
+        headers={k: v for k, v in headers.items()
+                 if k not in _DELIVERY_HEADERS and k not in _DEAD_LETTER_HEADERS},
+        id=headers.get(MESSAGE_ID) or headers.get("message-id", ""),
+    )
 
 
 def _one_line(text: str) -> str:

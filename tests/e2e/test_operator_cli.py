@@ -4,6 +4,7 @@ broker down or a graph to fix, a quiet ``listen``, dead letters, and a stop aske
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from deposit_services.cli import EXIT_ABORTED
 from tests.e2e.conftest import Daemon, wait_until
 from tests.support.graphs import make_graph, write_graph
 
@@ -156,3 +158,75 @@ def test_listen_states_its_settings_in_one_line(daemon: Daemon) -> None:
     lines = [line for line in daemon.log_text().splitlines() if "data_dir=" in line]
     assert len(lines) == 1 and "broker_url=local:" in lines[0]
     assert "setting " not in daemon.log_text()
+
+
+# --- item 13: dead letters from the CLI -----------------------------------------------
+
+
+def test_dead_letters_are_listed_shown_requeued_and_purged_from_the_cli(
+        daemon: Daemon) -> None:
+    from deposit_services.messaging.local import LocalBroker
+
+    daemon.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = LocalBroker(daemon.env["DEPOSIT_STORE_URL"], max_deliveries=1)
+    try:
+        for body in ("not json\x1b[2J", '{"submission": "nope-404", "type": "SubmissionReady"}'):
+            broker.publish("submission", body)
+            delivery = broker.receive(["submission"], timeout=5)
+            assert delivery is not None
+            broker.dead_letter(delivery, f"refused: {body}")
+    finally:
+        broker.close()
+    listed = json.loads(daemon.cli("dead-letters", "--json").stdout)
+    assert [d["reason"] for d in listed] == ["refused: not json\x1b[2J",
+                                             'refused: {"submission": "nope-404", '
+                                             '"type": "SubmissionReady"}']
+    table = daemon.cli("dead-letters").stdout
+    assert "refused: not json\\x1b[2J" in table and "\x1b" not in table
+    first, second = (d["id"] for d in listed)
+    shown = daemon.cli("dead-letters", "show", second).stdout
+    assert "nope-404" in shown
+    usage = daemon.cli("dead-letters", "requeue", check=False)
+    assert usage.returncode == 2 and "--all" in usage.stderr
+    out = daemon.cli("dead-letters", "purge", first)
+    assert out.stdout == "purged 1 dead letter(s)\n"
+    out = daemon.cli("dead-letters", "requeue", "--all", "--json")
+    assert json.loads(out.stdout) == {"requeued": [second], "notFound": []}
+    assert daemon.cli("dead-letters").stdout == "no dead letters\n"
+    missing = daemon.cli("dead-letters", "show", second, check=False)
+    assert missing.returncode == 1
+
+
+# --- item 16: a stop asked twice ------------------------------------------------------
+
+
+def test_a_second_sigterm_aborts_in_flight_work_and_the_next_start_resumes_it(
+        daemon: Daemon) -> None:
+    files = daemon.root / "files"
+    graph = _graph(daemon, "slow-1")
+    manuscript = files / "slow-1" / "manuscript.txt"
+    content = manuscript.read_bytes()
+    manuscript.unlink()
+    os.mkfifo(manuscript)  # reading it blocks until the test writes: work that never ends
+    fast_jobs = {"PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "1000"}
+    proc = daemon.listen(extra_env=fast_jobs)
+    daemon.cli("submit", str(graph), "--files-dir", str(files))
+    wait_until(lambda: "slow-1 claimed" in daemon.log_text(), 60, "the claim",
+               daemon.processes)
+    wait_until(lambda: bool(daemon.status("slow-1")[0]["deposits"]), 60, "its deposit",
+               daemon.processes)
+    proc.send_signal(signal.SIGTERM)
+    wait_until(lambda: "waiting for 1 deposit(s) in flight" in daemon.log_text(), 30,
+               "the worker saying what it waits for")
+    assert "second SIGTERM or SIGINT aborts" in daemon.log_text()
+    assert proc.poll() is None, "the first SIGTERM waits for the work in flight"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == EXIT_ABORTED
+    assert "aborting the transfers in flight" in daemon.log_text()
+    daemon.processes.remove(proc)
+
+    manuscript.unlink()
+    manuscript.write_bytes(content)
+    daemon.listen("restarted", extra_env=fast_jobs)
+    wait_until(lambda: daemon.status("slow-1")[0]["aggregatedDepositStatus"] == "ACCEPTED",
+               90, "the aborted deposit resumed", daemon.processes)
