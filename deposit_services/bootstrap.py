@@ -80,6 +80,7 @@ def load_repositories_config(settings: Settings) -> RepositoriesConfig:
         settings.repository_configuration,
         os.environ,
         extra={"DEPOSIT_DATA_DIR": str(settings.data_dir)},
+        template_dir=settings.template_dir,
     )
 
 

@@ -67,6 +67,8 @@ class Settings:
     # local roots (os.pathsep-separated) and http(s) origins (space- or comma-separated).
     file_roots: str | None = None
     file_origins: str | None = None
+    # Another directory where templates repositories.json names are found (bag-info).
+    template_dir: str | None = None
     # Fault injection for crash tests only (see service/faults.py); never set in production.
     fault_injection: str | None = None
 
@@ -115,6 +117,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "refresh_window_days": ("DEPOSIT_REFRESH_WINDOW_DAYS",),
     "file_roots": ("DEPOSIT_FILE_ROOTS",),
     "file_origins": ("DEPOSIT_FILE_ORIGINS",),
+    "template_dir": ("DEPOSIT_TEMPLATE_DIR",),
     "fault_injection": ("DEPOSIT_FAULT_INJECTION",),
 }
 

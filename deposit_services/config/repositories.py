@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -141,6 +141,7 @@ class RepositoryConfig(_Section):
 class RepositoriesConfig:
     source: str
     entries: dict[str, RepositoryConfig]
+    template_dirs: tuple[Path, ...] = ()
 
     @cached_property
     def _folded(self) -> dict[str, RepositoryConfig]:
@@ -232,11 +233,17 @@ def _check_mapping(label: str, section: DepositConfig) -> list[str]:
     return problems
 
 
-def _check_assembler(label: str, section: AssemblerConfig) -> list[str]:
+def _check_assembler(label: str, section: AssemblerConfig,
+                     template_dirs: Sequence[Path] = ()) -> list[str]:
+    """Build it once: a problem refuses the entry; what it works around (a funder code
+    NIHMS does not define) is logged as a warning naming the entry, and loads."""
     try:
-        create_assembler(section.specification, section.options, bean_name=section.bean_name)
+        assembler = create_assembler(section.specification, section.options,
+                                     template_dirs=template_dirs, bean_name=section.bean_name)
     except RepositoryConfigError as exc:
         return [f"{label}.assembler: {exc}"]
+    for warning in assembler.warnings:
+        log.warning("%s.assembler: %s", label, warning)
     return []
 
 
@@ -277,7 +284,7 @@ SECTION_CHECKS: dict[str, Callable[[str, Any], list[str]]] = {
 
 
 def parse_entry(
-    key: str, raw: Any, lookup: Mapping[str, str]
+    key: str, raw: Any, lookup: Mapping[str, str], template_dirs: Sequence[Path] = ()
 ) -> tuple[RepositoryConfig | None, list[str]]:
     """One repository's entry and every problem of it: each section is interpolated,
     validated and checked by its adapter on its own, so a bad section hides nothing of
@@ -303,7 +310,11 @@ def parse_entry(
         except ValidationError as exc:
             problems.extend(_validation_problems(where, exc))
             continue
-        problems.extend(SECTION_CHECKS[name](label, sections[name]))
+        section = sections[name]
+        if isinstance(section, AssemblerConfig):
+            problems.extend(_check_assembler(label, section, template_dirs))
+        else:
+            problems.extend(SECTION_CHECKS[name](label, section))
     if problems:
         return None, problems
     return RepositoryConfig.model_validate({"key": key, **sections}), []
@@ -325,7 +336,7 @@ def case_clashes(keys: Iterable[str]) -> list[str]:
 
 
 def _parse(data: Any, lookup: Mapping[str, str], source: str,
-           consume: bool) -> RepositoriesConfig:
+           consume: bool, template_dirs: Sequence[Path] = ()) -> RepositoriesConfig:
     """``parse_repositories``; ``consume`` empties ``data`` as entries are built, so a
     large file is held about once (as JSON or as entries), not twice."""
     if not isinstance(data, dict):
@@ -339,7 +350,7 @@ def _parse(data: Any, lookup: Mapping[str, str], source: str,
         if why is not None:
             problems.append(f"{format_path([key])}: the repository key {why}")
             continue
-        entry, entry_problems = parse_entry(key, raw, lookup)
+        entry, entry_problems = parse_entry(key, raw, lookup, template_dirs)
         problems.extend(entry_problems)
         if entry is not None:
             entries[key] = entry
@@ -349,7 +360,8 @@ def _parse(data: Any, lookup: Mapping[str, str], source: str,
                      if e.deposit_config.processing})
     if unused:
         log.info("%s: PASS keys accepted but not used: %s", source, ", ".join(unused))
-    return RepositoriesConfig(source=source, entries=entries)
+    return RepositoriesConfig(source=source, entries=entries,
+                              template_dirs=tuple(template_dirs))
 
 
 def parse_repositories(
@@ -360,10 +372,16 @@ def parse_repositories(
 
 
 def load_repositories(
-    source: str, env: Mapping[str, str], extra: Mapping[str, str] | None = None
+    source: str, env: Mapping[str, str], extra: Mapping[str, str] | None = None,
+    template_dir: str | None = None,
 ) -> RepositoriesConfig:
     """Load and check repositories.json from a path or URL. ``extra`` fills placeholders
-    the environment does not (e.g. ``DEPOSIT_DATA_DIR`` with its effective default)."""
+    the environment does not (e.g. ``DEPOSIT_DATA_DIR`` with its effective default).
+    Templates it names (a bag-info template) are found beside it (a local file) and in
+    ``template_dir`` (DEPOSIT_TEMPLATE_DIR)."""
     data = load_json(read_source(source), source, ConfigurationError,
                      invalid="is not valid JSON")
-    return _parse(data, {**(extra or {}), **env}, source, consume=True)
+    dirs = [Path(template_dir)] if template_dir else []
+    if "://" not in source or source.startswith("file:"):
+        dirs.insert(0, Path(source.removeprefix("file://").removeprefix("file:")).parent)
+    return _parse(data, {**(extra or {}), **env}, source, consume=True, template_dirs=dirs)

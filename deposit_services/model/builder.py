@@ -65,7 +65,10 @@ def parse_metadata(submission: Submission) -> dict[str, Any]:
 
 
 def normalise_doi(raw: str | None) -> str | None:
-    """A DOI trimmed of white space and resolver prefixes; ModelError if it is not one."""
+    """A DOI trimmed of white space and resolver prefixes. One that does not parse is
+    kept as it was given, as PASS keeps it: each package format writes it where it
+    takes free text and leaves it out where it would make the package invalid, and the
+    deposit's statusMessage says so (``Package.warnings``)."""
     if raw is None or not str(raw).strip():
         return None
     doi = str(raw).strip()
@@ -74,7 +77,8 @@ def normalise_doi(raw: str | None) -> str | None:
             doi = doi[len(prefix):].strip()
             break
     if not DOI_PATTERN.match(doi):
-        raise ModelError(f"doi {raw!r} is not a DOI (10.<registrant>/<suffix>)")
+        log.warning("doi %r is not a DOI (10.<registrant>/<suffix>); kept as given", raw)
+        return str(raw).strip()
     return doi
 
 

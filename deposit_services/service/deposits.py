@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from deposit_services.assemblers.base import Package
@@ -178,6 +178,9 @@ class DepositTask:
         if isinstance(result, Exception):
             return self._record_failure(work, intent, result)
         assert receipt_attempt is not None
+        if package.warnings:  # what the package left out or wrote as given: say so
+            result = replace(result, message="; ".join(
+                m for m in (result.message, *package.warnings) if m))
         return self._record_receipt(work, intent.deposit, result, receipt_attempt, outcome)
 
     def _send(self, work: Work, intent: Intent, target: Target, package: Package

@@ -80,7 +80,7 @@ class Targets:
                 try:
                     assembler = create_assembler(
                         config.assembler.specification, config.assembler.options,
-                        self._sources)
+                        self._sources, template_dirs=self.repositories.template_dirs)
                     context = TransportContext(
                         user_agent=self._user_agent,
                         auth_realms=tuple(r.model_dump(by_alias=True) for r in config.auth_realms),

@@ -51,9 +51,10 @@ class World:
     server: MemoryServer
     ctx: ServiceContext
 
-    def seed(self, sid: str) -> None:
+    def seed(self, sid: str, repository: dict[str, str] = REPO, **metadata: str) -> None:
         path = write_graph(self.root / f"{sid}.json",
-                           make_graph(sid, self.root / "files", repositories=[REPO]))
+                           make_graph(sid, self.root / "files", repositories=[repository],
+                                      metadata=metadata))
         for entity in resolve_file_uris(Graph.load(path), self.root / "files").entities:
             self.store.add_if_absent(entity)
 
@@ -71,12 +72,14 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
                         "tests.support.memory_drop:MemoryTransport")
     clock = FakeClock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
     server = SERVERS[f"drop-{tmp_path.name}"] = MemoryServer()
-    config = parse_repositories({"drop": {
-        "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
-        "transport-config": {"protocol-binding": {
-            "protocol": "memory", "server-fqdn": f"drop-{tmp_path.name}", "username": "u",
-            "default-directory": "in/%s"}},
-    }}, {})
+    binding = {"protocol": "memory", "server-fqdn": f"drop-{tmp_path.name}",
+               "username": "u", "default-directory": "in/%s"}
+    config = parse_repositories({
+        "drop": {"assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
+                 "transport-config": {"protocol-binding": binding}},
+        "bag": {"assembler": {"specification": "bagit", "options": {"archive": "ZIP"}},
+                "transport-config": {"protocol-binding": binding}},
+    }, {})
     database = MemoryDatabase(clock)
     targets = Targets(config, "test", clock)
     ctx = ServiceContext(database=database, targets=targets, work_dir=tmp_path / "work",
@@ -270,3 +273,15 @@ def test_submit_refuses_a_graph_that_renames_a_stored_repository(world: World) -
         submit_graph(world.database, RecordingBroker(),
                      load_submission_graph(path, world.root / "files"), "submission")
     assert "s2" not in {s.id for s in world.store.find(Submission)}  # nothing stored
+
+
+def test_a_doi_that_is_not_one_is_deposited_and_the_status_says_what_became_of_it(
+    world: World,
+) -> None:
+    bag = {"@type": "Repository", "id": "repo-bag", "name": "Bag", "repositoryKey": "bag",
+           "integrationType": "ONE_WAY"}
+    world.seed("s1", bag, doi="abcdef")
+    SubmissionProcessor(world.ctx).process("s1")
+    deposit = world.deposit("s1")
+    assert deposit.deposit_status is DepositStatus.ACCEPTED  # PASS deposits it too
+    assert "'abcdef' is not a DOI" in (deposit.status_message or "")
