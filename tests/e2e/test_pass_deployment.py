@@ -202,3 +202,17 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(
     assert second.returncode == 0
     assert os.path.getsize(daemon.root / "second.log") > 0
     assert json.loads(daemon.cli("status", "--json").stdout) is not None
+
+
+def test_refused_credentials_stop_listen_and_config_check_with_exit_2(
+    world: tuple[Pass, SwordServer, Daemon],
+) -> None:
+    _, _, daemon = world
+    daemon.env["PASS_CORE_PASSWORD"] = "not-the-password"
+    checked = daemon.cli("config", "check", check=False)
+    assert checked.returncode == 2, checked.stderr
+    assert "refused the credentials" in checked.stderr
+    assert "not-the-password" not in checked.stderr + checked.stdout
+    worker = daemon.listen("refused")
+    assert worker.wait(60) == 2
+    assert "refused the credentials" in daemon.log_text("refused")
