@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.highlighter import NullHighlighter
 from rich.logging import RichHandler
 from rich.progress import Progress as RichProgress
 from rich.progress import ProgressColumn, Task, TextColumn
@@ -57,7 +58,8 @@ def logs_above(console: Console) -> Iterator[None]:
             if type(h) is not logging.FileHandler and isinstance(h, logging.StreamHandler)
             and h.stream in (sys.stderr, console.file)]
     handler = RichHandler(console=console, show_path=False, markup=False,
-                          rich_tracebacks=False, show_time=True)
+                          rich_tracebacks=False, show_time=True,
+                          highlighter=NullHighlighter())
     handler.setFormatter(SafeFormatter("%(name)s: %(message)s"))
     for old in ours:
         root.removeHandler(old)
