@@ -37,7 +37,6 @@ from deposit_services.settings import DEFAULT_REPOSITORY_CONFIGURATION, Settings
 
 if TYPE_CHECKING:
     from deposit_services.bootstrap import App
-    from deposit_services.service.context import ServiceContext
     from deposit_services.service.lifecycle import Outcome
 
 EXIT_OK = 0
@@ -130,6 +129,7 @@ def _shown(outcome: Outcome) -> Outcome:
 
 
 def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.entrypoints.progress import say_what_listen_waits_for
     from deposit_services.entrypoints.worker import MessageHandler, Worker
 
     log.info("deposit-services %s; settings (secrets masked): %s", __version__,
@@ -149,8 +149,8 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
             _abort(name)
         stop.set()
         # the store is read on a thread of its own, never inside the handler
-        threading.Thread(target=_say_what_we_wait_for, args=(ctx, name), daemon=True,
-                         name="stopping").start()
+        threading.Thread(target=say_what_listen_waits_for, args=(ctx, name, EXIT_ABORTED),
+                         daemon=True, name="stopping").start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -176,49 +176,6 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
             jobs.shutdown()
         app.close()
     return EXIT_OK
-
-
-def _in_flight(ctx: ServiceContext) -> list[str]:
-    """What this worker is busy with now: its deposits (WorkerMemory's busy set), each
-    with its open transfer from the attempt log (size, how long it has run) if any."""
-    from deposit_services.store.uow import run_unit
-
-    busy = sorted(ident for kind, ident in dict(getattr(ctx.memory, "_busy", {}))
-                  if kind == "Deposit")
-    if not busy:
-        return []
-    now = ctx.clock.now()
-
-    def read(uow: Any) -> list[str]:
-        shown = []
-        for deposit_id in busy:
-            attempts = [a for a in uow.state.attempts(deposit_id) if a.is_open]
-            if not attempts:
-                shown.append(f"deposit {deposit_id} (packaging)")
-                continue
-            attempt = attempts[-1]
-            size = f"{attempt.package.size} bytes, " if attempt.package else ""
-            ran = (now - attempt.started_at).total_seconds()
-            shown.append(f"deposit {deposit_id} (transfer {attempt.number}: {size}"
-                         f"running for {ran:.0f} s)")
-        return shown
-
-    try:
-        return run_unit(ctx.database, read, read_only=True)
-    except DepositServicesError:
-        return [f"deposit {deposit_id}" for deposit_id in busy]
-
-
-def _say_what_we_wait_for(ctx: ServiceContext, signal_name: str) -> None:
-    work = _in_flight(ctx)
-    if not work:
-        log.info("%s received: finishing the messages in flight, then exiting", signal_name)
-        return
-    log.warning("%s received: waiting for %d deposit(s) in flight before exiting: %s. A "
-                "transfer takes as long as the repository needs to take the package (no "
-                "limit of ours); a second SIGTERM or SIGINT aborts at once (exit %d), and "
-                "the aborted deposits resume on the next start", signal_name, len(work),
-                "; ".join(work), EXIT_ABORTED)
 
 
 def _abort(signal_name: str) -> None:

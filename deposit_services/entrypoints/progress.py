@@ -1,4 +1,5 @@
-"""Progress and summary for the operator's batch commands (``retry``, ``refresh``).
+"""Progress and summary for the operator's batch commands (``retry``, ``refresh``),
+and what ``listen`` is busy with when asked to stop.
 
 On a terminal, rich's live progress on stderr: the bar stays at the bottom and log
 records are printed above it through rich's logging handler, so a log line never
@@ -24,10 +25,15 @@ from rich.progress import ProgressColumn, Task, TextColumn
 from rich.text import Text
 
 from deposit_services.entrypoints.reports import Column, render_table
+from deposit_services.errors import DepositServicesError
 from deposit_services.safetext import SafeFormatter
+from deposit_services.service.context import ServiceContext
 from deposit_services.service.lifecycle import Outcome
+from deposit_services.store.uow import run_unit
 
 BAR_WIDTH = 30
+
+log = logging.getLogger(__name__)
 
 
 class _Bar(ProgressColumn):
@@ -119,6 +125,48 @@ class Progress:
             self._live = None
             self._logs.__exit__(None, None, None)
         self.stream.flush()
+
+
+def in_flight(ctx: ServiceContext) -> list[str]:
+    """What this worker is busy with now: its deposits (WorkerMemory's busy set), each
+    with its open transfer from the attempt log (size, how long it has run) if any."""
+    busy = sorted(ident for kind, ident in dict(getattr(ctx.memory, "_busy", {}))
+                  if kind == "Deposit")
+    if not busy:
+        return []
+    now = ctx.clock.now()
+
+    def read(uow: Any) -> list[str]:
+        shown = []
+        for deposit_id in busy:
+            attempts = [a for a in uow.state.attempts(deposit_id) if a.is_open]
+            if not attempts:
+                shown.append(f"deposit {deposit_id} (packaging)")
+                continue
+            attempt = attempts[-1]
+            size = f"{attempt.package.size} bytes, " if attempt.package else ""
+            ran = (now - attempt.started_at).total_seconds()
+            shown.append(f"deposit {deposit_id} (transfer {attempt.number}: {size}"
+                         f"running for {ran:.0f} s)")
+        return shown
+
+    try:
+        return run_unit(ctx.database, read, read_only=True)
+    except DepositServicesError:
+        return [f"deposit {deposit_id}" for deposit_id in busy]
+
+
+def say_what_listen_waits_for(ctx: ServiceContext, signal_name: str, abort_code: int) -> None:
+    """Logged on ``listen``'s first SIGTERM/SIGINT: the deposits it waits for."""
+    work = in_flight(ctx)
+    if not work:
+        log.info("%s received: finishing the messages in flight, then exiting", signal_name)
+        return
+    log.warning("%s received: waiting for %d deposit(s) in flight before exiting: %s. A "
+                "transfer takes as long as the repository needs to take the package (no "
+                "limit of ours); a second SIGTERM or SIGINT aborts at once (exit %d), and "
+                "the aborted deposits resume on the next start", signal_name, len(work),
+                "; ".join(work), abort_code)
 
 
 def _result(outcome: Outcome) -> str:
