@@ -106,6 +106,7 @@ TRANSPORTS: dict[str, str] = {
     "filesystem": "deposit_services.transports.filesystem:FilesystemTransport",
     "devnull": "deposit_services.transports.devnull:DevNullTransport",
     "swordv2": "deposit_services.transports.sword.transport:SwordV2Transport",
+    "sword1": "deposit_services.transports.sword.v1:Sword1Transport",
     "sftp": "deposit_services.transports.sftp:SftpTransport",
     "ftp": "deposit_services.transports.ftp:FtpTransport",
 }
