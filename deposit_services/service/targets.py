@@ -42,10 +42,18 @@ def _sword_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver
     )
 
 
+def _dspace_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """The DSpace item resolver, with the binding's account and status-mapping."""
+    from deposit_services.transports.dspace.status import DSpaceItemResolver
+
+    return DSpaceItemResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
+
+
 # protocol (lower case) -> builder of the resolver for that protocol's status refs.
 # Protocols without one (filesystem, SFTP, FTP...) hand over custody at once.
 RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
     "swordv2": _sword_resolver,
+    "dspace": _dspace_resolver,
 }
 
 

@@ -109,6 +109,7 @@ TRANSPORTS: dict[str, str] = {
     "sword1": "deposit_services.transports.sword.v1:Sword1Transport",
     "sftp": "deposit_services.transports.sftp:SftpTransport",
     "ftp": "deposit_services.transports.ftp:FtpTransport",
+    "dspace": "deposit_services.transports.dspace.transport:DSpaceTransport",
 }
 
 
