@@ -241,6 +241,11 @@ class DSpaceApp:
             mine = [self._workflow(i) for i in self.workflow_items()
                     if self.epersons[i.submitter] == args.get("uuid")]
             return self._json(self._page("workflowitems", mine))
+        if path == "/submission/workspaceitems/search/item":
+            item = self.items.get(args.get("uuid", ""))
+            if item is None or item.workspace_id is None:
+                return Response(status=204)
+            return self._json(self._workspace(item))
         if path == "/workflow/workflowitems/search/item":
             item = self.items.get(args.get("uuid", ""))
             if item is None or item.workflow_id is None:
