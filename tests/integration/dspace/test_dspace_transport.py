@@ -230,3 +230,21 @@ def test_crash_after_submit_is_reconciled(dspace, binding, make_transport, packa
     dspace.app.archive(item.uuid)
     archived = restarted.reconcile(package, {})
     assert archived is not None and archived.external_ids == (item.handle,)
+
+
+def test_multipart_body_is_read_in_bounded_blocks(tmp_path):
+    import io
+
+    from deposit_services.transports.dspace.client import MultipartBody
+
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB
+    body = MultipartBody([("file", 'a"b.bin', "application/octet-stream",
+                           io.BytesIO(data), len(data))], boundary="XyZ")
+    blocks = []
+    while block := body.read(16 * 1024):
+        blocks.append(block)
+    raw = b"".join(blocks)
+    assert len(raw) == len(body) == body.sent
+    assert max(len(b) for b in blocks) <= MultipartBody.BLOCK
+    assert raw.startswith(b"--XyZ\r\n") and raw.endswith(b"\r\n--XyZ--\r\n")
+    assert data in raw and b'filename="a\'b.bin"' in raw
