@@ -415,6 +415,25 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check_target(settings: Settings, args: argparse.Namespace) -> int:
+    """Prove, without depositing, that deposits to the named repositories (all when none
+    are named) could succeed: one line per repository and check (service.preflight)."""
+    from deposit_services.service.preflight import check_targets
+
+    config = load_repositories_config(settings)
+    checks = check_targets(config, args.keys, settings.http_agent)
+    if args.json:
+        from deposit_services.entrypoints.reports import print_json
+
+        print_json([{"repository": c.repository, "check": c.check, "status": c.status,
+                     "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            print(f"{safe(c.repository)}  {c.check:<7} {c.status.upper():<4}  "
+                  f"{safe(c.detail, 2000)}")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE
+
+
 # --- parsing -------------------------------------------------------------------------
 
 
@@ -471,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="requeue or purge every dead letter")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
     p.set_defaults(func=cmd_dead_letters, repositories=False, quiet=True)
+
+    p = sub.add_parser("check-target",
+                       help="prove without depositing that deposits could succeed")
+    p.add_argument("keys", nargs="*", metavar="KEY",
+                   help="repositories.json keys (default: every repository)")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.set_defaults(func=cmd_check_target, quiet=True)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
