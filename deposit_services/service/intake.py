@@ -200,9 +200,6 @@ def intake_graph(database: Database, graph: Graph, queue: str, *,
     if failures:
         return Intake(stored, replaced, announced=False,
                       waiting=f"the broker did not take SubmissionReady ({failures[-1]})")
-    try:
-        database.flush_published()  # the outbox row of what was just published
-    except DepositServicesError as exc:
-        log.debug("outbox clean-up left to the worker: %s", exc)
+    # its outbox row goes with the claim (SubmissionProcessor.claim): no transaction here
     log.info("submission %s stored and announced on %s", stored.id, queue)
     return Intake(stored, replaced, announced=True)

@@ -29,6 +29,7 @@ from deposit_services.model.entities import (
     Submission,
 )
 from deposit_services.model.graph import Graph
+from deposit_services.model.messages import SubmissionReady
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.service.aggregate import deposit_repositories, settle_aggregate
 from deposit_services.service.context import ServiceContext
@@ -130,6 +131,9 @@ class SubmissionProcessor:
         if fresh:
             submission.aggregated_deposit_status = AggregatedDepositStatus.IN_PROGRESS
             uow.records.write_first(submission)  # the claim, before any deposit exists
+            # its announcement is taken up: out of the outbox with the claim (so submit
+            # needs no transaction of its own to clean up after publishing it)
+            uow.state.discard_messages(SubmissionReady(submission_id).to_json())
         log.info("submission %s %s", submission_id, "claimed" if fresh else "resumed")
         try:
             content = build_deposit_submission(submission, graph)

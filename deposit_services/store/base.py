@@ -230,3 +230,8 @@ class WorkerState(ABC):
     def remove_messages(self, ids: Sequence[int]) -> None:
         """Forget outbox messages that have been published."""
 
+    @abstractmethod
+    def discard_messages(self, body: str) -> None:
+        """Forget outbox messages with this body, published or not: what they announce
+        has been taken up (a claimed submission's SubmissionReady)."""
+

@@ -203,6 +203,11 @@ class MemoryWorkerState(WorkerState):
         limit = self._now() - older_than
         return [m for m, at in self._unit.data().outbox.values() if at <= limit]
 
+    def discard_messages(self, body: str) -> None:
+        outbox = self._unit.data().outbox
+        for key in [k for k, (m, _) in outbox.items() if m.body == body]:
+            del outbox[key]
+
     def remove_messages(self, ids: Sequence[int]) -> None:
         outbox = self._unit.data().outbox
         for i in ids:

@@ -188,6 +188,11 @@ class SqlWorkerState(WorkerState):
         return [OutboxMessage(int(r.id), r.queue, r.body, json.loads(r.headers))
                 for r in self._execute(query)]
 
+    def discard_messages(self, body: str) -> None:
+        statement = self._s.get("discard messages", outbox, lambda: delete(outbox).where(
+            outbox.c.body == bindparam("_body")))
+        self._execute(statement, {"_body": body})
+
     def remove_messages(self, ids: Sequence[int]) -> None:
         if ids:
             statement = self._s.get("remove messages", outbox, lambda: delete(outbox).where(

@@ -395,3 +395,16 @@ def test_unreachable_postgres_is_store_unavailable_with_masked_url() -> None:
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message
     assert "s3cret-pw" not in message
+
+
+def test_discarded_messages_leave_the_outbox_published_or_not(store: StoreView) -> None:
+    with store.database.unit_of_work() as uow:
+        uow.publish("submission", '{"submission": "s1", "type": "SubmissionReady"}')
+        uow.publish("submission", '{"submission": "s2", "type": "SubmissionReady"}')
+        uow.commit()
+    with store.database.unit_of_work() as uow:  # s1 claimed: its announcement is done
+        uow.state.discard_messages('{"submission": "s1", "type": "SubmissionReady"}')
+        uow.commit()
+    with store.database.unit_of_work(read_only=True) as uow:
+        assert [m.body for m in uow.state.messages(older_than=-3600)] == [
+            '{"submission": "s2", "type": "SubmissionReady"}']
