@@ -22,12 +22,13 @@ never makes a second item.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
@@ -46,6 +47,12 @@ logger = logging.getLogger(__name__)
 
 def _key(*names: str) -> Any:
     return AliasChoices(*names)
+
+
+# The binding keys PASS takes from its environment when its repositories.json omits them.
+PASS_ENVIRONMENT = ("DSPACE_API_URL", "DSPACE_WEBSITE_URL", "DSPACE_USER", "DSPACE_PASSWORD",
+                    "DSPACE_COLLECTION_HANDLE", "DSPACE_SERVER", "DSPACE_FIELD_EMBARGO_LIFT",
+                    "DSPACE_FIELD_EMBARGO_TERMS")
 
 
 class DSpaceBinding(Binding):
@@ -75,6 +82,20 @@ class DSpaceBinding(Binding):
     # for the status resolver (status.py), kept here so the binding validates
     status_mapping: dict[str, str] = Field(default_factory=dict,
                                            validation_alias=_key("status-mapping"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, data: Any) -> Any:
+        """PASS reads these settings from its environment (Spring properties), and its
+        repositories.json names only the protocol: a key the binding leaves out is taken
+        from the environment variable of PASS's name, as PASS does."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for name in PASS_ENVIRONMENT:
+            if name not in filled and os.environ.get(name):
+                filled[name] = os.environ[name]
+        return filled
 
 
 def account_for(binding: DSpaceBinding, user_agent: str) -> DSpaceAccount:

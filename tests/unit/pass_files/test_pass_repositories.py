@@ -70,13 +70,28 @@ def test_every_implemented_pass_bean_maps_to_a_format(bean: str, spec: str) -> N
         create_assembler(spec, {}).specification)
 
 
-def test_the_deployment_file_names_pass_only_beans_and_loads_its_pmc_entry() -> None:
+def test_the_deployment_file_names_pass_only_beans_and_loads_its_pmc_entry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PASS's DSpace entry names only its protocol: the rest is PASS's environment
+    for name in ("DSPACE_API_URL", "DSPACE_WEBSITE_URL", "DSPACE_USER", "DSPACE_PASSWORD",
+                 "DSPACE_COLLECTION_HANDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as caught:
+        load_repositories(str(CURRENT / "pass-docker-deposit-repositories.json"), PMC_ENV)
+    assert "DSpace.transport-config.protocol-binding: DSPACE_API_URL: Field required" in (
+        caught.value.problems)
+    monkeypatch.setenv("DSPACE_API_URL", "https://dspace.example.edu/server/api")
+    monkeypatch.setenv("DSPACE_WEBSITE_URL", "https://dspace.example.edu")
+    monkeypatch.setenv("DSPACE_USER", "pass@example.edu")
+    monkeypatch.setenv("DSPACE_PASSWORD", "secret")
+    monkeypatch.setenv("DSPACE_COLLECTION_HANDLE", "123456789/2")
     with pytest.raises(ConfigurationError) as caught:
         load_repositories(str(CURRENT / "pass-docker-deposit-repositories.json"), PMC_ENV)
     problems = caught.value.problems
     assert [p.split(":")[0] for p in problems] == [
         "InvenioRDM.assembler", "InvenioRDM.transport-config.protocol-binding",
-        "DSpace.assembler", "DSpace.transport-config.protocol-binding"]
+        "DSpace.assembler"]
     assert "beanName 'invenioRdmAssembler' is PASS's assembler for" in problems[0]
     assert "beanName 'DSpaceAssembler'" in problems[2]
     for text in (problems[0], problems[2]):  # what we do have, to choose from
