@@ -130,8 +130,7 @@ class Progress:
 def in_flight(ctx: ServiceContext) -> list[str]:
     """What this worker is busy with now: its deposits (WorkerMemory's busy set), each
     with its open transfer from the attempt log (size, how long it has run) if any."""
-    busy = sorted(ident for kind, ident in dict(getattr(ctx.memory, "_busy", {}))
-                  if kind == "Deposit")
+    busy = ctx.memory.busy_with("Deposit")
     if not busy:
         return []
     now = ctx.clock.now()

@@ -53,6 +53,11 @@ class WorkerMemory:
             else:
                 self._busy.pop((kind, ident), None)
 
+    def busy_with(self, kind: str) -> list[str]:
+        """The ids of ``kind`` this worker is working on now, sorted."""
+        with self._lock:
+            return sorted(ident for (k, ident) in self._busy if k == kind)
+
     def knows(self, kind: str, ident: str) -> str | None:
         """Why a message about it changes nothing, or None when it must be read."""
         with self._lock:

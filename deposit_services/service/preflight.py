@@ -205,7 +205,7 @@ def _sword2(transport: Transport, package: Package, submission: DepositSubmissio
     document = transport.service_document(refresh=True)  # proves server and credentials
     collection = transport.choose_collection(submission)
     # the same collection, packaging, mediation and size checks a deposit makes
-    transport._check_collection(collection, package)
+    transport.check_collection(collection, package)
     return (f"{collection} is in the service document {transport.binding.service_doc} "
             f"({len(document.collections)} collections) and accepts "
             f"{package.specification}")

@@ -177,7 +177,10 @@ class SwordV2Transport(Transport):
                 return hinted
         return self.binding.default_collection
 
-    def _check_collection(self, collection: str, package: Package) -> None:
+    def check_collection(self, collection: str, package: Package) -> None:
+        """PermanentTransferError saying what to change unless ``collection`` is in the
+        service document and takes the package's packaging and size (also what
+        ``check-target`` proves)."""
         document = self.service_document()
         info = document.collection(collection)
         if info is None:  # maybe created since we cached: look again once
@@ -214,7 +217,7 @@ class SwordV2Transport(Transport):
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         collection = self.choose_collection(submission)
         if self.binding.check_collection:
-            self._check_collection(collection, package)
+            self.check_collection(collection, package)
         headers = {
             "Content-Type": package.mime_type or "application/octet-stream",
             "Content-Disposition": _quote_filename(package.name),

@@ -103,7 +103,7 @@ def test_collection_must_be_in_service_document(sword_server, binding, make_tran
     assert len([r for r in sword_server.requests if r.path.endswith("/servicedocument")]) == 2
     slash = make_transport({**binding,
                             "default-collection": sword_server.collection_url("default") + "/"})
-    slash._check_collection(slash.choose_collection(submission), package)  # trailing "/" ok
+    slash.check_collection(slash.choose_collection(submission), package)  # trailing "/" ok
 
 
 def test_service_document_is_cached(sword_server, binding, make_transport, package, submission):
