@@ -17,9 +17,10 @@ timeouts transient; TLS failures and bad URLs permanent.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import requests
 
@@ -48,6 +49,31 @@ ERROR_ADVICE: dict[str, str] = {
     "on-behalf-of from the protocol-binding or enable mediation",
     "ErrorBadRequest": "the server could not understand the deposit request",
 }
+
+
+
+T = TypeVar("T")
+
+
+class Cached(Generic[T]):
+    """One value fetched on demand and kept for ``ttl`` seconds (thread-safe): a
+    service document, read once per TTL by every thread."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._value: T | None = None
+        self._at = 0.0
+
+    def get(self, fetch: Callable[[], T], refresh: bool = False) -> T:
+        with self._lock:
+            if (self._value is not None and not refresh
+                    and time.monotonic() - self._at < self._ttl):
+                return self._value
+        value = fetch()  # outside the lock: a slow server holds no other thread
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
+        return value
 
 
 class DocumentTooLarge(ValueError):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -38,7 +37,7 @@ from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
-from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
+from deposit_services.transports.sword.client import Cached, Connection, Credentials, SwordClient
 from deposit_services.transports.sword.documents import (
     DepositReceipt,
     ServiceDocument,
@@ -53,8 +52,9 @@ T = TypeVar("T")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class SwordV2Binding(Binding):
-    """PASS's SWORDv2 protocol-binding keys, plus ours (hints, timeouts, TLS, cache)."""
+class SwordBinding(Binding):
+    """PASS's SWORD protocol-binding keys (v2 and 1.3 alike), plus ours (hints,
+    timeouts, TLS, cache)."""
 
     username: str
     password: str = Field(repr=False)
@@ -73,6 +73,21 @@ class SwordV2Binding(Binding):
     verify_tls: bool = Field(default=True, alias="verify-tls")
     ca_bundle: str | None = Field(default=None, alias="ca-bundle")
     check_collection: bool = Field(default=True, alias="check-collection")
+
+    def collection_for(self, submission: DepositSubmission) -> str:
+        """The ``collection-hints`` entry of the first matching tag, else the default."""
+        hints = {k.strip().casefold(): v for k, v in self.collection_hints.items()}
+        for tag in submission.collection_tags:
+            hinted = hints.get(tag.strip().casefold())
+            if hinted:
+                logger.debug("collection tag %r selects %s", tag, hinted)
+                return hinted
+        return self.default_collection
+
+
+class SwordV2Binding(SwordBinding):
+    """SWORDv2's binding: the SWORD keys and the statement resolver's."""
+
     # for the statement resolver (statement.py), kept here so the binding validates
     status_follow_redirects: bool = Field(default=False, alias="status-follow-redirects")
     status_url_rewrite: dict[str, str] = Field(default_factory=dict, alias="status-url-rewrite")
@@ -132,16 +147,13 @@ class SwordV2Transport(Transport):
 
     def __init__(self, binding: Any, context: TransportContext | None = None) -> None:
         super().__init__(binding, context)
-        self._hints = {k.strip().casefold(): v for k, v in self.binding.collection_hints.items()}
         b = self.binding
         self.client = SwordClient(
             Credentials(b.username, b.password, b.on_behalf_of),
             Connection(self.user_agent, b.connect_timeout, b.read_timeout,
                        b.ca_bundle or b.verify_tls),  # ca-bundle names the CAs to trust
         )
-        self._cache_lock = threading.Lock()
-        self._service_doc: ServiceDocument | None = None
-        self._service_doc_at = 0.0
+        self._service_doc: Cached[ServiceDocument] = Cached(b.service_doc_ttl)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -156,26 +168,13 @@ class SwordV2Transport(Transport):
 
     def service_document(self, refresh: bool = False) -> ServiceDocument:
         """The service document, cached for ``service-doc-ttl`` seconds."""
-        with self._cache_lock:
-            fresh = time.monotonic() - self._service_doc_at < self.binding.service_doc_ttl
-            if self._service_doc is not None and fresh and not refresh:
-                return self._service_doc
         url = self.binding.service_doc
         what = f"SWORD service document {url}"
-        document = _parsed(parse_service_document, self.client.get(url, what) or b"", what)
-        with self._cache_lock:
-            self._service_doc = document
-            self._service_doc_at = time.monotonic()
-        return document
+        return self._service_doc.get(lambda: _parsed(
+            parse_service_document, self.client.get(url, what) or b"", what), refresh)
 
     def choose_collection(self, submission: DepositSubmission) -> str:
-        """``collection-hints`` entry of the first matching submission tag, else the default."""
-        for tag in submission.collection_tags:
-            hinted = self._hints.get(tag.strip().casefold())
-            if hinted:
-                logger.debug("collection tag %r selects %s", tag, hinted)
-                return hinted
-        return self.binding.default_collection
+        return self.binding.collection_for(submission)
 
     def check_collection(self, collection: str, package: Package) -> None:
         """PermanentTransferError saying what to change unless ``collection`` is in the

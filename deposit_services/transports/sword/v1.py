@@ -25,20 +25,16 @@ dry run ``check-target`` makes: the server checks everything and stores nothing.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
-
-from pydantic import Field
 
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
-from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
-from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
+from deposit_services.transports.base import Receipt, Transport, TransportContext
+from deposit_services.transports.sword.client import Cached, Connection, Credentials, SwordClient
 from deposit_services.transports.sword.documents import XmlError
-from deposit_services.transports.sword.transport import _CountingReader
+from deposit_services.transports.sword.transport import SwordBinding, _CountingReader
 from deposit_services.transports.sword.v1_documents import (
     DepositResponse1,
     ServiceDocument1,
@@ -49,28 +45,12 @@ from deposit_services.transports.sword.v1_documents import (
 logger = logging.getLogger(__name__)
 
 
-class Sword1Binding(Binding):
-    """PASS-style SWORD keys (as for SWORDv2), plus ``verbose`` and ``packaging``."""
+class Sword1Binding(SwordBinding):
+    """The SWORD keys, plus ``verbose`` and ``packaging`` (the X-Packaging to send when
+    the server names the format otherwise)."""
 
-    username: str
-    password: str = Field(repr=False)
-    service_doc: str = Field(alias="service-doc")
-    default_collection: str = Field(alias="default-collection")
-    server_fqdn: str | None = Field(default=None, alias="server-fqdn")
-    server_port: int | str | None = Field(default=None, alias="server-port")
-    on_behalf_of: str | None = Field(default=None, alias="on-behalf-of")
-    deposit_receipt: bool = Field(default=True, alias="deposit-receipt")  # PASS key, unused
-    user_agent: str | None = Field(default=None, alias="user-agent")
-    collection_hints: dict[str, str] = Field(default_factory=dict, alias="collection-hints")
     packaging: str | None = None
     verbose: bool = False
-    connect_timeout: float = Field(default=10.0, alias="connect-timeout", gt=0)
-    read_timeout: float = Field(default=600.0, alias="read-timeout", gt=0)
-    service_doc_ttl: float = Field(default=300.0, alias="service-doc-ttl", ge=0)
-    verify_tls: bool = Field(default=True, alias="verify-tls")
-    ca_bundle: str | None = Field(default=None, alias="ca-bundle")
-    check_collection: bool = Field(default=True, alias="check-collection")
-
 
 def content_disposition(name: str) -> str:
     """SWORD 1.3's ``filename=...`` (quoted when it has to be; non-ASCII replaced)."""
@@ -90,44 +70,32 @@ class Sword1Transport(Transport):
     def __init__(self, binding: Any, context: TransportContext | None = None) -> None:
         super().__init__(binding, context)
         b = self.binding
-        self._hints = {k.strip().casefold(): v for k, v in b.collection_hints.items()}
         # X-On-Behalf-Of is sent per deposit: the v2 client would send v2's On-Behalf-Of
         self.client = SwordClient(
             Credentials(b.username, b.password),
             Connection(b.user_agent or self.context.user_agent, b.connect_timeout,
                        b.read_timeout, b.ca_bundle or b.verify_tls),
         )
-        self._lock = threading.Lock()
-        self._document: ServiceDocument1 | None = None
-        self._document_at = 0.0
+        self._document: Cached[ServiceDocument1] = Cached(b.service_doc_ttl)
 
     def close(self) -> None:
         self.client.close()
 
     def service_document(self, refresh: bool = False) -> ServiceDocument1:
         """The 1.3 service document, cached for ``service-doc-ttl`` seconds."""
-        with self._lock:
-            fresh = time.monotonic() - self._document_at < self.binding.service_doc_ttl
-            if self._document is not None and fresh and not refresh:
-                return self._document
         url = self.binding.service_doc
         what = f"SWORD 1.3 service document {url}"
-        body = self.client.get(url, what) or b""
-        try:
-            document = parse_service_document_1(body)
-        except XmlError as exc:
-            raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
-        with self._lock:
-            self._document, self._document_at = document, time.monotonic()
-        return document
+
+        def fetch() -> ServiceDocument1:
+            try:
+                return parse_service_document_1(self.client.get(url, what) or b"")
+            except XmlError as exc:
+                raise PermanentTransferError(f"{what} is unreadable: {exc}") from exc
+
+        return self._document.get(fetch, refresh)
 
     def choose_collection(self, submission: DepositSubmission) -> str:
-        """The ``collection-hints`` entry of the first matching tag, else the default."""
-        for tag in submission.collection_tags:
-            hinted = self._hints.get(tag.strip().casefold())
-            if hinted:
-                return hinted
-        return self.binding.default_collection
+        return self.binding.collection_for(submission)
 
     def check_collection(self, collection: str, package: Package) -> str:
         """Refuse what the service document says the server would refuse; returns the
