@@ -48,9 +48,9 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deposit_services.errors import BrokerUnavailable, ConfigurationError, MessagingError
 from deposit_services.messaging.base import Broker, DeadLetter, Delivery
@@ -449,33 +449,24 @@ class SqsBroker(Broker):
             url = self.queue_url(name)
             keep: list[str] = []
             try:
-                while True:
-                    with sqs_errors("browse", name):
-                        messages = self._client.receive_message(
-                            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                            VisibilityTimeout=LIST_HIDE_S, MessageAttributeNames=["All"],
-                            AttributeNames=_SYSTEM_ATTRIBUTES,
-                        ).get("Messages", [])
-                    if not messages:
-                        break
-                    for message in messages:
-                        message_id = message.get("MessageId", "")
-                        handle = message.get("ReceiptHandle", "")
-                        letter = dead_letter_from(message)
-                        chosen = (wanted is None or message_id in wanted) and (
-                            message_id not in done)
-                        if chosen and requeue and not letter.queue:
-                            log.warning("dead letter %s on %s names no original queue; "
-                                        "left where it is", message_id, name)
-                            chosen = False
-                        if not chosen:
-                            keep.append(handle)
-                            continue
-                        if requeue:
-                            self.publish(letter.queue, letter.body, dict(letter.headers))
-                        with sqs_errors("delete the dead letter", name):
-                            self._client.delete_message(QueueUrl=url, ReceiptHandle=handle)
-                        done.append(message_id)
+                for message in self._browse(url, name):
+                    message_id = message.get("MessageId", "")
+                    handle = message.get("ReceiptHandle", "")
+                    letter = dead_letter_from(message)
+                    chosen = (wanted is None or message_id in wanted) and (
+                        message_id not in done)
+                    if chosen and requeue and not letter.queue:
+                        log.warning("dead letter %s on %s names no original queue; "
+                                    "left where it is", message_id, name)
+                        chosen = False
+                    if not chosen:
+                        keep.append(handle)
+                        continue
+                    if requeue:
+                        self.publish(letter.queue, letter.body, dict(letter.headers))
+                    with sqs_errors("delete the dead letter", name):
+                        self._client.delete_message(QueueUrl=url, ReceiptHandle=handle)
+                    done.append(message_id)
             finally:
                 self._release(url, name, keep)
         log.info("%s %d dead letter(s)", "requeued" if requeue else "purged", len(done))
@@ -486,24 +477,28 @@ class SqsBroker(Broker):
         found: dict[str, tuple[int, DeadLetter]] = {}
         handles: list[str] = []
         try:
-            while True:
-                with sqs_errors("list", name):
-                    messages = self._client.receive_message(
-                        QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                        VisibilityTimeout=LIST_HIDE_S, MessageAttributeNames=["All"],
-                        AttributeNames=_SYSTEM_ATTRIBUTES,
-                    ).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    handles.append(message.get("ReceiptHandle", ""))
-                    sent = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
-                    letter = replace(dead_letter_from(message),
-                                     id=message.get("MessageId", ""))
-                    found.setdefault(letter.id, (sent, letter))
+            for message in self._browse(url, name):
+                handles.append(message.get("ReceiptHandle", ""))
+                sent = int(message.get("Attributes", {}).get("SentTimestamp", "0") or 0)
+                letter = replace(dead_letter_from(message), id=message.get("MessageId", ""))
+                found.setdefault(letter.id, (sent, letter))
         finally:
             self._release(url, name, handles)
         return [letter for _, letter in sorted(found.values(), key=lambda item: item[0])]
+
+    def _browse(self, url: str, name: str) -> Iterator[Any]:
+        """Every message of a dead-letter queue, each hidden for LIST_HIDE_S while it is
+        looked at (the caller releases or deletes it)."""
+        while True:
+            with sqs_errors("browse", name):
+                messages = self._client.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                    VisibilityTimeout=LIST_HIDE_S, MessageAttributeNames=["All"],
+                    AttributeNames=_SYSTEM_ATTRIBUTES,
+                ).get("Messages", [])
+            if not messages:
+                return
+            yield from messages
 
     def _release(self, url: str, name: str, handles: list[str]) -> None:
         for start in range(0, len(handles), 10):
