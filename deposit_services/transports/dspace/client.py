@@ -29,7 +29,12 @@ from deposit_services.errors import (
     TransientTransferError,
 )
 from deposit_services.http_status import http_status
-from deposit_services.transports.sword.client import DocumentTooLarge, SessionPool, read_limited
+from deposit_services.transports.http import (
+    DocumentTooLarge,
+    SessionPool,
+    read_limited,
+    transfer_errors,
+)
 
 CSRF_HEADER = "DSPACE-XSRF-TOKEN"
 CSRF_REQUEST_HEADER = "X-XSRF-TOKEN"
@@ -192,18 +197,10 @@ class DSpaceClient:
     def _send(self, method: str, url: str, what: str, kwargs: Mapping[str, Any]
               ) -> requests.Response:
         a = self.account
-        try:
+        with transfer_errors(what, url):
             response = self.sessions.get().request(
                 method, url, timeout=(a.connect_timeout, a.read_timeout), verify=a.verify,
                 allow_redirects=False, stream=True, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise PermanentTransferError(f"{what}: TLS failure talking to {url}: {exc}") from exc
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise PermanentTransferError(f"{what}: bad URL {url}: {exc}") from exc
-        except requests.exceptions.Timeout as exc:
-            raise TransientTransferError(f"{what}: {url} timed out: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransientTransferError(f"{what}: {url} failed: {exc}") from exc
         self._remember_csrf(response)
         return response
 

@@ -44,12 +44,8 @@ from deposit_services.status.base import (
     select_realm,
 )
 from deposit_services.transports.base import parse_binding
-from deposit_services.transports.sword.client import (
-    MAX_DOCUMENT_BYTES,
-    DocumentTooLarge,
-    SessionPool,
-    read_limited,
-)
+from deposit_services.transports.http import DocumentTooLarge, SessionPool, read_limited
+from deposit_services.transports.sword.client import MAX_DOCUMENT_BYTES
 from deposit_services.transports.sword.documents import STATE_SCHEME, XmlError, parse_statement
 from deposit_services.transports.sword.transport import SwordV2Binding
 

@@ -37,7 +37,8 @@ from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
-from deposit_services.transports.sword.client import Cached, Connection, Credentials, SwordClient
+from deposit_services.transports.http import Cached
+from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
 from deposit_services.transports.sword.documents import (
     DepositReceipt,
     ServiceDocument,
