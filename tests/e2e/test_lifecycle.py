@@ -152,6 +152,13 @@ def test_withdrawn_followed_by_a_deposit_status_message(
     daemon.listen()
     sid = _submit(daemon, "e2e-wd", SWORD_REPO)
     deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+    # the DepositStatus the worker announced for its own change is handled first (it
+    # refreshes the deposit: still in progress); only then does the repository withdraw
+    queue = LocalBroker(daemon.env["DEPOSIT_STORE_URL"])
+    try:
+        wait_until(lambda: queue.pending() == 0, 30, "the worker's own messages handled")
+    finally:
+        queue.close()
     sword.set_state(next(iter(sword.deposits)), "withdrawn")
     time.sleep(1.0)
     assert _status(daemon, sid) is DepositStatus.SUBMITTED, "no job, no message: no change"
