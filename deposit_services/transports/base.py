@@ -49,6 +49,23 @@ class Receipt:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PriorItem:
+    """The item an earlier deposit of the same work left at this repository, which a
+    corrected resubmission updates instead of creating a second item.
+
+    ``status_ref``, ``access_url`` and ``external_ids`` are what the earlier deposit
+    recorded (Deposit.depositStatusRef, RepositoryCopy.accessUrl/externalIds);
+    ``evidence`` is its attempt log's details (e.g. ``edit_iri``, ``em_iri``,
+    ``record_id``), as ``Receipt.details`` returned them.
+    """
+
+    status_ref: str | None = None
+    access_url: str | None = None
+    external_ids: tuple[str, ...] = ()
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+
 class Binding(BaseModel):
     """Base of each transport's protocol-binding model. Unknown keys are errors."""
 
@@ -85,6 +102,16 @@ class Transport(ABC):
         see ``drop.DropTransport``); protocols without that (SWORD) override this.
         """
         return None
+
+    #: True where ``update`` replaces an existing item (SWORDv2 Edit-IRI, a new
+    #: InvenioRDM/Zenodo version); False where a resubmission can only be a new package.
+    supports_update: ClassVar[bool] = False
+
+    def update(self, package: Package, submission: DepositSubmission,
+               prior: PriorItem) -> Receipt:
+        """Replace the content and metadata of the item ``prior`` names with ``package``
+        (a corrected resubmission). Only called where ``supports_update`` is True."""
+        raise NotImplementedError(f"{self.protocol} cannot update an existing item")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; default: nothing to release."""
