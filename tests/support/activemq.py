@@ -1,6 +1,6 @@
 """A real ActiveMQ Classic broker for tests and benches, started and killed at will.
 
-With a Docker engine the broker runs in a testcontainers container
+With DEPOSIT_TEST_CONTAINERS=1 and a Docker engine the broker runs in a testcontainers container
 (``apache/activemq-classic``); otherwise it is Debian's ``activemq`` package
 (``apt-get install -y activemq``), started here as the *current* user with the
 test's own configuration and data directory (the package's init script switches to
@@ -114,9 +114,14 @@ def stomp_server_header(host: str, port: int, user: str, password: str) -> str:
 
 
 def docker_available() -> bool:
-    """A reachable Docker engine (testcontainers' client), unless disabled by env."""
-    if os.environ.get("DEPOSIT_TEST_NO_CONTAINERS"):
+    """Brokers in testcontainers only when asked (DEPOSIT_TEST_CONTAINERS=1) and an engine answers.
+
+    The local services are the default: an engine that is merely present (the container
+    tests start one) must not switch the fixtures to images that cannot be pulled here.
+    """
+    if os.environ.get("DEPOSIT_TEST_CONTAINERS", "") not in {"1", "true", "yes"}:
         return False
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     try:
         # by name: the repository's own docker/ folder must not shadow the package
         docker: Any = importlib.import_module("docker")

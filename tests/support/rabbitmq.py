@@ -1,7 +1,8 @@
 """RabbitMQ with its STOMP plugin, for tests and benches.
 
-With a Docker engine: a testcontainers RabbitMQ with ``rabbitmq_stomp`` enabled, on a
-free port. Otherwise the locally running server (``rabbitmq-server -detached``, as on
+With DEPOSIT_TEST_CONTAINERS=1 and a Docker engine: a testcontainers RabbitMQ with
+``rabbitmq_stomp`` enabled, on a free port. Otherwise the locally running server
+(``rabbitmq-server -detached``, as on
 the development machines): its STOMP plugin is enabled here if its port does not answer
 (``rabbitmq-plugins enable rabbitmq_stomp``, works offline) and the port is checked to
 really be RabbitMQ's (ActiveMQ defaults to the same 61613). ``DEPOSIT_TEST_RABBITMQ_URL``
