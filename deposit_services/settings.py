@@ -22,6 +22,7 @@ from deposit_services.service.faults import POINTS as FAULT_POINTS
 
 DEFAULT_REPOSITORY_CONFIGURATION = "config/repositories.json"
 RETRY_JITTERS = ("equal", "full", "none")
+WEB_READ_ACCESS = ("operator", "anyone")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # DEPOSIT_BROKER_URL: the schemes of messaging.base.BROKERS with the variants their
 # adapters accept (a test checks that the two agree); SQL schemes may name a driver.
@@ -69,6 +70,21 @@ class Settings:
     file_origins: str | None = None
     # Another directory where templates repositories.json names are found (bag-info).
     template_dir: str | None = None
+    # The search index (deposit_services/search): credentials, the CA bundle to verify
+    # its TLS certificate with (default: the system's), the prefix of its index names.
+    search_user: str | None = None
+    search_password: str | None = None
+    search_api_key: str | None = None
+    search_ca_file: str | None = None
+    search_index: str = "deposit-services"
+    # The web dashboard (deposit_services/web): the operator who may act, the password
+    # (plain, or a "pbkdf2_sha256$iterations$salt$hash" from `deposit-services web
+    # --hash-password`), the key that signs sessions (default: new per process), and
+    # who may read: "operator" (signed in) or "anyone".
+    web_user: str | None = None
+    web_password: str | None = None
+    web_secret: str | None = None
+    web_read_access: str = "operator"
     # Fault injection for crash tests only (see service/faults.py); never set in production.
     fault_injection: str | None = None
 
@@ -102,7 +118,16 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "http_agent": ("PASS_DEPOSIT_HTTP_AGENT",),
     "broker_user": ("SPRING_ACTIVEMQ_USER", "DEPOSIT_BROKER_USER"),
     "broker_password": ("SPRING_ACTIVEMQ_PASSWORD", "DEPOSIT_BROKER_PASSWORD"),
-    "elasticsearch_url": ("PASS_ELASTICSEARCH_URL",),
+    "elasticsearch_url": ("DEPOSIT_SEARCH_URL", "PASS_ELASTICSEARCH_URL"),
+    "search_user": ("DEPOSIT_SEARCH_USER",),
+    "search_password": ("DEPOSIT_SEARCH_PASSWORD",),
+    "search_api_key": ("DEPOSIT_SEARCH_API_KEY",),
+    "search_ca_file": ("DEPOSIT_SEARCH_CA_FILE",),
+    "search_index": ("DEPOSIT_SEARCH_INDEX",),
+    "web_user": ("DEPOSIT_WEB_USER",),
+    "web_password": ("DEPOSIT_WEB_PASSWORD",),
+    "web_secret": ("DEPOSIT_WEB_SECRET",),
+    "web_read_access": ("DEPOSIT_WEB_READ_ACCESS",),
     "pass_core_url": ("DEPOSIT_RECORDS_URL", "PASS_CORE_URL", "PASS_CLIENT_URL"),
     "pass_core_user": ("PASS_CORE_USER", "PASS_CLIENT_USER"),
     "pass_core_password": ("PASS_CORE_PASSWORD", "PASS_CLIENT_PASSWORD"),
@@ -239,6 +264,7 @@ def _text_problems(values: Mapping[str, object], used: Mapping[str, str]) -> lis
                      "sqlite:///path/to/file.db or postgresql://user:password@host:port/db"),
         one_of("log_level", LOG_LEVELS, fold=str.upper),
         one_of("retry_jitter", RETRY_JITTERS, fold=str.lower),
+        one_of("web_read_access", WEB_READ_ACCESS, fold=str.lower),
         one_of("fault_injection", FAULT_POINTS, " (crash tests only: unset it in production)"),
     ]
     if (broker := given("broker_url")) is not None:
@@ -307,6 +333,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     problems += _text_problems(values, used)
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
+    if "web_read_access" in values:
+        values["web_read_access"] = str(values["web_read_access"]).lower()
     if "retry_jitter" in values:
         values["retry_jitter"] = str(values["retry_jitter"]).lower()
     factor = values.get("retry_factor", 2.0)
