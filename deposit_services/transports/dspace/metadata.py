@@ -6,7 +6,8 @@ form-section of the collection's submission definition (``traditionalpageone`` b
 default). We add a marker (``dc.identifier.other``: ``deposit-services:<submission>:
 <package>``) so a restarted worker finds the item it made before instead of making a
 second one, and, when a section for it is configured, the embargo as an access
-condition.
+condition. The fields come from the mapping shared with InvenioRDM and Zenodo
+(``transports/metadata.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deposit_services.model.submission import DepositSubmission, Person, PersonType
+from deposit_services.model.submission import DepositSubmission
+from deposit_services.transports.metadata import (
+    MARKER_PREFIX,
+    authors,
+    citation,
+    marker,
+    record_metadata,
+)
+
+__all__ = ["MARKER_FIELD", "MARKER_PREFIX", "Sections", "citation", "marker",
+           "workspace_patch"]
 
 MARKER_FIELD = "dc.identifier.other"
-MARKER_PREFIX = "deposit-services:"
 
 
 @dataclass(frozen=True)
@@ -31,52 +41,14 @@ class Sections:
     embargo_terms_field: str = "local.embargo.terms"
 
 
-def marker(submission_id: str, package_name: str) -> str:
-    """What identifies this deposit in the item's metadata."""
-    return f"{MARKER_PREFIX}{submission_id}:{package_name}"
-
-
 def _values(*values: str) -> list[dict[str, Any]]:
     return [{"value": v} for v in values]
-
-
-def _reversed_name(person: Person) -> str:
-    if person.last_name:
-        given = " ".join(n for n in (person.first_name, person.middle_name) if n)
-        return f"{person.last_name}, {given}" if given else person.last_name
-    return person.full_name or ""
-
-
-def citation(submission: DepositSubmission) -> str:
-    """PASS's citation: up to three authors (then "et al"), date, title, journal,
-    volume (issue), DOI."""
-    article, journal = submission.article, submission.journal
-    authors = [p for p in submission.persons if p.type is PersonType.AUTHOR]
-    names = [_reversed_name(p) for p in authors[:3]]
-    text = ", ".join(n for n in names if n)
-    if len(authors) > 3:
-        text += ", et al"
-    if text:
-        text += "."
-    if article.publication_date:
-        text += f" ({article.publication_date})."
-    if article.title:
-        text += f' "{article.title}."'
-    if journal.title:
-        text += f" {journal.title}."
-    if article.volume:
-        text += f" {article.volume}"
-    if article.issue:
-        text += f" ({article.issue})."
-    if article.doi:
-        text += f" {article.doi}."
-    return text.strip()
 
 
 def workspace_patch(submission: DepositSubmission, package_name: str,
                     sections: Sections = Sections()) -> list[dict[str, Any]]:
     """The JSON Patch operations (RFC 6902) for the workspace item."""
-    article, journal = submission.article, submission.journal
+    meta = record_metadata(submission)
     form = f"/sections/{sections.form}"
     ops: list[dict[str, Any]] = []
 
@@ -85,17 +57,16 @@ def workspace_patch(submission: DepositSubmission, package_name: str,
         if present:
             ops.append({"op": "add", "path": f"{form}/{field}", "value": _values(*present)})
 
-    add("dc.title", article.title or submission.metadata.get("title"))
-    add("dc.publisher", journal.publisher)
-    add("dc.identifier.doi", article.doi)
-    add("dc.description.abstract", article.abstract)
-    add("dc.identifier.citation", citation(submission))
-    add("dc.date.issued", article.publication_date)
-    add("dc.contributor.author",
-        *(p.name for p in submission.persons if p.type is not PersonType.SUBMITTER))
+    add("dc.title", meta.title)
+    add("dc.publisher", meta.publisher)
+    add("dc.identifier.doi", meta.doi)
+    add("dc.description.abstract", meta.description)
+    add("dc.identifier.citation", meta.citation)
+    add("dc.date.issued", meta.publication_date)
+    add("dc.contributor.author", *(p.name for p in authors(submission)))
     add(MARKER_FIELD, marker(submission.id, package_name))
-    if article.embargo_end_date is not None:
-        lift = article.embargo_end_date.isoformat()
+    if meta.embargo_end_date is not None:
+        lift = meta.embargo_end_date.isoformat()
         add(sections.embargo_lift_field, lift)
         add(sections.embargo_terms_field, lift)
         if sections.access:
