@@ -16,6 +16,8 @@ deposit error FAILS it, a message error dead-letters the message.
     │   │   ├── StaleVersion        compare-and-set on the version failed
     │   │   └── AlreadyExists       an insert hit an existing id / unique key
     │   └── StoreUnavailable        the store cannot be reached (transient)
+    ├── SearchError                 the search index refused a request (bad query ...)
+    │   └── SearchUnavailable       the search index cannot be reached (transient)
     ├── MessagingError
     │   ├── MalformedMessage        a body we cannot decode (dead-lettered at once)
     │   └── BrokerUnavailable       the broker cannot be reached (transient)
@@ -79,6 +81,14 @@ class AlreadyExists(Conflict):
 
 class StoreUnavailable(StoreError, Transient):
     """The store cannot be reached right now; try again later."""
+
+
+class SearchError(DepositServicesError):
+    """The search index refused a request (a query it cannot parse, a bad mapping)."""
+
+
+class SearchUnavailable(SearchError, Transient):
+    """The search index cannot be reached or is overloaded: indexing catches up later."""
 
 
 class MessagingError(DepositServicesError):

@@ -45,6 +45,18 @@ MAX_RUNS = 25
 Publisher = Callable[[OutboxMessage], None]
 
 
+class CommitHook(ABC):
+    """Told of the entities a unit writes: ``changed`` inside the unit's transaction
+    (before its commit, so what it records there is committed or rolled back with
+    them), ``committed`` after the commit. The search index's "to index" marks use it."""
+
+    @abstractmethod
+    def changed(self, uow: UnitOfWork, entities: Sequence[Entity]) -> None: ...
+
+    @abstractmethod
+    def committed(self) -> None: ...
+
+
 def column_value(value: Any) -> str | None:
     """How an indexed field is compared and stored: enums by value, None as None."""
     if value is None:
@@ -70,6 +82,7 @@ class RecordSession:
         self._new: list[Entity] = []
         self._queries: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
         self._first: list[tuple[str, str]] = []
+        self.written: list[Entity] = []  # what flush wrote, new and changed
 
     def _track(self, entity: E) -> E:
         key = (entity.TYPE, entity.id)
@@ -157,6 +170,7 @@ class RecordSession:
                 key = (entity.TYPE, entity.id)
                 self._map[key] = entity
             self._loaded[key] = _snapshot(entity)
+            self.written.append(entity)
             written += 1
         self._new.clear()
         for key, entity in self._map.items():
@@ -172,6 +186,7 @@ class RecordSession:
             return 0
         entity.version = self._records.update(entity).version
         self._loaded[key] = now
+        self.written.append(entity)
         return 1
 
 
@@ -248,6 +263,8 @@ class UnitOfWork(ABC):
         try:
             if self._records is not None and not self.read_only:
                 self._records.flush()
+                for hook in self.database.commit_hooks if self._records.written else ():
+                    hook.changed(self, self._records.written)
             if published:
                 self.state.remove_messages(published)
             self._commit()
@@ -260,6 +277,9 @@ class UnitOfWork(ABC):
             self._close()
         if self._outbox:
             self.database.after_commit(self._outbox)
+        if self._records is not None and self._records.written:
+            for hook in self.database.commit_hooks:
+                hook.committed()
 
     def rollback(self) -> None:
         if self._done:
@@ -313,6 +333,7 @@ class Database(ABC):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
         self.publisher: Publisher | None = None
+        self.commit_hooks: list[CommitHook] = []
         self._lock = threading.Lock()
         self._published: list[int] = []
 
