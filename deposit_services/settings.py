@@ -22,6 +22,7 @@ from deposit_services.service.faults import POINTS as FAULT_POINTS
 
 DEFAULT_REPOSITORY_CONFIGURATION = "config/repositories.json"
 RETRY_JITTERS = ("equal", "full", "none")
+NIHMS_EMAIL_AUTH_MODES = ("LOGIN", "XOAUTH2", "MS_EXCHANGE_OAUTH2")  # nihms_mail/settings.py
 WEB_READ_ACCESS = ("operator", "anyone")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # DEPOSIT_BROKER_URL: the schemes of messaging.base.BROKERS with the variants their
@@ -85,6 +86,20 @@ class Settings:
     web_password: str | None = None
     web_secret: str | None = None
     web_read_access: str = "operator"
+    # NIHMS's "Bulk submission" mails over IMAPS (nihms_mail/): the job runs when a host
+    # is set (and not disabled); delay is the job's interval in ms, as PASS's.
+    nihms_email_enabled: bool = True
+    nihms_email_host: str | None = None
+    nihms_email_port: int = 993
+    nihms_email_user: str | None = None
+    nihms_email_password: str | None = None
+    nihms_email_from: str | None = None
+    nihms_email_folder: str = "INBOX"
+    nihms_email_delay_ms: int = 600_000
+    nihms_email_auth: str = "LOGIN"
+    nihms_email_token_command: str | None = None
+    nihms_email_token_file: str | None = None
+    nihms_email_ca_file: str | None = None
     # Fault injection for crash tests only (see service/faults.py); never set in production.
     fault_injection: str | None = None
 
@@ -143,6 +158,18 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "file_roots": ("DEPOSIT_FILE_ROOTS",),
     "file_origins": ("DEPOSIT_FILE_ORIGINS",),
     "template_dir": ("DEPOSIT_TEMPLATE_DIR",),
+    "nihms_email_enabled": ("PASS_DEPOSIT_NIHMS_EMAIL_ENABLED",),
+    "nihms_email_host": ("PASS_DEPOSIT_NIHMS_EMAIL_HOST", "NIHMS_MAIL_HOST"),
+    "nihms_email_port": ("PASS_DEPOSIT_NIHMS_EMAIL_PORT", "NIHMS_MAIL_PORT"),
+    "nihms_email_user": ("PASS_DEPOSIT_NIHMS_EMAIL_USER", "NIHMS_MAIL_USERNAME"),
+    "nihms_email_password": ("PASS_DEPOSIT_NIHMS_EMAIL_PASSWORD", "NIHMS_MAIL_PASSWORD"),
+    "nihms_email_from": ("PASS_DEPOSIT_NIHMS_EMAIL_FROM",),
+    "nihms_email_folder": ("PASS_DEPOSIT_NIHMS_EMAIL_FOLDER",),
+    "nihms_email_delay_ms": ("PASS_DEPOSIT_NIHMS_EMAIL_DELAY",),
+    "nihms_email_auth": ("PASS_DEPOSIT_NIHMS_EMAIL_AUTH",),
+    "nihms_email_token_command": ("PASS_DEPOSIT_NIHMS_EMAIL_TOKEN_COMMAND",),
+    "nihms_email_token_file": ("PASS_DEPOSIT_NIHMS_EMAIL_TOKEN_FILE",),
+    "nihms_email_ca_file": ("PASS_DEPOSIT_NIHMS_EMAIL_CA_FILE",),
     "fault_injection": ("DEPOSIT_FAULT_INJECTION",),
 }
 
@@ -264,6 +291,7 @@ def _text_problems(values: Mapping[str, object], used: Mapping[str, str]) -> lis
                      "sqlite:///path/to/file.db or postgresql://user:password@host:port/db"),
         one_of("log_level", LOG_LEVELS, fold=str.upper),
         one_of("retry_jitter", RETRY_JITTERS, fold=str.lower),
+        one_of("nihms_email_auth", NIHMS_EMAIL_AUTH_MODES, fold=str.upper),
         one_of("web_read_access", WEB_READ_ACCESS, fold=str.lower),
         one_of("fault_injection", FAULT_POINTS, " (crash tests only: unset it in production)"),
     ]
