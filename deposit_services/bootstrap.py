@@ -22,7 +22,9 @@ from deposit_services.clock import Clock, SystemClock
 from deposit_services.config.repositories import RepositoriesConfig, load_repositories
 from deposit_services.errors import ConfigurationError
 from deposit_services.messaging.base import Broker, broker_class
+from deposit_services.search.relay import SearchRelay, search_from_settings
 from deposit_services.service.context import ServiceContext
+from deposit_services.service.health import HealthPolicy
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.settings import Settings
@@ -47,6 +49,7 @@ class App:
     owner: str
     clock: Clock
     spool: Spool
+    search: SearchRelay | None = None  # the search index's relay (DEPOSIT_SEARCH_URL)
 
     def context(self) -> ServiceContext:
         return ServiceContext(
@@ -59,6 +62,7 @@ class App:
                            else self.settings.queue_deposit),
             lease_seconds=self.settings.lease_seconds,
             retry_policy=RetryPolicy.from_settings(self.settings),
+            health=HealthPolicy.from_settings(self.settings),
             fault_injection=self.settings.fault_injection,
         )
 
@@ -68,6 +72,8 @@ class App:
         return self.broker
 
     def close(self) -> None:
+        if self.search is not None:
+            self.search.close()
         self.spool.close()
         self.targets.close()
         if self.broker is not None:
@@ -158,6 +164,9 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         broker = build_broker(settings) if with_broker else None
         if broker is not None:
             wire_outbox(database, broker, settings)
+        search = search_from_settings(settings, database)  # marks changes to index
+        if search is not None and with_broker:
+            search.start()  # a worker command: its changes are indexed as they commit
     except BaseException:
         database.close()
         raise
@@ -182,4 +191,5 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         owner=owner,
         clock=clock,
         spool=spool,
+        search=search,
     )

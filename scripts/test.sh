@@ -18,7 +18,8 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 # (tests/java/ReadZip.java) and Info-ZIP's unzip.
 PACKAGES=(postgresql rabbitmq-server activemq openssh-server openssh-client
           default-jre-headless default-jdk-headless zip unzip curl bzip2 ca-certificates
-          procps time)
+          procps time
+          chromium)  # chromium: the dashboard's browser tests (Playwright drives /usr/bin/chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

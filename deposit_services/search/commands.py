@@ -1,0 +1,122 @@
+"""The CLI's ``reindex`` and ``search`` (cli.py only parses and calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+
+from deposit_services.model.entities import Deposit, Submission
+from deposit_services.safetext import safe
+from deposit_services.search.base import Document, SearchIndex, SearchResult
+from deposit_services.search.documents import build
+from deposit_services.settings import Settings
+from deposit_services.store.uow import Database, UnitOfWork, run_unit
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def reindex(database: Database, index: SearchIndex,
+            progress: Callable[[int, int], None] | None = None, batch: int = BATCH) -> int:
+    """Write the document of every submission and deposit in the records to ``index``
+    (bulk, ``batch`` entities per read and per request); returns how many."""
+
+    def every(uow: UnitOfWork) -> list[tuple[str, str]]:
+        return ([(Submission.TYPE, s.id) for s in uow.records.find(Submission)]
+                + [(Deposit.TYPE, d.id) for d in uow.records.find(Deposit)])
+
+    keys = run_unit(database, every, read_only=True, what="list the records")
+    index.prepare()
+    done = 0
+    for start in range(0, len(keys), batch):
+        chunk = keys[start:start + batch]
+        submissions = [i for kind, i in chunk if kind == Submission.TYPE]
+        deposits = [i for kind, i in chunk if kind == Deposit.TYPE]
+        documents, _ = run_unit(database, partial(_build, submissions=submissions,
+                                                  deposits=deposits),
+                                read_only=True, what="search documents")
+        done += index.write(documents)
+        if progress is not None:
+            progress(done, len(keys))
+    index.refresh()
+    return done
+
+
+def _build(uow: UnitOfWork, submissions: list[str], deposits: list[str]
+           ) -> tuple[list[Document], list[tuple[str, str]]]:
+    return build(uow, submissions, deposits)
+
+
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.bootstrap import build_database
+    from deposit_services.clock import SystemClock
+    from deposit_services.entrypoints.progress import Progress
+    from deposit_services.search.relay import build_index
+    from deposit_services.service.lifecycle import Outcome
+
+    if not settings.elasticsearch_url:
+        print("configuration error: reindex needs the index: set DEPOSIT_SEARCH_URL",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    database = build_database(settings, SystemClock())
+    index = build_index(settings, args.index)
+    started = time.monotonic()
+    try:
+        with Progress(0, "reindex", sys.stderr) as bar:
+            done = reindex(database, index, lambda n, total: bar.step(
+                n, total, Outcome(f"{n} documents", True, "indexed", "")))
+    finally:
+        index.close()
+        database.close()
+    seconds = time.monotonic() - started
+    print(f"reindexed {done} document(s) into {safe(index.name)} in {seconds:.1f} s")
+    return EXIT_OK
+
+
+def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.bootstrap import build_database
+    from deposit_services.clock import SystemClock
+    from deposit_services.entrypoints.reports import Column, print_json, render_table
+
+    database = build_database(settings, SystemClock())
+    index = searcher(settings, database)
+    try:
+        result = index.search(" ".join(args.query), size=args.limit)
+    finally:
+        index.close()
+        database.close()
+    if args.json:
+        print_json({"total": result.total, "documents": result.documents})
+    else:
+        print(render_table([Column("TYPE"), Column("ID"), Column("STATUS"),
+                            Column("REPOSITORY"), Column("DOI"), Column("MESSAGE", cut=True)],
+                           rows(result)))
+        print(f"{result.total} found" + (f", {len(result.documents)} shown"
+                                         if result.total > len(result.documents) else ""))
+    return EXIT_OK
+
+
+def rows(result: SearchResult) -> list[tuple[object, ...]]:
+    return [(d.get("@type"), d.get("@id"),
+             d.get("depositStatus") or d.get("aggregatedDepositStatus"),
+             d.get("repositoryKey") or ", ".join(d.get("repositoryKeys", [])),
+             d.get("doi"), d.get("statusMessage") or d.get("lastError"))
+            for d in result.documents]
+
+
+def searcher(settings: Settings, database: Database) -> SearchIndex:
+    """The index when one is configured, the records' own search otherwise."""
+    from deposit_services.search.records import RecordSearch
+    from deposit_services.search.relay import build_index
+
+    if settings.elasticsearch_url:
+        return build_index(settings)
+    return RecordSearch(database)

@@ -1,0 +1,187 @@
+"""The relay: writes the documents of committed changes to the index, after the commit.
+
+``SearchRelay`` is the database's ``CommitHook``: inside each unit that writes a
+Submission or a Deposit it records "to index" marks (``pending``) with the change, and
+after the commit it wakes its thread, which reads the marked entities as committed,
+builds their documents and writes them in one bulk request, then removes the marks. A
+rolled-back unit leaves no mark, so no document ever shows state that was not
+committed. When the index is down or refuses, the marks stay and the thread tries again
+with a growing pause (up to ``MAX_PAUSE_S``): a deposit never waits for the index, and
+the index catches up by itself when it is back (``reindex`` is for a new index).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from sqlalchemy.engine import Connection
+
+from deposit_services.errors import DepositServicesError, SearchUnavailable
+from deposit_services.model.entities import Deposit, Entity, Submission
+from deposit_services.search.base import SearchIndex
+from deposit_services.search.documents import INDEXED_TYPES, build
+from deposit_services.search.pending import PendingMarks
+from deposit_services.settings import Settings
+from deposit_services.store.passcore.database import PassCoreDatabase, PassCoreUnitOfWork
+from deposit_services.store.sql import SqlDatabase, SqlUnitOfWork
+from deposit_services.store.uow import CommitHook, Database, UnitOfWork, run_unit
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+IDLE_S = 5.0  # also picks up marks other processes (the CLI's retry) recorded
+MAX_PAUSE_S = 30.0
+
+
+def _connection(uow: UnitOfWork) -> Connection:
+    """The SQL connection of the worker state in ``uow``'s transaction."""
+    if isinstance(uow, PassCoreUnitOfWork):
+        # the SQL unit inside pass-core's (it has no public name for it yet)
+        return uow._sql.connection()
+    if isinstance(uow, SqlUnitOfWork):
+        return uow.connection()
+    raise TypeError(f"the search index needs a SQL worker state, not {type(uow).__name__}")
+
+
+def marks_for(entities: Sequence[Entity]) -> list[tuple[str, str]]:
+    """The documents a write of ``entities`` makes stale: theirs, and a deposit's
+    submission's (it lists its deposits' statuses)."""
+    keys: dict[tuple[str, str], None] = {}
+    for entity in entities:
+        if entity.TYPE in INDEXED_TYPES:
+            keys[(entity.TYPE, entity.id)] = None
+        if isinstance(entity, Deposit) and entity.submission:
+            keys[(Submission.TYPE, entity.submission)] = None
+    return list(keys)
+
+
+class SearchRelay(CommitHook):
+    """Marks changes in their transaction and writes their documents after it."""
+
+    def __init__(self, database: Database, index: SearchIndex, marks: PendingMarks) -> None:
+        self.database = database
+        self.index = index
+        self.marks = marks
+        self.prepared = False
+        self.down_since: str | None = None  # the error of an ongoing outage
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the hook (in the worker's threads) ---------------------------------------------
+
+    def changed(self, uow: UnitOfWork, entities: Sequence[Entity]) -> None:
+        keys = marks_for(entities)
+        if keys:
+            PendingMarks.add(_connection(uow), keys)
+
+    def committed(self) -> None:
+        self._wake.set()
+
+    # -- the relay ----------------------------------------------------------------------
+
+    def run_once(self, limit: int = BATCH) -> int:
+        """Write the documents of up to ``limit`` marks; returns how many marks were
+        done. ``SearchUnavailable`` / ``SearchError``: the marks stay for later."""
+        if not self.prepared:
+            self.index.prepare()
+            self.prepared = True
+        marks = self.marks.oldest(limit)
+        if not marks:
+            return 0
+        submissions = list(dict.fromkeys(m.entity_id for m in marks
+                                         if m.kind == Submission.TYPE))
+        deposits = list(dict.fromkeys(m.entity_id for m in marks if m.kind == Deposit.TYPE))
+        documents, missing = run_unit(self.database,
+                                      lambda uow: build(uow, submissions, deposits),
+                                      read_only=True, what="search documents")
+        for kind, id in missing:
+            log.warning("search index: %s %s is no longer in the records; its document "
+                        "(if any) is left as it was", kind, id)
+        self.index.write(documents, refresh=True)
+        self.marks.remove([m.id for m in marks])
+        return len(marks)
+
+    def catch_up(self) -> int:
+        """Relay every mark there is now; returns how many."""
+        done = 0
+        while (step := self.run_once()) > 0:
+            done += step
+        return done
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="search-relay", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        pause = 1.0
+        while not self._stop.is_set():
+            try:
+                done = self.run_once()
+            except DepositServicesError as exc:
+                self._outage(exc, pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, MAX_PAUSE_S)
+                continue
+            except Exception:
+                log.exception("search index relay failed; trying again in %.0f s", pause)
+                self._stop.wait(pause)
+                pause = min(pause * 2, MAX_PAUSE_S)
+                continue
+            pause = 1.0
+            if self.down_since is not None:
+                log.warning("search index answers again: catching up on the changes made "
+                            "while it was down")
+                self.down_since = None
+            if done >= BATCH:
+                continue
+            self._wake.wait(IDLE_S)
+            self._wake.clear()
+
+    def _outage(self, exc: DepositServicesError, pause: float) -> None:
+        if self.down_since is None:
+            kind = "cannot be reached" if isinstance(exc, SearchUnavailable) else "refused"
+            log.warning("search index %s (%s): deposits go on, their changes wait in "
+                        "search_pending and are indexed when it answers (trying again in "
+                        "%.0f s)", kind, exc, pause)
+            self.down_since = str(exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=IDLE_S)
+            self._thread = None
+        self.index.close()
+
+
+def state_database(database: Database) -> SqlDatabase:
+    """The SQL database that holds the worker state."""
+    if isinstance(database, PassCoreDatabase):
+        return database.state
+    if isinstance(database, SqlDatabase):
+        return database
+    raise TypeError(f"the search index needs a SQL worker state, not {type(database).__name__}")
+
+
+def build_index(settings: Settings, name: str | None = None) -> SearchIndex:
+    from deposit_services.search.elastic import ElasticIndex
+
+    assert settings.elasticsearch_url
+    return ElasticIndex(settings.elasticsearch_url, name or settings.search_index,
+                        user=settings.search_user, password=settings.search_password,
+                        api_key=settings.search_api_key, ca_file=settings.search_ca_file)
+
+
+def search_from_settings(settings: Settings, database: Database) -> SearchRelay | None:
+    """The relay for ``database``, its hook installed; None without DEPOSIT_SEARCH_URL."""
+    if not settings.elasticsearch_url:
+        return None
+    marks = PendingMarks(state_database(database).engine)
+    marks.create()
+    relay = SearchRelay(database, build_index(settings), marks)
+    database.commit_hooks.append(relay)
+    return relay

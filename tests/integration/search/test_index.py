@@ -1,0 +1,183 @@
+"""The search index on a real (osmem) server: the Elasticsearch adapter, the relay
+that writes documents from committed changes, its catching up after an outage, and
+reindex giving the same documents."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import partial
+
+import pytest
+from sqlalchemy import func, select
+
+from deposit_services.errors import SearchError, SearchUnavailable
+from deposit_services.model.entities import (
+    Deposit,
+    DepositStatus,
+    Publication,
+    Repository,
+    RepositoryCopy,
+    Submission,
+)
+from deposit_services.search.commands import reindex
+from deposit_services.search.elastic import ElasticIndex, PlainJsonNode, mappings
+from deposit_services.search.pending import PendingMarks, search_pending
+from deposit_services.search.relay import SearchRelay
+from deposit_services.store.base import AttemptOutcome, PackageInfo
+from deposit_services.store.sql import SqlDatabase
+from deposit_services.store.uow import UnitOfWork, run_unit
+from tests.support.osmem import all_documents, elastic_index, raw_client, take_away
+from tests.support.tcp_proxy import TcpProxy
+
+
+def test_documents_are_written_and_found_by_query_string(search_url: str,
+                                                         fresh_index: str) -> None:
+    index = elastic_index(search_url, fresh_index)
+    index.prepare()
+    index.prepare()  # idempotent: a second start-up finds them there
+    assert isinstance(index.client().transport.node_pool.get(), PlainJsonNode)
+    mapping = raw_client(search_url).indices.get_mapping(index=fresh_index)
+    properties = mapping[fresh_index]["mappings"]["properties"]
+    assert properties["depositStatus"]["type"] == "keyword"
+    assert properties["submittedDate"]["type"] == "date"
+    index.write([
+        {"_id": "Deposit:1", "@id": "1", "@type": "Deposit", "depositStatus": "FAILED",
+         "doi": "10.1234/abc.1", "statusMessage": "connection refused by sftp.example.org"},
+        {"_id": "Deposit:2", "@id": "2", "@type": "Deposit", "depositStatus": "ACCEPTED",
+         "doi": "10.1234/abc.2", "statusMessage": "accepted"},
+        {"_id": "Submission:1", "@id": "1", "@type": "Submission",
+         "aggregatedDepositStatus": "FAILED", "doi": "10.1234/abc.1"},
+    ], refresh=True)
+    by_doi = index.search('doi:"10.1234/abc.1"')
+    assert sorted(d["@type"] for d in by_doi.documents) == ["Deposit", "Submission"]
+    assert [d["@id"] for d in index.search("refused").documents] == ["1"]
+    failed = index.search("depositStatus:FAILED")
+    assert failed.total == 1 and failed.documents[0]["doi"] == "10.1234/abc.1"
+    assert index.search("", filters={"@type": "Deposit"}).total == 2
+    index.close()
+
+
+def test_unreachable_index_and_bad_query_are_our_errors(search_url: str, fresh_index: str,
+                                                        search_proxy: TcpProxy) -> None:
+    index = ElasticIndex(f"http://127.0.0.1:{search_proxy.port}", fresh_index, timeout=2)
+    index.prepare()
+    take_away(search_proxy)
+    with pytest.raises(SearchUnavailable, match="cannot be reached"):
+        index.write([{"_id": "Deposit:1", "@type": "Deposit"}])
+    search_proxy.restore()
+    with pytest.raises(SearchError):
+        index.search('title:"unclosed')
+    index.close()
+
+
+def test_mapping_names_pass_fields() -> None:
+    properties = mappings()["properties"]
+    for name in ("@type", "depositStatus", "submission", "aggregatedDepositStatus",
+                 "repositoryCopy", "copyStatus", "externalIds", "accessUrl"):
+        assert properties[name]["type"] == "keyword", name
+    assert properties["statusMessage"]["type"] == "text"
+
+
+# -- the relay on a real store ------------------------------------------------------
+
+
+@pytest.fixture
+def database(store_url: str) -> Iterator[SqlDatabase]:
+    db = SqlDatabase(store_url)
+    db.check()
+    yield db
+    db.close()
+
+
+def _relay(database: SqlDatabase, url: str, index_name: str) -> SearchRelay:
+    marks = PendingMarks(database.engine)
+    marks.create()
+    relay = SearchRelay(database, ElasticIndex(url, index_name, timeout=2), marks)
+    database.commit_hooks.append(relay)
+    return relay
+
+
+def _seed(uow: UnitOfWork, n: int, status: DepositStatus, message: str) -> None:
+    records = uow.records
+    if not records.get_many(Repository, ["repo-1"]):
+        records.add(Repository(id="repo-1", name="JScholarship", repository_key="js"))
+    records.add(Publication(id=f"pub-{n}", title=f"Paper <{n}>", doi=f"10.5555/p.{n}"))
+    records.add(Submission(id=f"s{n}", publication=f"pub-{n}", repositories=["repo-1"],
+                           submitted=True))
+    records.add(RepositoryCopy(id=f"c{n}", access_url=f"https://js.example/item/{n}",
+                               external_ids=[f"hdl:1/{n}"]))
+    records.add(Deposit(id=f"d{n}", submission=f"s{n}", repository="repo-1",
+                        repository_copy=f"c{n}", deposit_status=status,
+                        status_message=message))
+    attempt = uow.state.begin_attempt(f"d{n}", trigger="message", owner="test",
+                                      package=PackageInfo(f"pkg-{n}.zip", 1234, "ab" * 16,
+                                                          "cd" * 32))
+    uow.state.end_attempt(f"d{n}", attempt.number, AttemptOutcome.PERMANENT_ERROR
+                          if status is DepositStatus.FAILED else AttemptOutcome.SENT,
+                          error=message if status is DepositStatus.FAILED else None)
+
+
+def _pending(database: SqlDatabase) -> int:
+    with database.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(search_pending)).scalar_one())
+
+
+def test_relay_indexes_committed_changes_only(database: SqlDatabase, search_url: str,
+                                              fresh_index: str) -> None:
+    relay = _relay(database, search_url, fresh_index)
+    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.FAILED,
+                                         "permission denied on /upload"))
+    with database.unit_of_work() as uow:  # rolled back: no mark, no document
+        _seed(uow, 2, DepositStatus.ACCEPTED, "ok")
+    assert _pending(database) == 2  # the deposit and its submission
+    assert relay.run_once() == 2
+    assert _pending(database) == 0
+    documents = all_documents(search_url, fresh_index)
+    assert sorted(documents) == ["Deposit:d1", "Submission:s1"]
+    deposit = documents["Deposit:d1"]
+    assert deposit["@type"] == "Deposit" and deposit["depositStatus"] == "FAILED"
+    assert deposit["repositoryKey"] == "js" and deposit["doi"] == "10.5555/p.1"
+    assert deposit["title"] == "Paper <1>"
+    assert deposit["attempts"] == 1 and deposit["lastAttemptOutcome"] == "permanent-error"
+    assert deposit["packageName"] == "pkg-1.zip" and deposit["packageSize"] == 1234
+    assert deposit["packageSha256"] == "cd" * 32
+    assert deposit["accessUrl"] == "https://js.example/item/1"
+    assert deposit["externalIds"] == ["hdl:1/1"]
+    assert documents["Submission:s1"]["depositStatuses"] == ["FAILED"]
+
+    def accept(uow: UnitOfWork) -> None:
+        uow.records.get(Deposit, "d1").deposit_status = DepositStatus.ACCEPTED
+
+    run_unit(database, accept)
+    relay.catch_up()
+    documents = all_documents(search_url, fresh_index)
+    assert documents["Deposit:d1"]["depositStatus"] == "ACCEPTED"
+    assert documents["Submission:s1"]["depositStatuses"] == ["ACCEPTED"]
+    relay.close()
+
+
+def test_index_down_deposits_go_on_and_relay_catches_up(
+        database: SqlDatabase, search_url: str, search_proxy: TcpProxy,
+        fresh_index: str) -> None:
+    relay = _relay(database, f"http://127.0.0.1:{search_proxy.port}", fresh_index)
+    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
+    relay.catch_up()
+    take_away(search_proxy)
+    for n in range(2, 5):  # commits go on while the index is away
+        run_unit(database, partial(_seed, n=n, status=DepositStatus.FAILED,
+                                   message=f"timeout {n}"))
+    with pytest.raises(SearchUnavailable):
+        relay.run_once()
+    assert _pending(database) == 6
+    search_proxy.restore()
+    assert relay.catch_up() == 6
+    documents = all_documents(search_url, fresh_index)
+    assert {f"Deposit:d{n}" for n in range(1, 5)} <= set(documents)
+    assert documents["Deposit:d3"]["statusMessage"] == "timeout 3"
+
+    # reindex into a copy gives the very same documents
+    copy = ElasticIndex(search_url, f"{fresh_index}-copy")
+    assert reindex(database, copy, batch=3) == 8
+    assert all_documents(search_url, f"{fresh_index}-copy") == documents
+    copy.close()
+    relay.close()
