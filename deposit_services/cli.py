@@ -32,7 +32,8 @@ from deposit_services import bootstrap as _bootstrap
 from deposit_services.bootstrap import file_sources, load_repositories_config
 from deposit_services.clock import SystemClock
 from deposit_services.errors import ConfigurationError, DepositServicesError, NotFound
-from deposit_services.safetext import SafeFormatter, safe
+from deposit_services.observability.logs import formatter, protect, secret_values
+from deposit_services.safetext import safe
 from deposit_services.settings import DEFAULT_REPOSITORY_CONFIGURATION, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -59,15 +60,16 @@ class _LogHandler(logging.StreamHandler[TextIO]):
     """Our stderr handler (a class of its own so that a second set-up replaces it)."""
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, fmt: str = "text") -> None:
     """One stderr handler on the root logger whose SafeFormatter escapes, cuts and
-    redacts every record's arguments: the one place log output is made safe, for our
+    redacts every record's arguments (``fmt`` json: one JSON object a line), and masks
+    the configuration's secret values: the one place log output is made safe, for our
     loggers and the libraries' alike."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _LogHandler)]:
         root.removeHandler(old)
     handler = _LogHandler(sys.stderr)
-    handler.setFormatter(SafeFormatter(LOG_FORMAT))
+    handler.setFormatter(formatter(fmt, LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     for noisy in ("stomp.py", "paramiko", "urllib3", "apscheduler"):
@@ -78,9 +80,11 @@ def bootstrap(settings: Settings, with_broker: bool = True,
               with_repositories: bool | None = None) -> App:
     """``bootstrap.bootstrap`` for a command: one without a broker is read-only and
     reads no repositories.json (``status``), unless told otherwise."""
-    return _bootstrap.bootstrap(settings, with_broker=with_broker,
-                                with_repositories=(with_broker if with_repositories is None
-                                                   else with_repositories))
+    app = _bootstrap.bootstrap(settings, with_broker=with_broker,
+                               with_repositories=(with_broker if with_repositories is None
+                                                  else with_repositories))
+    protect(secret_values(settings, app.repositories))  # masked in every log line
+    return app
 
 
 def repository_configuration_candidates(settings: Settings) -> list[Path]:
@@ -131,6 +135,7 @@ def _shown(outcome: Outcome) -> Outcome:
 def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
     from deposit_services.entrypoints.progress import say_what_listen_waits_for
     from deposit_services.entrypoints.worker import MessageHandler, Worker
+    from deposit_services.observability.ops import Operations
 
     log.info("deposit-services %s; settings (secrets masked): %s", __version__,
              " ".join(f"{name}={value}" for name, value in settings.masked().items()))
@@ -141,7 +146,8 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
         app.close()
         raise
     stop = threading.Event()
-    ctx = app.context()
+    ops = Operations(app).start()  # metrics; with DEPOSIT_HTTP_PORT /metrics, /readyz
+    ctx = replace(app.context(), metrics=ops.metrics)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -166,7 +172,7 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
             # the retry job at its time
             ctx = replace(ctx, retry_scheduled=jobs.wake_retry)
             jobs.start()
-        handler = MessageHandler(ctx, app.require_broker(),
+        handler = MessageHandler(ctx, ops.broker,
                                  touch_interval=max(settings.lease_seconds / 3, 0.2))
         worker = Worker(handler, [settings.queue_submission, settings.queue_deposit],
                         settings.workers_concurrency)
@@ -174,6 +180,7 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         if jobs is not None:
             jobs.shutdown()
+        ops.close()
         app.close()
     return EXIT_OK
 
@@ -517,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     # short commands print their result; their INFO lines only at DEPOSIT_LOG_LEVEL=DEBUG
     quiet = getattr(args, "quiet", False) and settings.log_level.upper() == "INFO"
-    configure_logging("WARNING" if quiet else settings.log_level)
+    configure_logging("WARNING" if quiet else settings.log_level, settings.log_format)
     try:
         settings = locate_repositories(settings, required=getattr(args, "repositories", True))
         code: int = args.func(settings, args)

@@ -25,6 +25,7 @@ RETRY_JITTERS = ("equal", "full", "none")
 NIHMS_EMAIL_AUTH_MODES = ("LOGIN", "XOAUTH2", "MS_EXCHANGE_OAUTH2")  # nihms_mail/settings.py
 WEB_READ_ACCESS = ("operator", "anyone")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")  # DEPOSIT_LOG_FORMAT (observability/logs.py)
 # DEPOSIT_BROKER_URL: the schemes of messaging.base.BROKERS with the variants their
 # adapters accept (a test checks that the two agree); SQL schemes may name a driver.
 LOCAL_BROKER_URLS = ("local", "local:", "local://")
@@ -57,6 +58,10 @@ class Settings:
     lease_seconds: float = 120.0
     max_deliveries: int = 5
     log_level: str = "INFO"
+    log_format: str = "text"
+    # listen's HTTP port for /metrics, /healthz, /readyz (observability/http.py); 0: off
+    http_port: int = 0
+    http_host: str = "127.0.0.1"
     # Automatic retry of transient deposit faults (service.retry.RetryPolicy).
     retry_base_seconds: float = 30.0
     retry_factor: float = 2.0
@@ -149,6 +154,9 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "lease_seconds": ("DEPOSIT_LEASE_SECONDS",),
     "max_deliveries": ("DEPOSIT_MAX_DELIVERIES",),
     "log_level": ("DEPOSIT_LOG_LEVEL",),
+    "log_format": ("DEPOSIT_LOG_FORMAT",),
+    "http_port": ("DEPOSIT_HTTP_PORT",),
+    "http_host": ("DEPOSIT_HTTP_HOST",),
     "retry_base_seconds": ("DEPOSIT_RETRY_BASE_SECONDS",),
     "retry_factor": ("DEPOSIT_RETRY_FACTOR",),
     "retry_cap_seconds": ("DEPOSIT_RETRY_CAP_SECONDS",),
@@ -290,6 +298,7 @@ def _text_problems(values: Mapping[str, object], used: Mapping[str, str]) -> lis
         _url_problem("DEPOSIT_STORE_URL", str(values["store_url"]), _is_sql,
                      "sqlite:///path/to/file.db or postgresql://user:password@host:port/db"),
         one_of("log_level", LOG_LEVELS, fold=str.upper),
+        one_of("log_format", LOG_FORMATS, fold=str.lower),
         one_of("retry_jitter", RETRY_JITTERS, fold=str.lower),
         one_of("nihms_email_auth", NIHMS_EMAIL_AUTH_MODES, fold=str.upper),
         one_of("web_read_access", WEB_READ_ACCESS, fold=str.lower),
@@ -365,6 +374,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["web_read_access"] = str(values["web_read_access"]).lower()
     if "retry_jitter" in values:
         values["retry_jitter"] = str(values["retry_jitter"]).lower()
+    if "log_format" in values:
+        values["log_format"] = str(values["log_format"]).lower()
     factor = values.get("retry_factor", 2.0)
     if isinstance(factor, float) and 0 < factor < 1:
         problems.append(f"{used['retry_factor']}={raw['retry_factor']!r}: use a number of at "

@@ -133,7 +133,8 @@ class Jobs:
                                       (SUBMISSION_STATUS, self.run_submission_status, True),
                                       (UNSTARTED, self.run_unstarted, True),
                                       (OUTBOX, self.run_outbox, True)):
-            self._scheduler.add_job(self._guarded, "interval", args=(name, func, per_cycle),
+            self._scheduler.add_job(self._guarded, "interval",
+                                    args=(name, self.ctx.metrics.job(name, func), per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
         self._scheduler.start()
         log.info("jobs started: refresh, retry, submission-status, unstarted, outbox every "

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from deposit_services.clock import Clock, SystemClock
+from deposit_services.observability.metrics import Metrics
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.store.uow import Database
@@ -85,3 +86,4 @@ class ServiceContext:
     retry_scheduled: Callable[[datetime], None] = field(default=_no_wake_up)
     fault_injection: str | None = None
     memory: WorkerMemory = field(default_factory=WorkerMemory)
+    metrics: Metrics = field(default_factory=Metrics)  # observability/metrics.py

@@ -35,6 +35,8 @@ from deposit_services.model.entities import (
 )
 from deposit_services.model.messages import DepositStatusChanged
 from deposit_services.model.submission import DepositSubmission
+from deposit_services.observability.logs import bind
+from deposit_services.observability.metrics import repository_label
 from deposit_services.service.aggregate import settle_aggregate
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.faults import CRASH_AFTER_TRANSFER, fault_point
@@ -131,6 +133,8 @@ class DepositTask:
         to 1.5 lease periods for a lease held by another worker (a dead one's runs
         out); else give up at once. Returns the intent, with the deposit as recorded."""
         ctx = self.ctx
+        bind(submission=work.submission.id, deposit=work.deposit.id,
+             repository=repository_label(work.repository), attempt=None)
         try:
             target = ctx.targets.for_repository(work.repository)
             package = target.assembler.assemble(
@@ -189,12 +193,16 @@ class DepositTask:
         log.info("deposit %s attempt %d: sending %s (%d bytes, md5 %s) to %s over %s",
                  work.deposit.id, intent.attempt.number, package.name, package.size,
                  package.md5, target.config.key, target.transport.protocol)
+        bind(attempt=intent.attempt.number)
+        transfer = self.ctx.metrics.transfer(target.transport.protocol, package.size)
         try:
             receipt = target.transport.send(package, work.content)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the deposit with the reason
+            transfer.done(ok=False)
             return exc, intent.attempt, AttemptOutcome.SENT
+        transfer.done(ok=True)
         fault_point(self.ctx.fault_injection, CRASH_AFTER_TRANSFER)
         return receipt, intent.attempt, AttemptOutcome.SENT
 
@@ -289,6 +297,7 @@ class DepositTask:
 
         saved, changed = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
         log.warning("deposit %s to %s %s: %s", deposit_id, work.repository.id, status.value, text)
+        ctx.metrics.deposit(work.repository, status, counted=changed)
         if changed and when is not None:
             ctx.retry_scheduled(when)
         return saved
@@ -337,6 +346,7 @@ class DepositTask:
             for sibling in work.siblings or [saved]:
                 ctx.memory.finished("Deposit", sibling.id)
             ctx.memory.finished("Submission", work.submission.id)
+        ctx.metrics.deposit(work.repository, saved.deposit_status)
         log.info("deposit %s to %s: %s%s", deposit_id, work.repository.id, saved.deposit_status,
                  f" ({receipt.access_url})" if receipt.access_url else "")
         return saved
