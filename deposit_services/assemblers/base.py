@@ -261,6 +261,7 @@ ASSEMBLERS: dict[str, str] = {
         "deposit_services.assemblers.binary:BinaryAssembler"
     ),
     "binary": "deposit_services.assemblers.binary:BinaryAssembler",
+    "ro-crate-1.1": "deposit_services.assemblers.rocrate:RoCrateAssembler",
 }
 
 # What each adapter writes, for people (``config check``).
@@ -271,6 +272,7 @@ FORMAT_TITLES: dict[str, str] = {
     "deposit_services.assemblers.mets:DSpaceMetsAssembler": "DSpace METS SIP",
     "deposit_services.assemblers.bagit:BagItAssembler": "BagIt 1.0 bag",
     "deposit_services.assemblers.binary:BinaryAssembler": "single file (Binary)",
+    "deposit_services.assemblers.rocrate:RoCrateAssembler": "RO-Crate 1.1",
 }
 
 # PASS's assembler bean names (Spring's default name of each @Component, matched
