@@ -18,21 +18,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from tests.support import sword_edit
 from tests.support.sword_documents import (
     BINARY,
     CHUNK,
     ReceivedDeposit,
+    Response,
     SwordDocuments,
     error_document,
 )
 
 # fault kinds that only make sense for a request with a body (a deposit)
-BODY_FAULTS = frozenset({"drop"})
+BODY_FAULTS = frozenset({"drop", "late"})
 
 
 @dataclass
@@ -52,13 +54,6 @@ class _Document:
 
 class _Aborted(Exception):
     """Raised by the app after it has shut the connection down on purpose."""
-
-
-@dataclass
-class _Response:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
 
 
 _REASONS = {
@@ -82,6 +77,7 @@ class SwordApp(SwordDocuments):
         mediation: bool,
         known_owners: Iterable[str],
         receipt_in_response: bool = True,
+        listing: bool = True,
     ) -> None:
         self.users = users
         self.collections = collections
@@ -91,6 +87,7 @@ class SwordApp(SwordDocuments):
         self.mediation = mediation
         self.known_owners = set(known_owners)
         self.receipt_in_response = receipt_in_response
+        self.listing = listing
         self.base_url = ""
         self.deposits: dict[str, ReceivedDeposit | None] = {}
         self.requests: list[RequestRecord] = []
@@ -122,7 +119,7 @@ class SwordApp(SwordDocuments):
 
     def _handle(
         self, environ: dict[str, Any], record: RequestRecord, fault: tuple[str, Any] | None
-    ) -> _Response:
+    ) -> Response:
         if fault is not None:
             kind, arg = fault
             if kind == "drop":
@@ -130,6 +127,17 @@ class SwordApp(SwordDocuments):
                 environ["wsgi.input"].read(min(length // 2, CHUNK))
                 environ["sword.abort"]()
                 raise _Aborted
+            if kind == "late":  # ingest, then answer only when released (or never)
+                release, hidden = arg
+                before = set(self.deposits)
+                response = self._route(environ, record)
+                created = [self.deposits[k] for k in set(self.deposits) - before]
+                for deposit in created:
+                    deposit.hidden = hidden  # type: ignore[union-attr]
+                release.wait(60)
+                for deposit in created:
+                    deposit.hidden = False  # type: ignore[union-attr]
+                return response
             _drain(environ)
             if kind == "delay":
                 time.sleep(arg)
@@ -139,7 +147,7 @@ class SwordApp(SwordDocuments):
                     response = self._error(status, "ErrorBadRequest", f"injected fault {status}")
                 else:  # no SWORD error IRI exists for these: a plain body, as proxies send
                     body = f"{status} injected fault".encode()
-                    response = _Response(status, [("Content-Type", "text/plain")], body)
+                    response = Response(status, [("Content-Type", "text/plain")], body)
                 if retry_after is not None:
                     response.headers.append(("Retry-After", str(retry_after)))
                 return response
@@ -148,32 +156,31 @@ class SwordApp(SwordDocuments):
         finally:
             _drain(environ)
 
-    def _route(self, environ: dict[str, Any], record: RequestRecord) -> _Response:
+    def _route(self, environ: dict[str, Any], record: RequestRecord) -> Response:
         method, path = record.method, record.path
         if path in self.redirects:
             target, status = self.redirects[path]
-            return _Response(status, [("Location", self._absolute(target))])
+            return Response(status, [("Location", self._absolute(target))])
         if path in self.documents:
             return self._document(self.documents[path], record)
         if path.startswith("/items/") and method == "GET":
             body = f"<html><body><h1>Item {escape(path[7:])}</h1></body></html>".encode()
-            return _Response(200, [("Content-Type", "text/html; charset=utf-8")], body)
+            return Response(200, [("Content-Type", "text/html; charset=utf-8")], body)
         if not path.startswith("/swordv2/"):
-            return _Response(404, [("Content-Type", "text/plain")], b"not found")
+            return Response(404, [("Content-Type", "text/plain")], b"not found")
         user = self._user(record)
         if user is None:
-            return _Response(401, [("WWW-Authenticate", 'Basic realm="SWORD"')])
+            return Response(401, [("WWW-Authenticate", 'Basic realm="SWORD"')])
         parts = path[len("/swordv2/") :].split("/", 1)
         route, rest = parts[0], parts[1] if len(parts) > 1 else ""
         if route == "servicedocument" and method == "GET":
             return self._xml(200, self._service_document())
         if route == "collection" and rest in self.collections:
-            if method != "POST":
-                return self._error(405, "MethodNotAllowed", f"{method} not allowed on a Col-IRI")
-            return self._deposit(environ, record, rest)
-        if route == "edit" and method == "GET":
-            deposit = self.deposits.get(rest)
-            return self._xml(200, self._receipt(deposit)) if deposit else _not_found()
+            return sword_edit.col_iri(self, environ, record, rest)
+        if route == "edit":
+            return sword_edit.edit_iri(self, environ, record, rest)
+        if route == "edit-media":
+            return sword_edit.em_iri(self, environ, record, rest)
         if route == "statement" and method == "GET":
             ident, _, ext = rest.rpartition(".")
             deposit = self.deposits.get(ident)
@@ -197,16 +204,16 @@ class SwordApp(SwordDocuments):
             return None
         return user if self.users.get(user) == password else None
 
-    def _document(self, document: _Document, record: RequestRecord) -> _Response:
+    def _document(self, document: _Document, record: RequestRecord) -> Response:
         if document.auth is not None:
             expected = "Basic " + base64.b64encode(":".join(document.auth).encode()).decode()
             if record.headers.get("Authorization") != expected:
-                return _Response(401, [("WWW-Authenticate", 'Basic realm="statements"')])
-        return _Response(200, [("Content-Type", document.content_type)], document.body)
+                return Response(401, [("WWW-Authenticate", 'Basic realm="statements"')])
+        return Response(200, [("Content-Type", document.content_type)], document.body)
 
     def _deposit(
         self, environ: dict[str, Any], record: RequestRecord, collection: str
-    ) -> _Response:
+    ) -> Response:
         h = record.headers
         owner = h.get("On-Behalf-Of")
         if owner:
@@ -268,7 +275,7 @@ class SwordApp(SwordDocuments):
             self.deposits[deposit_id] = deposit
         edit = self._url(f"/swordv2/edit/{deposit_id}")
         if not self.receipt_in_response:  # allowed: the client GETs the Edit-IRI
-            return _Response(201, [("Location", edit)])
+            return Response(201, [("Location", edit)])
         return self._xml(201, self._receipt(deposit), extra=[("Location", edit)])
 
     def _receive(
@@ -305,11 +312,11 @@ class SwordApp(SwordDocuments):
         body: str,
         content_type: str = "application/atom+xml;type=entry",
         extra: list[tuple[str, str]] | None = None,
-    ) -> _Response:
+    ) -> Response:
         data = ('<?xml version="1.0" encoding="UTF-8"?>\n' + body).encode()
-        return _Response(status, [("Content-Type", content_type), *(extra or [])], data)
+        return Response(status, [("Content-Type", content_type), *(extra or [])], data)
 
-    def _error(self, status: int, name: str, summary: str) -> _Response:
+    def _error(self, status: int, name: str, summary: str) -> Response:
         return self._xml(status, error_document(name, summary), "application/xml")
 
     # -- control ------------------------------------------------------------------------
@@ -333,8 +340,8 @@ class SwordApp(SwordDocuments):
         return None
 
 
-def _not_found() -> _Response:
-    return _Response(404, [("Content-Type", "text/plain")], b"not found")
+def _not_found() -> Response:
+    return Response(404, [("Content-Type", "text/plain")], b"not found")
 
 
 def _drain(environ: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ tests/integration/sword/test_sword_server_profile.py).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -47,6 +47,20 @@ class ReceivedDeposit:
     headers: dict[str, str]
     path: Path | None = None
     state: str = STATE_PREFIX + "inprogress"
+    title: str | None = None
+    metadata: list[bytes] = field(default_factory=list)  # Atom entries PUT/POSTed
+    files: list[str] = field(default_factory=list)  # added to the media resource
+    updates: int = 0  # content or metadata replaced or added since the deposit
+    hidden: bool = False  # still being ingested: not in the collection's listing
+
+
+@dataclass
+class Response:
+    """What the test server answers."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
 
 
 
@@ -112,7 +126,7 @@ class SwordDocuments:
         statement = self._url(f"/swordv2/statement/{d.id}")
         return (
             f'<entry xmlns="{ATOM_NS}" xmlns:sword="{SWORD_NS}">'
-            f"<id>{escape(edit)}</id><title>{escape(d.filename or d.id)}</title>"
+            f"<id>{escape(edit)}</id><title>{escape(d.title or d.filename or d.id)}</title>"
             f"<updated>{_now()}</updated><author><name>test</name></author>"
             f'<summary type="text">deposit {escape(d.id)}</summary>'
             f"<content type={quoteattr(d.content_type)} src={quoteattr(media)}/>"

@@ -1,11 +1,15 @@
 """A SWORDv2 server for tests and benches: a WSGI app on a real loopback port.
 
 Follows the SWORDv2 profile closely enough for the PyPI ``sword2`` client and our own
-transport: service document, binary deposit to a Col-IRI (Basic auth, On-Behalf-Of,
-Packaging, Content-MD5 as hex, maximum upload size), deposit receipt (201 + Location =
-Edit-IRI), Atom and ORE statements with a DSpace-like state, and ``sword:error``
-documents with the profile's status codes. Faults are switched on per test. The
-application itself is tests.support.sword_app; its documents tests.support.sword_documents.
+transport: service document, binary, metadata-only and multipart deposit to a Col-IRI
+(Basic auth, On-Behalf-Of, Packaging, Content-MD5 as hex, maximum upload size, Slug
+as the item's id), deposit receipt (201 + Location = Edit-IRI), the collection's
+listing (GET on the Col-IRI; ``listing=False``: 405), PUT/POST/DELETE on the Edit-IRI
+(replace or add metadata, complete an In-Progress deposit, delete), GET/PUT/POST/DELETE
+on the EM-IRI (tests.support.sword_edit), Atom and ORE statements with a DSpace-like
+state, and ``sword:error`` documents with the profile's status codes. Faults are
+switched on per test. The application itself is tests.support.sword_app; its
+documents tests.support.sword_documents.
 
 Usage::
 
@@ -18,6 +22,7 @@ Usage::
         server.fail_next(3, status=503)           # next 3 requests answer 503, then normal
         server.delay_next(1, seconds=2.0)         # next request waits before answering
         server.drop_next(1)                       # next deposit: connection closed mid-body
+        server.answer_late_next(event)            # next deposit stored, answered on event.set()
         server.clear_faults()                     # forget faults not yet used
         server.add_document("/statements/x.atom", body, auth=("u", "p"))
         server.add_redirect("/old", "/statements/x.atom")
@@ -214,6 +219,13 @@ class SwordServer:
         """The next ``count`` requests read the body, then wait ``seconds`` before answering."""
         self.app.add_fault("delay", seconds, count)
 
+    def answer_late_next(self, release: threading.Event, ingested: bool = True) -> None:
+        """The next deposit (POST/PUT) is handled (stored) but answered only when
+        ``release`` is set: a client with a shorter read timeout gives up after its
+        upload. ``ingested`` False: the item stays out of the collection's listing
+        until then too (a slow ingest)."""
+        self.app.add_fault("late", (release, not ingested), 1)
+
     def drop_next(self, count: int = 1) -> None:
         """The next ``count`` deposits (POST/PUT): read part of the body, then close the
         connection; requests without a body in between are answered normally."""
@@ -253,6 +265,7 @@ def running_sword_server(
     known_owners: Iterable[str] = ("owner@example.org",),
     tls: bool = False,
     receipt_in_response: bool = True,
+    listing: bool = True,
 ) -> Iterator[SwordServer]:
     """Start a SWORDv2 server on a free loopback port; stop it on exit.
 
@@ -269,6 +282,7 @@ def running_sword_server(
         mediation=mediation,
         known_owners=known_owners,
         receipt_in_response=receipt_in_response,
+        listing=listing,
     )
     server = SwordServer(app, username, password, tls=tls).start()
     try:

@@ -165,6 +165,30 @@ def parse_receipt(data: bytes) -> DepositReceipt:
     root = parse_xml(data)
     if local_name(root) != "entry":
         raise XmlError(f"root element is <{local_name(root)}>, not <entry>")
+    return receipt_of(root)
+
+
+@dataclass(frozen=True)
+class ListedEntry:
+    """One atom:entry of a collection listing (GET on the Col-IRI): its links and title."""
+
+    links: DepositReceipt
+    title: str | None
+
+
+def parse_collection_listing(data: bytes) -> list[ListedEntry]:
+    """The entries of the Atom feed a SWORDv2 server may answer a GET on the Col-IRI
+    with (profile section 6.2; DSpace lists the user's items: id = Edit-IRI, title,
+    edit-media link)."""
+    root = parse_xml(data)
+    if local_name(root) != "feed":
+        raise XmlError(f"root element is <{local_name(root)}>, not <feed>")
+    return [ListedEntry(receipt_of(entry), text_of(entry, "title"))
+            for entry in children(root, "entry")]
+
+
+def receipt_of(root: Any) -> DepositReceipt:
+    """The links of one atom:entry (a deposit receipt or a listing's entry)."""
     found: dict[str, str] = {}
     for link in children(root, "link"):
         rel = (attribute(link, "rel") or "").strip()

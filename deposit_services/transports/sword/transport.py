@@ -11,11 +11,19 @@ Faults (mapped by ``client.SwordClient``): 401/403/412/413/415 and any other 4xx
 permanent (the server's error document summary is quoted); 5xx, 429, connection errors
 and timeouts are transient.
 
+An upload that went out whole and got no answer (a read timeout during a slow ingest)
+is not simply retried: the collection's listing is searched for it (``lookup``), now
+and before the package is sent again; found, its receipt is the outcome; where the
+server offers no way to tell, the deposit is FAILED naming the package and its MD5.
+
 Reconciliation after a crash (``reconcile`` / ``find_existing``): SWORDv2 has no
-search by Slug, so the caller must keep the Edit-IRI (``Receipt.details["edit_iri"]``);
+search by Slug, so the caller keeps the Edit-IRI (``Receipt.details["edit_iri"]``);
 ``find_existing`` GETs it and rebuilds the Receipt, or returns None when the server no
 longer has it. Without an Edit-IRI the outcome cannot be told, and ``reconcile`` says
 so (the deposit is FAILED for the operator to check) rather than deposit twice.
+
+Updates (``update``): a corrected resubmission replaces the content through the
+EM-IRI and the metadata through the Edit-IRI the earlier deposit recorded.
 
 The ``status-*`` keys configure the statement resolver of the same repository
 (``statement.SwordStatementResolver.from_binding``).
@@ -24,19 +32,25 @@ The ``status-*`` keys configure the statement resolver of the same repository
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
+import requests
 from pydantic import Field
 
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
-from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
+from deposit_services.transports.base import (
+    Binding,
+    PriorItem,
+    Receipt,
+    Transport,
+    TransportContext,
+)
 from deposit_services.transports.http import Cached
 from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
 from deposit_services.transports.sword.documents import (
@@ -46,11 +60,12 @@ from deposit_services.transports.sword.documents import (
     parse_receipt,
     parse_service_document,
 )
+from deposit_services.transports.sword.entry import metadata_entry
+from deposit_services.transports.sword.lookup import Found, cannot_tell, look_for, slug_for
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class SwordBinding(Binding):
@@ -120,16 +135,6 @@ class _CountingReader:
         return data
 
 
-def slug_for(package: Package) -> str:
-    """A deterministic Slug from the package name (extension dropped, unsafe chars -> '-')."""
-    stem = package.name
-    for ext in (".tar.gz", ".tar.bz2", ".tgz", ".zip", ".tar", ".gz"):
-        if stem.lower().endswith(ext):
-            stem = stem[: -len(ext)]
-            break
-    return _SLUG_UNSAFE.sub("-", stem).strip("-.") or "package"
-
-
 def _quote_filename(name: str) -> str:
     """Content-Disposition value; non-ASCII names get an RFC 5987 filename* as well."""
     ascii_name = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_")
@@ -155,6 +160,8 @@ class SwordV2Transport(Transport):
                        b.ca_bundle or b.verify_tls),  # ca-bundle names the CAs to trust
         )
         self._service_doc: Cached[ServiceDocument] = Cached(b.service_doc_ttl)
+        # (collection, package name) of uploads that went out whole and got no answer
+        self._unanswered: set[tuple[str, str]] = set()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -218,41 +225,33 @@ class SwordV2Transport(Transport):
         collection = self.choose_collection(submission)
         if self.binding.check_collection:
             self.check_collection(collection, package)
-        headers = {
-            "Content-Type": package.mime_type or "application/octet-stream",
-            "Content-Disposition": _quote_filename(package.name),
-            "Content-MD5": package.md5,
-            "Content-Length": str(package.size),
-            "Packaging": package.specification,
-            "In-Progress": "false",
-            "Slug": slug_for(package),
-        }
+        unanswered = (collection, package.name)
+        if unanswered in self._unanswered:  # an earlier upload got no answer: look first
+            earlier = self._look_for(collection, package, submission)
+            if earlier is not None:
+                return earlier
         what = f"SWORD deposit of {package.name} ({package.size} bytes) to {collection}"
         logger.info("depositing %s (%d bytes) to %s", package.name, package.size, collection)
         started = time.monotonic()
+        headers = {"In-Progress": "false", "Slug": slug_for(package)}
         try:
-            with package.open() as stream:
-                reader = _CountingReader(stream, package.size)
-                try:
-                    response = self.client.request(
-                        "POST", collection, what, data=reader, headers=headers,
-                        allow_redirects=False, stream=True,
-                    )
-                except TransientTransferError as exc:
-                    if reader.sent >= package.size:
-                        # every byte went out: the server may have taken it. The caller
-                        # should reconcile rather than blindly send again.
-                        raise TransientTransferError(
-                            f"{exc} (outcome unknown: the whole package was sent; the "
-                            "server may have accepted it)"
-                        ) from exc.__cause__
-                    raise
-        except OSError as exc:
-            raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
+            response = self._upload("POST", collection, package, headers, what)
+        except _Unanswered as exc:
+            # every byte went out and no answer came: the server may hold it (a slow
+            # ingest). Look for it now, and again before the package is sent again.
+            self._unanswered.add(unanswered)
+            logger.warning("%s; looking for it in the collection", exc)
+            earlier = self._look_for(collection, package, submission)
+            if earlier is not None:
+                return earlier
+            raise TransientTransferError(
+                f"{exc}; it is not in the collection's listing (yet), which is looked at "
+                "again before the package is sent again") from exc.__cause__
         with response:
             self.client.raise_for_status(response, what)
             location = response.headers.get("Location")
             body = self.client.read_body(response, what)
+        self._unanswered.discard(unanswered)
         logger.info(
             "deposited %s to %s in %.2fs: HTTP %d, Edit-IRI %s",
             package.name,
@@ -263,6 +262,51 @@ class SwordV2Transport(Transport):
         )
         receipt = self._receipt_from(body, location, what)
         return self._to_receipt(receipt, collection)
+
+    def _upload(self, method: str, url: str, package: Package, headers: Mapping[str, str],
+                what: str) -> requests.Response:
+        """``method`` the package's bytes to ``url``, streamed with its Content-MD5 (hex),
+        Packaging and file name. _Unanswered when every byte went out and no answer came."""
+        headers = {
+            "Content-Type": package.mime_type or "application/octet-stream",
+            "Content-Disposition": _quote_filename(package.name),
+            "Content-MD5": package.md5,
+            "Content-Length": str(package.size),
+            "Packaging": package.specification,
+            **headers,
+        }
+        try:
+            with package.open() as stream:
+                reader = _CountingReader(stream, package.size)
+                try:
+                    return self.client.request(
+                        method, url, what, data=reader, headers=headers,
+                        allow_redirects=False, stream=True,
+                    )
+                except TransientTransferError as exc:
+                    if reader.sent >= package.size:
+                        raise _Unanswered(
+                            f"{exc} (outcome unknown: the whole package was sent; the "
+                            "server may have accepted it)"
+                        ) from exc.__cause__
+                    raise
+        except OSError as exc:
+            raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
+
+    def _look_for(self, collection: str, package: Package,
+                  submission: DepositSubmission | None) -> Receipt | None:
+        """The Receipt of an earlier deposit of ``package`` found in ``collection``'s
+        listing; None when the listing has none (sending is safe); PermanentTransferError
+        (``lookup.cannot_tell``) when it cannot be told."""
+        found = look_for(self.client, collection, package,
+                         submission.title if submission is not None else None)
+        if not isinstance(found, Found):
+            return None
+        self._unanswered.discard((collection, package.name))
+        links = found.links
+        edit_iri = links.edit_iri or links.entry_id  # DSpace's listing: id = Edit-IRI
+        fetched = self._fetch_receipt(edit_iri) if edit_iri else None
+        return self._to_receipt(fetched or links, collection)
 
     def _receipt_from(self, body: bytes, location: str | None, what: str) -> DepositReceipt:
         if body.strip():
@@ -326,16 +370,52 @@ class SwordV2Transport(Transport):
         when the server says it does not have it (it is sent again).
 
         Without an Edit-IRI in ``evidence`` nothing can be checked (SWORDv2 has no
-        lookup by Slug): PermanentTransferError, so the deposit is not sent twice blindly.
+        lookup by Slug): PermanentTransferError (``lookup.cannot_tell``), so the deposit
+        is not sent twice blindly.
         """
         edit_iri = evidence.get("edit_iri")
         if not edit_iri:
-            raise PermanentTransferError(
-                f"cannot tell whether {package.name} (md5 {package.md5}) reached "
-                f"{self.binding.default_collection}: SWORDv2 has no lookup by Slug "
-                f"({slug_for(package)}) and no Edit-IRI was recorded"
-            )
+            raise cannot_tell(package, self.binding.default_collection,
+                              "SWORDv2 has no lookup by Slug and no Edit-IRI was recorded")
         return self.find_existing(edit_iri)
+
+    supports_update = True
+
+    def update(self, package: Package, submission: DepositSubmission,
+               prior: PriorItem) -> Receipt:
+        """Replace the item an earlier deposit left: the content by a PUT of ``package``
+        on its EM-IRI, then the metadata by a PUT of an Atom entry on its Edit-IRI
+        (profile 6.5); the Edit-IRI stays the same."""
+        edit_iri = prior.evidence.get("edit_iri")
+        if not edit_iri:
+            raise PermanentTransferError(
+                f"cannot update the earlier item with {package.name}: its deposit recorded "
+                "no Edit-IRI; send it as a new deposit or update the item by hand")
+        current = self._fetch_receipt(edit_iri)
+        if current is None:
+            raise PermanentTransferError(
+                f"cannot update {edit_iri} with {package.name}: the server no longer has "
+                "that item (404/410); send it as a new deposit")
+        em_iri = current.em_iri or prior.evidence.get("em_iri")
+        if not em_iri:
+            raise PermanentTransferError(
+                f"cannot update {edit_iri} with {package.name}: the server advertises no "
+                "EM-IRI (edit-media link) for it, so its content cannot be replaced")
+        what = f"SWORD content replacement of {em_iri} by {package.name} ({package.size} bytes)"
+        logger.info("replacing the content of %s with %s", edit_iri, package.name)
+        with self._upload("PUT", em_iri, package, {}, what) as response:
+            self.client.raise_for_status(response, what)
+            self.client.read_body(response, what)
+        what = f"SWORD metadata replacement of {edit_iri}"
+        with self.client.request(
+            "PUT", edit_iri, what, data=metadata_entry(submission), stream=True,
+            allow_redirects=False, headers={"Content-Type": "application/atom+xml;type=entry",
+                                            "In-Progress": "false"},
+        ) as response:
+            self.client.raise_for_status(response, what)
+            body = self.client.read_body(response, what)
+        receipt = self._receipt_from(body, edit_iri, what)
+        return self._to_receipt(receipt, prior.evidence.get("collection", ""))
 
     def find_existing(self, edit_iri: str) -> Receipt | None:
         """The Receipt of a deposit made before (by its Edit-IRI), or None if it is gone.
@@ -347,6 +427,10 @@ class SwordV2Transport(Transport):
         if receipt is None:
             return None
         return self._to_receipt(receipt, "")
+
+
+class _Unanswered(TransientTransferError):
+    """Every byte of the package went out and no answer came (a read timeout)."""
 
 
 def _parsed(parse: Callable[[bytes], T], body: bytes, what: str) -> T:

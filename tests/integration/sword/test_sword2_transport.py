@@ -22,7 +22,8 @@ from deposit_services.model.builder import build_deposit_submission
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import create_transport
-from deposit_services.transports.sword.transport import SwordV2Transport, slug_for
+from deposit_services.transports.sword.lookup import slug_for
+from deposit_services.transports.sword.transport import SwordV2Transport
 from tests.support.graphs import make_graph
 from tests.support.sword_server import METS_DSPACE, running_sword_server
 
