@@ -49,11 +49,19 @@ def _dspace_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolve
     return DSpaceItemResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
 
 
+def _invenio_rdm_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """The InvenioRDM record resolver (community review), with the binding's token."""
+    from deposit_services.transports.invenio.status import InvenioRdmResolver
+
+    return InvenioRdmResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
+
+
 # protocol (lower case) -> builder of the resolver for that protocol's status refs.
 # Protocols without one (filesystem, SFTP, FTP...) hand over custody at once.
 RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
     "swordv2": _sword_resolver,
     "dspace": _dspace_resolver,
+    "inveniordm": _invenio_rdm_resolver,
 }
 
 

@@ -137,6 +137,8 @@ TRANSPORTS: dict[str, str] = {
     "sftp": "deposit_services.transports.sftp:SftpTransport",
     "ftp": "deposit_services.transports.ftp:FtpTransport",
     "dspace": "deposit_services.transports.dspace.transport:DSpaceTransport",
+    "inveniordm": "deposit_services.transports.invenio.rdm:InvenioRdmTransport",
+    "zenodo": "deposit_services.transports.invenio.zenodo:ZenodoTransport",
 }
 
 

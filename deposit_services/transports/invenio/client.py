@@ -1,0 +1,239 @@
+"""HTTP for Invenio's REST APIs (InvenioRDM and Zenodo): a bearer token, JSON answers,
+streamed uploads, and errors mapped to ours.
+
+Faults: 401/403 AuthenticationError (with the server's message); 400 and 422
+PermanentTransferError naming each field the server's ``errors`` list names; other
+4xx permanent; 5xx, 429 (with ``Retry-After``), connection errors and time-outs
+transient; an answer that is not the JSON object expected is a PermanentTransferError,
+never a crash. The token is never logged: it travels only in the header.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import requests
+
+from deposit_services.clock import Clock, SystemClock
+from deposit_services.errors import (
+    AuthenticationError,
+    PermanentTransferError,
+    TransientTransferError,
+)
+from deposit_services.http_status import http_status
+from deposit_services.safetext import mask_url
+from deposit_services.transports.http import (
+    DocumentTooLarge,
+    SessionPool,
+    read_limited,
+    transfer_errors,
+)
+
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InvenioAccount:
+    """Where the API is and the token that opens it."""
+
+    api_url: str
+    token: str
+    token_setting: str  # the setting an operator fixes when the token is refused
+    user_agent: str = "deposit-services"
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
+    verify: bool | str = True
+
+    def __repr__(self) -> str:  # never show the token
+        return f"InvenioAccount(api_url={self.api_url!r})"
+
+
+class SizedStream:
+    """A file-like body of known length read in blocks of up to ``BLOCK`` bytes, so a
+    PUT streams a file of any size in bounded memory; ``hasher`` sees every block."""
+
+    BLOCK = 1024 * 1024
+
+    def __init__(self, stream: BinaryIO, size: int, hasher: Any = None) -> None:
+        self._stream, self._size, self._left = stream, size, size
+        self._hasher = hasher
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._stream.read(min(max(amount, self.BLOCK), self._left))
+        if not data:
+            raise OSError(f"a file ended {self._left} bytes early while being sent")
+        self._left -= len(data)
+        if self._hasher is not None:
+            self._hasher.update(data)
+        return data
+
+
+class InvenioClient:
+    """Requests to one Invenio API with one token; safe to use from several threads."""
+
+    def __init__(self, account: InvenioAccount, clock: Clock | None = None) -> None:
+        self.account = account
+        self.api = account.api_url.rstrip("/")
+        self.clock = clock or SystemClock()
+        self.sessions = SessionPool(self._configure_session)
+
+    def _configure_session(self, session: requests.Session) -> None:
+        session.headers["User-Agent"] = self.account.user_agent
+        session.headers["Accept"] = "application/json"
+        session.headers["Authorization"] = f"Bearer {self.account.token}"
+        session.trust_env = False  # the token goes only where the binding says
+
+    def close(self) -> None:
+        self.sessions.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return f"{self.api}/{path.lstrip('/')}"
+
+    def call(self, method: str, path: str, what: str, *, json_body: Any = None,
+             params: Mapping[str, str] | None = None, missing_ok: bool = False,
+             stream: SizedStream | None = None) -> Any:
+        """``method path``; the JSON answer (None for 204, or for 404/410 when
+        ``missing_ok``). ``stream`` is sent as ``application/octet-stream``."""
+        url = self.url(path)
+        a = self.account
+        kwargs: dict[str, Any] = {"params": params}
+        if json_body is not None:
+            kwargs["json"] = json_body
+        if stream is not None:
+            kwargs["data"] = stream
+            kwargs["headers"] = {"Content-Type": "application/octet-stream"}
+        with transfer_errors(what, mask_url(url)):
+            response = self.sessions.get().request(
+                method, url, timeout=(a.connect_timeout, a.read_timeout), verify=a.verify,
+                allow_redirects=False, stream=True, **kwargs)
+        with response:
+            if missing_ok and response.status_code in (404, 410):
+                return None
+            self.raise_for_status(response, what)
+            if response.status_code == 204:
+                return None
+            return self._json(response, what)
+
+    def call_retrying(self, method: str, path: str, what: str, attempts: int = 4,
+                      first_delay: float = 1.0, **kwargs: Any) -> Any:
+        """``call``, repeating a transient fault (5xx, 429, time-out) with exponential
+        backoff (``Retry-After`` honoured, capped at a minute); the last fault raised."""
+        delay = first_delay
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.call(method, path, what, **kwargs)
+            except TransientTransferError as exc:
+                if attempt == attempts:
+                    raise
+                wait = min(_seconds(getattr(exc, "retry_after", None)) or delay, 60.0)
+                self.clock.sleep(wait)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            raw = read_limited(response, MAX_JSON_BYTES)
+        except DocumentTooLarge as exc:
+            raise PermanentTransferError(f"{what}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise TransientTransferError(f"{what}: reading the answer failed: {exc}") from exc
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise PermanentTransferError(
+                f"{what}: the answer is not JSON ({exc}): {raw[:200]!r}") from exc
+
+    def raise_for_status(self, response: requests.Response, what: str) -> None:
+        """Turn a non-2xx answer into our error, quoting the server's message and fields."""
+        status = response.status_code
+        if status < 300:
+            return
+        words = f"{what} refused: {http_status(status, response.reason)}{_reason(response)}"
+        if status < 400:
+            raise PermanentTransferError(
+                f"{words}; redirected to {response.headers.get('Location')!r}: put the "
+                "final URL in the API URL setting")
+        if status == 429 or status >= 500:
+            retry_after = response.headers.get("Retry-After")
+            error = TransientTransferError(
+                words + (f" (Retry-After: {retry_after})" if retry_after else ""))
+            error.retry_after = retry_after  # type: ignore[attr-defined]
+            raise error
+        if status == 401:
+            raise AuthenticationError(
+                f"{words}; the token was refused: check {self.account.token_setting}")
+        if status == 403:
+            raise AuthenticationError(
+                f"{words}; the token may not do this: give {self.account.token_setting} "
+                "the deposit scopes (deposit:write, deposit:actions) or the community rights")
+        if status in (400, 422):
+            raise PermanentTransferError(
+                f"{words}; correct the submission's metadata (the fields named) and retry")
+        raise PermanentTransferError(words)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None  # an HTTP date: the backoff's own delay instead
+
+
+def field_errors(body: Any) -> list[str]:
+    """``field: message`` for each entry of Invenio's ``errors`` list (InvenioRDM writes
+    ``messages``, Zenodo ``message``)."""
+    found: list[str] = []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        messages = error.get("messages") or [error.get("message") or "invalid"]
+        if not isinstance(messages, list):
+            messages = [messages]
+        text = "; ".join(str(m) for m in messages)
+        found.append(f"{error.get('field') or '(record)'}: {text}"[:300])
+    return found
+
+
+def _reason(response: requests.Response) -> str:
+    """``: <message> (field: message, ...)`` from Invenio's JSON error body."""
+    try:
+        raw = read_limited(response, 64 * 1024)
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, DocumentTooLarge, requests.RequestException):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    message = str(body.get("message") or "")[:500]
+    fields = field_errors(body)
+    text = message + (f" ({'; '.join(fields)})" if fields else "")
+    return f": {text}" if text else ""
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else a clear PermanentTransferError."""
+    if not isinstance(value, dict):
+        raise PermanentTransferError(f"{what}: unexpected answer: {value!r:.200}")
+    return value
+
+
+def json_field(value: dict[str, Any], path: str, what: str) -> Any:
+    """``value[a][b]...`` for ``path`` "a.b...", or a PermanentTransferError naming it."""
+    current: Any = value
+    for part in path.split("."):
+        if not isinstance(current, dict) or current.get(part) is None:
+            raise PermanentTransferError(f"{what}: the answer has no {path}: {value!r:.300}")
+        current = current[part]
+    return current
