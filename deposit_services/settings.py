@@ -24,6 +24,7 @@ DEFAULT_REPOSITORY_CONFIGURATION = "config/repositories.json"
 RETRY_JITTERS = ("equal", "full", "none")
 NIHMS_EMAIL_AUTH_MODES = ("LOGIN", "XOAUTH2", "MS_EXCHANGE_OAUTH2")  # nihms_mail/settings.py
 WEB_READ_ACCESS = ("operator", "anyone")
+SMTP_TLS_MODES = ("starttls", "ssl", "none")  # notices.py: how the SMTP session is secured
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")  # DEPOSIT_LOG_FORMAT (observability/logs.py)
 # DEPOSIT_BROKER_URL: the schemes of messaging.base.BROKERS with the variants their
@@ -70,6 +71,18 @@ class Settings:
     retry_jitter: str = "equal"
     # The refresh job follows SUBMITTED deposits of submissions this recent.
     refresh_window_days: float = 10.0
+    # Repository health, staleness and notices (service/health.py, stale.py, notices.py);
+    # repositories.json's ``operations`` section overrides the first three per repository.
+    pause_after_failures: int = 5
+    pause_seconds: float = 300.0
+    stale_after_days: float = 14.0
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_sender: str = "deposit-services@localhost"
+    smtp_ca_file: str | None = None
     # Where package files may come from besides a submission's own files directory:
     # local roots (os.pathsep-separated) and http(s) origins (space- or comma-separated).
     file_roots: str | None = None
@@ -163,6 +176,16 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "retry_max_attempts": ("DEPOSIT_RETRY_MAX_ATTEMPTS",),
     "retry_jitter": ("DEPOSIT_RETRY_JITTER",),
     "refresh_window_days": ("DEPOSIT_REFRESH_WINDOW_DAYS",),
+    "pause_after_failures": ("DEPOSIT_PAUSE_AFTER_FAILURES",),
+    "pause_seconds": ("DEPOSIT_PAUSE_SECONDS",),
+    "stale_after_days": ("DEPOSIT_STALE_AFTER_DAYS",),
+    "smtp_host": ("DEPOSIT_SMTP_HOST",),
+    "smtp_port": ("DEPOSIT_SMTP_PORT",),
+    "smtp_tls": ("DEPOSIT_SMTP_TLS",),
+    "smtp_user": ("DEPOSIT_SMTP_USER",),
+    "smtp_password": ("DEPOSIT_SMTP_PASSWORD",),
+    "smtp_sender": ("DEPOSIT_SMTP_SENDER",),
+    "smtp_ca_file": ("DEPOSIT_SMTP_CA_FILE",),
     "file_roots": ("DEPOSIT_FILE_ROOTS",),
     "file_origins": ("DEPOSIT_FILE_ORIGINS",),
     "template_dir": ("DEPOSIT_TEMPLATE_DIR",),
@@ -301,6 +324,7 @@ def _text_problems(values: Mapping[str, object], used: Mapping[str, str]) -> lis
         one_of("log_format", LOG_FORMATS, fold=str.lower),
         one_of("retry_jitter", RETRY_JITTERS, fold=str.lower),
         one_of("nihms_email_auth", NIHMS_EMAIL_AUTH_MODES, fold=str.upper),
+        one_of("smtp_tls", SMTP_TLS_MODES, fold=str.lower),
         one_of("web_read_access", WEB_READ_ACCESS, fold=str.lower),
         one_of("fault_injection", FAULT_POINTS, " (crash tests only: unset it in production)"),
     ]
@@ -376,6 +400,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["retry_jitter"] = str(values["retry_jitter"]).lower()
     if "log_format" in values:
         values["log_format"] = str(values["log_format"]).lower()
+    if "smtp_tls" in values:
+        values["smtp_tls"] = str(values["smtp_tls"]).lower()
     factor = values.get("retry_factor", 2.0)
     if isinstance(factor, float) and 0 < factor < 1:
         problems.append(f"{used['retry_factor']}={raw['retry_factor']!r}: use a number of at "

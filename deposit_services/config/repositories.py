@@ -116,11 +116,30 @@ class TransportConfig(_Section):
     protocol_binding: dict[str, Any] = Field(alias="protocol-binding")
 
 
+class NoticeConfig(_Section):
+    """Who hears about a repository's failed, rejected and stale deposits, how often."""
+
+    to: list[str] = Field(min_length=1)
+    every_hours: float = Field(default=24.0, alias="every-hours", gt=0)
+
+
+class OperationsConfig(_Section):
+    """Our own per-repository section (``operations``): health, staleness, duplicates,
+    notices. A key left out takes the global default from the settings."""
+
+    pause_after_failures: int | None = Field(default=None, alias="pause-after-failures", ge=1)
+    pause_seconds: float | None = Field(default=None, alias="pause-seconds", gt=0)
+    stale_after_days: float | None = Field(default=None, alias="stale-after-days", gt=0)
+    allow_duplicates: bool = Field(default=False, alias="allow-duplicates")
+    notices: NoticeConfig | None = None
+
+
 class RepositoryConfig(_Section):
     """One repository's entry; ``key`` is its name in the file."""
 
     key: str
     deposit_config: DepositConfig = Field(default_factory=DepositConfig, alias="deposit-config")
+    operations: OperationsConfig = Field(default_factory=OperationsConfig)
     assembler: AssemblerConfig
     transport_config: TransportConfig = Field(alias="transport-config")
 
@@ -274,12 +293,14 @@ SECTIONS: dict[str, type[_Section]] = {
     "deposit-config": DepositConfig,
     "assembler": AssemblerConfig,
     "transport-config": TransportConfig,
+    "operations": OperationsConfig,
 }
 REQUIRED_SECTIONS = ("assembler", "transport-config")
 SECTION_CHECKS: dict[str, Callable[[str, Any], list[str]]] = {
     "deposit-config": _check_mapping,
     "assembler": _check_assembler,
     "transport-config": _check_transport,
+    "operations": lambda label, section: [],
 }
 
 

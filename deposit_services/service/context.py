@@ -11,6 +11,7 @@ from pathlib import Path
 
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.observability.metrics import Metrics
+from deposit_services.service.health import HealthPolicy, Probe
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.targets import Targets
 from deposit_services.store.uow import Database
@@ -87,3 +88,7 @@ class ServiceContext:
     fault_injection: str | None = None
     memory: WorkerMemory = field(default_factory=WorkerMemory)
     metrics: Metrics = field(default_factory=Metrics)  # observability/metrics.py
+    # Repository health and staleness (service/health.py); ``probe`` None: check-target's
+    # checks of the repository (health.preflight_probe).
+    health: HealthPolicy = field(default_factory=HealthPolicy)
+    probe: Probe | None = None

@@ -24,6 +24,7 @@ from datetime import datetime
 
 from deposit_services.assemblers.base import Package
 from deposit_services.clock import Clock
+from deposit_services.config.repositories import RepositoryConfig
 from deposit_services.errors import DepositError, StoreError, Transient
 from deposit_services.model.entities import (
     CopyStatus,
@@ -39,7 +40,15 @@ from deposit_services.observability.logs import bind
 from deposit_services.observability.metrics import repository_label
 from deposit_services.service.aggregate import settle_aggregate
 from deposit_services.service.context import ServiceContext
+from deposit_services.service.duplicates import Kind, Resubmission, find_resubmission
 from deposit_services.service.faults import CRASH_AFTER_TRANSFER, fault_point
+from deposit_services.service.health import (
+    Gate,
+    admit,
+    after_probe,
+    note_outcome,
+    preflight_probe,
+)
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.reconcile import reconcile
 from deposit_services.service.targets import Target
@@ -54,6 +63,8 @@ log = logging.getLogger(__name__)
 TRIGGER_MESSAGE = "message"
 TRIGGER_JOB = "job"
 TRIGGER_OPERATOR = "operator"
+# The operator's ``retry --force``: as TRIGGER_OPERATOR, and a duplicate is sent anyway.
+TRIGGER_FORCE = "operator-force"
 
 # Why a deposit is not to be run now (None: run it), checked under its lease.
 Precondition = Callable[[Deposit, Clock], str | None]
@@ -80,7 +91,7 @@ def budget_used(attempts: list[Attempt]) -> int:
     """Attempts counted against the retry budget: since the last operator retry."""
     start = 0
     for index, attempt in enumerate(attempts):
-        if attempt.trigger == TRIGGER_OPERATOR:
+        if attempt.trigger in (TRIGGER_OPERATOR, TRIGGER_FORCE):
             start = index
     return len(attempts) - start
 
@@ -103,6 +114,9 @@ class Intent:
     attempts: list[Attempt] = field(default_factory=list)
     attempt: Attempt | None = None
     skipped: str | None = None
+    probe: bool = False  # its repository's pause ran out: this worker probes it first
+    held: datetime | None = None  # its repository is paused: RETRY at this time
+    resubmission: Resubmission | None = None  # an update or a replacement of another
 
 
 @dataclass
@@ -148,7 +162,12 @@ class DepositTask:
             return intent
         try:
             info = PackageInfo(package.name, package.size, package.md5, package.sha256)
-            intent = self._intent(work, trigger, ready, info, wait)
+            intent = self._intent(work, trigger, ready, info, wait, target)
+            if intent.probe:  # its answer resumes the repository or pauses it again
+                self._probe(target)
+                intent = self._intent(work, trigger, ready, info, wait, target)
+            if intent.held is not None:
+                ctx.retry_scheduled(intent.held)
             if intent.skipped is None:
                 intent.deposit = self._transfer(work, intent, target, package, trigger)
             return intent
@@ -172,7 +191,8 @@ class DepositTask:
                 elif settled.error is not None:
                     return self._record_failure(work, intent, settled.error,
                                                 message=settled.message,
-                                                end_attempt=settled.end_attempt)
+                                                end_attempt=settled.end_attempt,
+                                                config=target.config)
                 else:
                     intent = settled.intent
                     result, receipt_attempt, outcome = self._send(work, intent, target,
@@ -180,12 +200,16 @@ class DepositTask:
             else:
                 result, receipt_attempt, outcome = self._send(work, intent, target, package)
         if isinstance(result, Exception):
-            return self._record_failure(work, intent, result)
+            return self._record_failure(work, intent, result, config=target.config)
         assert receipt_attempt is not None
-        if package.warnings:  # what the package left out or wrote as given: say so
+        # what it replaces or updates, what the package left out or wrote as given
+        notes = [intent.resubmission.message(work.deposit.id, target.transport.protocol)
+                 ] if intent.resubmission is not None else []
+        if notes or package.warnings:
             result = replace(result, message="; ".join(
-                m for m in (result.message, *package.warnings) if m))
-        return self._record_receipt(work, intent.deposit, result, receipt_attempt, outcome)
+                m for m in (result.message, *notes, *package.warnings) if m))
+        return self._record_receipt(work, intent.deposit, result, receipt_attempt, outcome,
+                                    target.config)
 
     def _send(self, work: Work, intent: Intent, target: Target, package: Package
               ) -> tuple[Receipt | Exception, Attempt | None, AttemptOutcome]:
@@ -195,8 +219,12 @@ class DepositTask:
                  package.md5, target.config.key, target.transport.protocol)
         bind(attempt=intent.attempt.number)
         transfer = self.ctx.metrics.transfer(target.transport.protocol, package.size)
+        resubmission = intent.resubmission
         try:
-            receipt = target.transport.send(package, work.content)
+            if resubmission is not None and resubmission.prior is not None:
+                receipt = target.transport.update(package, work.content, resubmission.prior)
+            else:
+                receipt = target.transport.send(package, work.content)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - recorded on the deposit with the reason
@@ -208,8 +236,59 @@ class DepositTask:
 
     # -- intent ---------------------------------------------------------------------------
 
+    def _probe(self, target: Target) -> None:
+        """Probe a paused repository (its pause ran out and this worker claimed it)."""
+        ctx = self.ctx
+        probe = ctx.probe or preflight_probe(ctx.targets.repositories, ctx.clock)
+        try:
+            failure = probe(target.config)
+        except Exception as exc:  # noqa: BLE001 - a probe that breaks is a failed probe
+            failure = f"the probe broke ({type(exc).__name__}: {exc})"
+        after_probe(ctx.database, target.config, ctx.health, ctx.clock.now(), failure)
+
+    def _gate(self, uow: UnitOfWork, work: Work, deposit: Deposit, trigger: str,
+              attempts: list[Attempt], target: Target) -> Intent | None:
+        """In the intent unit: the deposit held (its repository is paused), refused (a
+        duplicate), probing first, or None to go on (``Intent.resubmission`` set later)."""
+        ctx = self.ctx
+        gate = admit(uow, target.config, ctx.health, ctx.clock.now())
+        if gate.probe:
+            return Intent(deposit, attempts, probe=True)
+        if gate.until is not None:
+            return self._hold(uow, deposit, target.config, gate, attempts)
+        if (target.config.operations.allow_duplicates or any(a.is_open for a in attempts)
+                or any(a.trigger == TRIGGER_FORCE for a in attempts)
+                or trigger == TRIGGER_FORCE):
+            return None
+        found = find_resubmission(uow, deposit, work.content,
+                                  target.transport.supports_update)
+        if found is None:
+            return None
+        if found.kind is not Kind.DUPLICATE:
+            return Intent(deposit, attempts, resubmission=found)
+        message = found.message(deposit.id, target.transport.protocol)
+        if set_status(deposit, DepositStatus.FAILED, message, None):
+            announce(uow, ctx, deposit)
+        uow.state.release_lease(deposit_lease(deposit.id), ctx.owner)
+        log.warning("deposit %s to %s: %s", deposit.id, target.config.key, message)
+        return Intent(deposit, attempts, skipped=message)
+
+    def _hold(self, uow: UnitOfWork, deposit: Deposit, config: RepositoryConfig, gate: Gate,
+              attempts: list[Attempt]) -> Intent:
+        """RETRY at the pause's end, no attempt begun: the repository is paused."""
+        assert gate.until is not None
+        message = (f"not attempted: repository {config.key} is {gate.why}; waits until "
+                   f"{gate.until.isoformat(timespec='seconds')}")
+        same = (deposit.deposit_status, deposit.status_message, deposit.next_attempt_at) == (
+            DepositStatus.RETRY, message, gate.until)
+        if not same and set_status(deposit, DepositStatus.RETRY, message, gate.until):
+            announce(uow, self.ctx, deposit)
+        uow.state.release_lease(deposit_lease(deposit.id), self.ctx.owner)
+        return Intent(deposit, attempts, skipped=message, held=gate.until)
+
     def _intent(self, work: Work, trigger: str, ready: Precondition,
-                package: PackageInfo | None, wait: bool) -> Intent:
+                package: PackageInfo | None, wait: bool, target: Target | None = None
+                ) -> Intent:
         ctx = self.ctx
         deposit_id = work.deposit.id
         lease = deposit_lease(deposit_id)
@@ -229,11 +308,16 @@ class DepositTask:
                 uow.state.release_lease(lease, ctx.owner)
                 return Intent(deposit, skipped=reason)
             attempts = uow.state.attempts(deposit_id)
+            gated = (self._gate(uow, work, deposit, trigger, attempts, target)
+                     if target is not None and package is not None else None)
+            if gated is not None and gated.resubmission is None:
+                return gated
             if any(a.is_open for a in attempts) and package is not None:
                 return Intent(deposit, attempts)  # reconciled before anything is sent
             attempt = uow.state.begin_attempt(deposit_id, trigger=trigger, owner=ctx.owner,
                                               package=package)
-            return Intent(deposit, [*attempts, attempt], attempt)
+            return Intent(deposit, [*attempts, attempt], attempt,
+                          resubmission=gated.resubmission if gated else None)
 
         deadline = ctx.clock.monotonic() + ctx.lease_seconds * 1.5
         while True:
@@ -256,6 +340,7 @@ class DepositTask:
         exc: Exception,
         message: str | None = None,
         end_attempt: bool = True,
+        config: RepositoryConfig | None = None,
     ) -> Deposit:
         """RETRY or FAILED, with the attempt ended (unless it stays open to be checked
         again: ``end_attempt`` False), the message in the outbox, the lease given back."""
@@ -293,6 +378,8 @@ class DepositTask:
             if changed:
                 announce(uow, ctx, deposit)
             uow.state.release_lease(deposit_lease(deposit_id), ctx.owner)
+            if transient and config is not None:  # a transfer's fault: the repository's
+                note_outcome(uow, config, ctx.health, ctx.clock.now(), reason)
             return deposit, changed
 
         saved, changed = run_unit(ctx.database, record, what=f"deposit {deposit_id} outcome")
@@ -303,7 +390,8 @@ class DepositTask:
         return saved
 
     def _record_receipt(self, work: Work, intent_deposit: Deposit, receipt: Receipt,
-                        attempt: Attempt, outcome: AttemptOutcome) -> Deposit:
+                        attempt: Attempt, outcome: AttemptOutcome,
+                        config: RepositoryConfig) -> Deposit:
         ctx = self.ctx
         deposit_id = work.deposit.id
         new_copy_id = uuid.uuid4().hex
@@ -323,6 +411,7 @@ class DepositTask:
                                   edit_iri=receipt.details.get("edit_iri"),
                                   access_url=receipt.access_url)
             uow.state.release_lease(deposit_lease(deposit_id), ctx.owner)
+            note_outcome(uow, config, ctx.health, ctx.clock.now(), None)
             deposit = uow.records.get(Deposit, deposit_id)
             if deposit.deposit_status is None or not deposit.deposit_status.is_terminal:
                 self._apply_receipt(uow, work, deposit, receipt, new_copy_id)

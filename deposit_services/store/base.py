@@ -104,6 +104,29 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class RepositoryState:
+    """What the worker keeps about one repository (by its repositories.json key), shared
+    by replicas: its health and when its contacts were last sent a notice.
+
+    ``health`` is ``healthy``, ``degraded`` (transient failures since the last success:
+    ``failures``) or ``paused`` (deposits wait until ``paused_until``; ``manual``: an
+    operator paused it, only ``resume`` or the end of the pause lifts it); ``reason``
+    says why, ``since`` since when. ``version`` is the compare-and-set version (0: new).
+    """
+
+    key: str
+    health: str = "healthy"
+    failures: int = 0
+    reason: str | None = None
+    since: datetime | None = None
+    paused_until: datetime | None = None
+    manual: bool = False
+    probes: int = 0
+    noticed_at: datetime | None = None
+    version: int = 0
+
+
+@dataclass(frozen=True)
 class OutboxMessage:
     """A message recorded in the outbox: published once its transaction has committed."""
 
@@ -216,6 +239,16 @@ class WorkerState(ABC):
     @abstractmethod
     def attempt_counts(self, deposit_ids: Sequence[str]) -> dict[str, int]:
         """How many attempts each deposit has had (one round trip; 0s left out)."""
+
+    @abstractmethod
+    def repository_states(self, keys: Sequence[str] = ()) -> list[RepositoryState]:
+        """The recorded states of those repositories (every recorded one when ``keys``
+        is empty), by key; a repository never recorded is left out (it is healthy)."""
+
+    @abstractmethod
+    def put_repository_state(self, state: RepositoryState) -> bool:
+        """Write ``state`` if the stored one is still at ``state.version`` (0: none
+        stored yet); stored at version + 1. False when someone else wrote first."""
 
     @abstractmethod
     def add_message(self, queue: str, body: str, headers: Mapping[str, str]) -> OutboxMessage:

@@ -27,6 +27,7 @@ from deposit_services.store.base import (
     OutboxMessage,
     PackageInfo,
     Records,
+    RepositoryState,
     WorkerState,
     check_criteria,
 )
@@ -41,6 +42,7 @@ class _Data:
     attempts: dict[str, list[Attempt]] = field(default_factory=dict)
     outbox: dict[int, tuple[OutboxMessage, float]] = field(default_factory=dict)
     next_message: int = 1
+    repositories: dict[str, RepositoryState] = field(default_factory=dict)
 
 
 class MemoryDatabase(Database):
@@ -191,6 +193,18 @@ class MemoryWorkerState(WorkerState):
     def attempt_counts(self, deposit_ids: Sequence[str]) -> dict[str, int]:
         attempts = self._unit.data().attempts
         return {d: len(attempts[d]) for d in deposit_ids if attempts.get(d)}
+
+    def repository_states(self, keys: Sequence[str] = ()) -> list[RepositoryState]:
+        states = self._unit.data().repositories
+        return [states[k] for k in sorted(states) if not keys or k in keys]
+
+    def put_repository_state(self, state: RepositoryState) -> bool:
+        states = self._unit.data().repositories
+        stored = states.get(state.key)
+        if (stored.version if stored is not None else 0) != state.version:
+            return False
+        states[state.key] = replace(state, version=state.version + 1)
+        return True
 
     def add_message(self, queue: str, body: str, headers: Mapping[str, str]) -> OutboxMessage:
         data = self._unit.data()

@@ -162,6 +162,24 @@ outbox = Table(
     Index("ix_outbox_created", "created_at"),
 )
 
+# Repository state (schema version 4): health per repositories.json key (healthy,
+# degraded, paused until when and why) and the last notice sent to its contacts,
+# shared by replicas; every write is a compare-and-set on ``version``.
+repository_states = Table(
+    "repository_states",
+    metadata,
+    Column("key", _ID, primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("health", String(16), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("since", Float, nullable=True),
+    Column("paused_until", Float, nullable=True),
+    Column("manual", Integer, nullable=False),
+    Column("probes", Integer, nullable=False),
+    Column("noticed_at", Float, nullable=True),
+)
+
 # The tables step 1 created, frozen: later tables are created by their own steps.
 _V1_TABLES = (*ENTITY_TABLES.values(), leases, queue_messages, queue_dead_letters)
 
@@ -181,7 +199,13 @@ def _v3_outbox(conn: Connection) -> None:
     metadata.create_all(conn, tables=[outbox])
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log, _v3_outbox]
+def _v4_repository_states(conn: Connection) -> None:
+    """Health and notices per repository (repository_states)."""
+    metadata.create_all(conn, tables=[repository_states])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log, _v3_outbox,
+                                                  _v4_repository_states]
 LATEST = len(MIGRATIONS)
 
 

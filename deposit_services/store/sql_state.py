@@ -34,10 +34,11 @@ from deposit_services.store.base import (
     AttemptOutcome,
     OutboxMessage,
     PackageInfo,
+    RepositoryState,
     WorkerState,
 )
 from deposit_services.store.engine import db_errors
-from deposit_services.store.schema import deposit_attempts, leases, outbox
+from deposit_services.store.schema import deposit_attempts, leases, outbox, repository_states
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,34 @@ class SqlWorkerState(WorkerState):
         rows = self._execute(query, {"_ids": list(deposit_ids)}).all()
         return {row[0]: int(row[1]) for row in rows}
 
+    # Repository state ----------------------------------------------------------------
+
+    def repository_states(self, keys: Sequence[str] = ()) -> list[RepositoryState]:
+        t = repository_states
+        query = select(t).order_by(t.c.key)
+        if keys:
+            query = query.where(t.c.key.in_(list(keys)))
+        return [_to_state(row) for row in self._execute(query)]
+
+    def put_repository_state(self, state: RepositoryState) -> bool:
+        t = repository_states
+        values = {
+            "health": state.health, "failures": state.failures, "reason": state.reason,
+            "since": _stamp(state.since), "paused_until": _stamp(state.paused_until),
+            "manual": int(state.manual), "probes": state.probes,
+            "noticed_at": _stamp(state.noticed_at), "version": state.version + 1,
+        }
+        if state.version == 0:  # first write: loses to a concurrent first write
+            ins = postgresql.insert(t) if self._s.postgres else sqlite.insert(t)
+            added = self._execute(ins.values(key=state.key, **values)
+                                  .on_conflict_do_nothing(index_elements=[t.c.key])
+                                  .returning(t.c.key))
+            return added.first() is not None
+        result = self._execute(update(t).where(t.c.key == state.key,
+                                               t.c.version == state.version)
+                               .values(**values).returning(t.c.key))
+        return result.first() is not None
+
     # Outbox ---------------------------------------------------------------------------
 
     def add_message(self, queue: str, body: str, headers: Mapping[str, str]) -> OutboxMessage:
@@ -202,6 +231,17 @@ class SqlWorkerState(WorkerState):
 
 def _when(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _stamp(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _to_state(row: Row[Any]) -> RepositoryState:
+    return RepositoryState(
+        key=row.key, health=row.health, failures=int(row.failures), reason=row.reason,
+        since=_when(row.since), paused_until=_when(row.paused_until), manual=bool(row.manual),
+        probes=int(row.probes), noticed_at=_when(row.noticed_at), version=int(row.version))
 
 
 def _to_attempt(row: Row[Any]) -> Attempt:
