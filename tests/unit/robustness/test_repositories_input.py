@@ -151,7 +151,7 @@ def test_every_problem_of_every_entry_is_listed_each_with_its_key_path() -> None
         "everything.transport-config.protocol-binding: basedir: unknown key",
         "everything.transport-config.protocol-binding: other: unknown key",
         "everything.deposit-confg: unknown key (known: deposit-config, assembler, "
-        "transport-config)",
+        "transport-config, operations)",
         "missing-transport.transport-config: Field required",
         "missing-transport.assembler: unknown assembler specification 'no-such-format'",
         "bad-binding-only.transport-config.protocol-binding: unknown transport protocol",
