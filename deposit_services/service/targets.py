@@ -42,6 +42,13 @@ def _sword_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver
     )
 
 
+def _sword1_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """The SWORD 1.3 entry resolver (deposits the server queued), with the binding's account."""
+    from deposit_services.transports.sword.v1_status import Sword1EntryResolver
+
+    return Sword1EntryResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
+
+
 def _dspace_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
     """The DSpace item resolver, with the binding's account and status-mapping."""
     from deposit_services.transports.dspace.status import DSpaceItemResolver
@@ -60,6 +67,7 @@ def _invenio_rdm_resolver(config: RepositoryConfig, user_agent: str) -> StatusRe
 # Protocols without one (filesystem, SFTP, FTP...) hand over custody at once.
 RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
     "swordv2": _sword_resolver,
+    "sword1": _sword1_resolver,
     "dspace": _dspace_resolver,
     "inveniordm": _invenio_rdm_resolver,
 }

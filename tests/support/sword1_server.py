@@ -8,7 +8,8 @@ zip must hold ``mets.xml`` and its files are ingested flat (folders are dropped,
 MyCoRe's derivate import does); ``X-No-Op`` checks everything and stores nothing;
 ``X-Verbose`` adds a ``sword:verboseDescription``; the answer is 201 Created with an
 Atom entry whose ``sword:treatment`` says what was done (or 202 Accepted when
-``queue`` is set); faults are ``sword:error`` documents with the 1.3 error URIs.
+``queue`` is set: the entry link then answers 202 until ``process()``, 410 after
+``drop(id)``); faults are ``sword:error`` documents with the 1.3 error URIs.
 It runs on a real loopback port with the v2 test server's WSGI plumbing.
 
 Usage::
@@ -50,6 +51,7 @@ MAX_BODY = 64 * 1024 * 1024
 
 _STATUS = {200: "OK", 201: "Created", 202: "Accepted", 400: "Bad Request",
            401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           410: "Gone",
            412: "Precondition Failed", 413: "Request Entity Too Large",
            415: "Unsupported Media Type"}
 
@@ -65,6 +67,7 @@ class Item:
     dropped_folders: tuple[str, ...]
     treatment: str
     headers: dict[str, str]
+    queued: bool = False  # 202 Accepted: not ingested until process() says so
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Sword1App:
     queue: bool = False
     base_url: str = ""
     items: dict[str, Item] = field(default_factory=dict)
+    gone: set[str] = field(default_factory=set)
     requests: list[Request1] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -121,9 +125,12 @@ class Sword1App:
             return self._deposit(environ, r)
         kind, _, ident = r.path.strip("/").rpartition("/")
         item = self.items.get(ident)
+        if kind == "sword/entry" and ident in self.gone:
+            return 410, [("Content-Type", "text/plain")], b"the queued package was dropped"
         if item is not None and kind == "sword/entry" and r.method == "GET":
-            return self._xml(200, self._entry(item.id, item.filename, item.packaging,
-                                              item.treatment, no_op=False, verbose=None))
+            entry = self._entry(item.id, item.filename, item.packaging, item.treatment,
+                                no_op=False, verbose=None)
+            return self._xml(202 if item.queued else 200, entry)
         if item is not None and kind == "receive" and r.method == "GET":
             page = f"<html><body><h1>MyCoRe object {escape(ident)}</h1></body></html>"
             return 200, [("Content-Type", "text/html")], page.encode()
@@ -188,7 +195,7 @@ class Sword1App:
         else:
             with self.lock:
                 self.items[ident] = Item(ident, filename, packaging, files, dropped, treatment,
-                                         dict(h))
+                                         dict(h), queued=self.queue)
         status = 202 if self.queue and not no_op else 201
         extra = [("Location", self._url(f"/sword/entry/{ident}"))] if not no_op else []
         return self._xml(status, self._entry(ident, filename, packaging, treatment,
@@ -316,6 +323,18 @@ class Sword1Server:
     def requests(self) -> list[Request1]:
         with self.app.lock:
             return list(self.app.requests)
+
+    def process(self) -> None:
+        """The queue is done: every queued item is ingested (its entry answers 200)."""
+        with self.app.lock:
+            for item in self.app.items.values():
+                item.queued = False
+
+    def drop(self, ident: str) -> None:
+        """The repository drops a queued package: its entry answers 410 Gone."""
+        with self.app.lock:
+            del self.app.items[ident]
+            self.app.gone.add(ident)
 
     def binding(self, **overrides: Any) -> dict[str, Any]:
         """A PASS-style SWORD1 protocol-binding for this server."""
