@@ -284,11 +284,13 @@ PASS_BEANS: dict[str, str] = {
     "bagItAssembler": "bagit-1.0",  # pass-support BagItAssembler
     "simpleAssembler": "simple",  # pass-support's SimpleAssembler (its test configs)
     "dspaceMetsAssembler": "dspace-mets",  # OA-PASS (2020) DspaceMetsAssembler
+    # pass-support InvenioRdmAssembler: the submission's files, which the invenioRdm
+    # transport uploads one by one out of the zip (transports/invenio/files.py)
+    "invenioRdmAssembler": "simple",
 }
 # PASS beans whose packages only PASS's own transports take; not implemented here.
 PASS_BEANS_ELSEWHERE: dict[str, str] = {
     "DSpaceAssembler": "PASS's DSpace 7 REST deposit (protocol DSpace)",
-    "invenioRdmAssembler": "PASS's InvenioRDM deposit (protocol invenioRdm)",
     "preassembledAssembler": "a PASS test fixture",
 }
 
