@@ -20,11 +20,13 @@ restarted on a later day would look for the package in a new directory and send 
 again: ``earlier_directories`` names the directories of the attempt's own day (and the
 day after, for an attempt begun just before midnight), which ``reconcile`` checks first.
 
-Receipt: ACCEPTED at once, like the filesystem transport. A file drop has no status
-document to follow; once the whole package stands under its final name the repository
-(e.g. PubMed Central's NIHMS loader) has custody and ingests it by its own process.
-Recording SUBMITTED without a status reference would leave the deposit, and so the
-submission, unfinished forever.
+Receipt: ACCEPTED at once, like the filesystem transport, unless the binding names a
+``status-source``. A file drop has no status document to follow; once the whole package
+stands under its final name the repository has custody and ingests it by its own
+process. Recording SUBMITTED without a status reference would leave the deposit, and so
+the submission, unfinished forever. With ``"status-source": "nihms-email"`` (PubMed
+Central: NIHMS reports each package only by its "Bulk submission" mails) the deposit is
+SUBMITTED with ``nihms-package:<package id>`` and followed by ``deposit_services.nihms_mail``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -45,6 +47,7 @@ from pydantic import Field, SecretStr
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
+from deposit_services.nihms_mail.refs import STATUS_SOURCE, package_id, package_ref
 from deposit_services.transports.base import Binding, Receipt, Transport
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,9 @@ class DropBinding(Binding):
     default_directory: str = Field(default="", alias="default-directory")
     connect_timeout: float = Field(default=30.0, alias="connect-timeout", gt=0)
     read_timeout: float = Field(default=120.0, alias="read-timeout", gt=0)
+    status_source: Literal["nihms-email"] | None = Field(default=None, alias="status-source")
+    """Who reports what became of a package: none (ACCEPTED once it stands there) or
+    ``nihms-email`` (SUBMITTED until NIHMS's mail about it is read)."""
 
 
 def dated_directory(template: str, now: datetime) -> str:
@@ -134,13 +140,21 @@ def drop_url(scheme: str, host: str, port: int, path: str) -> str:
     return f"{scheme}://{host}:{port}{quote(path)}"
 
 
-def drop_receipt(url: str, size: int, already_present: bool) -> Receipt:
-    """Accepted at once: the complete package stands under its final name (see module docs)."""
+def drop_receipt(url: str, size: int, already_present: bool, name: str = "",
+                 status_source: str | None = None) -> Receipt:
+    """Accepted at once: the complete package ``name`` stands under its final name; with
+    a ``status_source``, SUBMITTED with the ref it follows (see module docs)."""
     message = (
         f"{url} already held this package ({size} bytes); not sent again"
         if already_present
         else f"delivered to {url} ({size} bytes, size verified)"
     )
+    if status_source == STATUS_SOURCE:
+        package = package_id(name)
+        return Receipt(accepted=False, status_ref=package_ref(package), access_url=url,
+                       external_ids=(url,),
+                       message=f"{message}; waiting for NIHMS's Bulk submission email "
+                               f"about package {package}")
     return Receipt(accepted=True, access_url=url, external_ids=(url,), message=message)
 
 
@@ -211,7 +225,7 @@ class DropTransport(Transport):
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         directory = dated_directory(self.binding.default_directory, self.context.clock.now())
         with self.connect(directory) as session:
-            return _deliver(session, package, directory)
+            return _deliver(session, package, directory, self.binding.status_source)
 
     def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
         """The package in the dated directory of the attempt's own day, if it is there
@@ -223,16 +237,18 @@ class DropTransport(Transport):
         with self.connect(earlier[0]) as session:
             for directory in earlier:
                 if session.is_directory(directory):
-                    receipt = _already_there(session, package, directory)
+                    receipt = _already_there(session, package, directory,
+                                             self.binding.status_source)
                     if receipt is not None:
                         return receipt
         return None
 
 
-def _deliver(session: DropSession, package: Package, directory: str) -> Receipt:
+def _deliver(session: DropSession, package: Package, directory: str,
+             status_source: str | None) -> Receipt:
     """Upload to a temporary name, check its size, rename; unless it is there already."""
     session.make_directories(directory)
-    already = _already_there(session, package, directory)
+    already = _already_there(session, package, directory, status_source)
     if already is not None:
         return already
     url = session.url(directory, package.name)
@@ -249,10 +265,12 @@ def _deliver(session: DropSession, package: Package, directory: str) -> Receipt:
         raise
     log.info("uploaded %s (%d bytes) to %s", package.name, package.size, url)
     _remove_leftovers(session, directory, package.name)
-    return drop_receipt(url, package.size, already_present=False)
+    return drop_receipt(url, package.size, already_present=False, name=package.name,
+                        status_source=status_source)
 
 
-def _already_there(session: DropSession, package: Package, directory: str) -> Receipt | None:
+def _already_there(session: DropSession, package: Package, directory: str,
+                   status_source: str | None) -> Receipt | None:
     """The receipt for the package standing in ``directory`` under its final name with
     its size (leftovers of earlier attempts removed); None if it is not there."""
     existing = session.size(directory, package.name)
@@ -262,7 +280,8 @@ def _already_there(session: DropSession, package: Package, directory: str) -> Re
     check_existing(url, existing, package.size)
     log.info("%s already holds %s with the same size; not sent again", url, package.name)
     _remove_leftovers(session, directory, package.name)
-    return drop_receipt(url, package.size, already_present=True)
+    return drop_receipt(url, package.size, already_present=True, name=package.name,
+                        status_source=status_source)
 
 
 def _remove_leftovers(session: DropSession, directory: str, name: str) -> None:
