@@ -13,6 +13,9 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 - submission status: recompute Submission.submissionStatus (PASS's rule);
 - outbox: publish the messages a worker recorded and could not publish before it
   stopped (older than a minute);
+- nihms-mail (when ``PASS_DEPOSIT_NIHMS_EMAIL_HOST`` is set), every
+  ``PASS_DEPOSIT_NIHMS_EMAIL_DELAY`` ms: read NIHMS's "Bulk submission" mails and record
+  what they say of each package (``entrypoints/nihms_mail.py``);
 - unstarted: process submissions that are ready (submitted, NOT_STARTED) and were still
   unclaimed a whole cycle after this replica first saw them: their SubmissionReady
   message was lost (``submit`` stored the graph while the broker was down, or a
@@ -37,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from deposit_services.entrypoints.nihms_mail import build_reader, mail_enabled, run_pass
 from deposit_services.errors import DepositServicesError
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
@@ -60,6 +64,7 @@ RETRY = "retry"
 SUBMISSION_STATUS = "submission-status"
 UNSTARTED = "unstarted"
 OUTBOX = "outbox"
+NIHMS_MAIL = "nihms-mail"
 WAKE = "retry-wake"
 # Due times within one slot of this length share one wake-up, at the end of the slot.
 WAKE_WINDOW = timedelta(seconds=1)
@@ -118,6 +123,8 @@ class Jobs:
         self.ctx = replace(ctx, owner=f"{ctx.owner}/jobs", retry_scheduled=self.wake_retry)
         self.processor = DepositProcessor(self.ctx)
         self.submissions = SubmissionProcessor(self.ctx)
+        self.mail_interval = max(settings.nihms_email_delay_ms / 1000.0, 0.1)
+        self.mail_reader = build_reader(self.ctx, settings) if mail_enabled(settings) else None
         self._unstarted_seen: set[str] = set()
         self._retry_lock = threading.Lock()  # one retry run per process at a time
         self._scheduler = BackgroundScheduler(
@@ -136,6 +143,12 @@ class Jobs:
             self._scheduler.add_job(self._guarded, "interval",
                                     args=(name, self.ctx.metrics.job(name, func), per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
+        if self.mail_reader is not None:
+            self._scheduler.add_job(
+                self._guarded, "interval",
+                args=(NIHMS_MAIL, self.ctx.metrics.job(NIHMS_MAIL, self.run_nihms_mail), True),
+                seconds=self.mail_interval, id=NIHMS_MAIL, next_run_time=first)
+            log.info("job nihms-mail started: every %.1f s", self.mail_interval)
         self._scheduler.start()
         log.info("jobs started: refresh, retry, submission-status, unstarted, outbox every "
                  "%.1f s",
@@ -226,6 +239,14 @@ class Jobs:
 
     def run_submission_status(self) -> int:
         return recompute(self.ctx.database)
+
+    def run_nihms_mail(self) -> int:
+        """One pass over NIHMS's mails; returns how many deposits changed (a mailbox
+        fault is logged with what to do, and the job runs again at its next time)."""
+        if self.mail_reader is None:
+            return 0
+        summary = run_pass(self.mail_reader)
+        return len(summary.changed) if summary is not None else 0
 
     def run_outbox(self) -> int:
         """Publish what a stopped worker left in the outbox."""
