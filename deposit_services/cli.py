@@ -441,6 +441,12 @@ def cmd_check_target(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE
 
 
+def cmd_nihms_mail(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.entrypoints.nihms_mail import cmd_nihms_mail as run
+
+    return run(settings, args)
+
+
 # --- parsing -------------------------------------------------------------------------
 
 
@@ -504,6 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repositories.json keys (default: every repository)")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
     p.set_defaults(func=cmd_check_target, quiet=True)
+
+    p = sub.add_parser("nihms-mail", help="read NIHMS's Bulk submission mails once and "
+                                          "record what they say (PASS_DEPOSIT_NIHMS_EMAIL_*)")
+    p.set_defaults(func=cmd_nihms_mail, repositories=False)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
