@@ -23,10 +23,12 @@ from rich.text import Text
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
     Deposit,
+    DepositStatus,
     Repository,
     RepositoryCopy,
     Submission,
 )
+from deposit_services.nihms_mail.refs import manuscript_id
 from deposit_services.safetext import redact_values, safe
 from deposit_services.store.uow import Database, UnitOfWork, run_unit
 
@@ -66,6 +68,9 @@ def _report(uow: UnitOfWork, submission_id: str | None) -> list[dict[str, Any]]:
             "statusMessage": deposit.status_message,
             "nextAttemptAt": _time(deposit.next_attempt_at),
             "attempts": attempts.get(deposit.id, 0),
+            "nihmsManuscriptId": manuscript_id(deposit.deposit_status_ref),
+            "rejectionReason": (deposit.status_message if deposit.deposit_status
+                                is DepositStatus.REJECTED else None),
             "repositoryCopy": {
                 "id": copy.id,
                 "copyStatus": _value(copy.copy_status),
@@ -150,6 +155,17 @@ def print_json(data: object, stream: TextIO | None = None) -> None:
     print(json.dumps(redact_values(data), indent=2), file=stream or sys.stdout)
 
 
+def deposit_message(dep: dict[str, Any]) -> str:
+    """A deposit's message column: the reason of a rejection, NIHMS's manuscript id,
+    else its status message or its copy's URL."""
+    text = dep["statusMessage"] or (dep["repositoryCopy"] or {}).get("accessUrl") or ""
+    if dep.get("rejectionReason"):
+        return f"rejected: {dep['rejectionReason']}"
+    if dep.get("nihmsManuscriptId"):
+        return f"NIHMS manuscript {dep['nihmsManuscriptId']}; {text}"
+    return str(text)
+
+
 def status_table(report: list[dict[str, Any]], width: int | None = None) -> str:
     """One row per submission and per deposit; every cell ``safe``, so a row is a line."""
     if not report:
@@ -162,7 +178,7 @@ def status_table(report: list[dict[str, Any]], width: int | None = None) -> str:
             copy = dep["repositoryCopy"] or {}
             rows.append(("", "", str(dep["repositoryKey"]), dep["depositStatus"] or "(pending)",
                          copy.get("copyStatus") or "-",
-                         dep["statusMessage"] or copy.get("accessUrl") or ""))
+                         deposit_message(dep)))
     return render_table([Column("SUBMISSION"), Column("STATUS"), Column("REPOSITORY"),
                          Column("DEPOSIT"), Column("COPY"), Column("MESSAGE / URL", cut=True)],
                         rows, width=width)
