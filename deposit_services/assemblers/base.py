@@ -287,10 +287,12 @@ PASS_BEANS: dict[str, str] = {
     # pass-support InvenioRdmAssembler: the submission's files, which the invenioRdm
     # transport uploads one by one out of the zip (transports/invenio/files.py)
     "invenioRdmAssembler": "simple",
+    # pass-support DSpaceAssembler: the submission's files, each of which the DSpace
+    # transport uploads as its own bitstream of the workspace item (as PASS's does)
+    "DSpaceAssembler": "simple",
 }
 # PASS beans whose packages only PASS's own transports take; not implemented here.
 PASS_BEANS_ELSEWHERE: dict[str, str] = {
-    "DSpaceAssembler": "PASS's DSpace 7 REST deposit (protocol DSpace)",
     "preassembledAssembler": "a PASS test fixture",
 }
 

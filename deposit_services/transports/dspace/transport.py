@@ -1,7 +1,9 @@
 """DSpace 7+ REST transport (protocol ``DSpace``): workspace item, metadata, workflow.
 
 The sequence is PASS's: the collection's uuid from its handle (discover search), a
-workspace item made in it with the package as a multipart upload (streamed), a JSON
+workspace item made in it with a multipart upload (streamed) of the submission's files,
+each its own bitstream as PASS uploads them (the files of a zip package, read out of it
+one by one, its checksum manifests left out; any other package as itself), a JSON
 Patch of its sections with the submission's metadata (``metadata.workspace_patch``),
 then a workflow item from the workspace item's URI (``text/uri-list``). DSpace decides
 later, so the Receipt is SUBMITTED: ``status_ref`` is the item's API URL, followed by
@@ -14,18 +16,21 @@ environment over unchanged.
 Crash safety: the patch writes a marker (submission id and package name) into
 ``dc.identifier.other``. ``send`` first looks through the account's own workspace and
 workflow items for that marker, or for an unpatched workspace item holding exactly the
-package's bytes (its name and MD5), and carries that one on; ``reconcile`` finds a
+package's files (names and MD5s), and carries that one on; ``reconcile`` finds a
 workflow item or archived item so made and returns its Receipt. A restart therefore
 never makes a second item.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import mimetypes
 import os
 import threading
 import uuid
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 from pydantic import AliasChoices, Field, model_validator
@@ -41,6 +46,7 @@ from deposit_services.transports.dspace.metadata import (
     marker,
     workspace_patch,
 )
+from deposit_services.transports.invenio.files import RecordFile, open_file, record_files
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +151,20 @@ def _upload_files(wrapper: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _mime_type(package: Package, file: RecordFile) -> str:
+    if file.member is None:
+        return package.mime_type or "application/octet-stream"
+    return mimetypes.guess_type(file.key)[0] or "application/octet-stream"
+
+
+def _md5_of(package: Package, file: RecordFile) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open_file(package, file) as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class DSpaceTransport(Transport):
     """Deposits packages into a DSpace 7+ collection through its REST API."""
 
@@ -211,12 +231,20 @@ class DSpaceTransport(Transport):
         return _embedded_list(page, kind, f"DSpace {kind}")
 
     def _find(self, package: Package, mark: str, kind: str) -> dict[str, Any] | None:
+        files = record_files(package)
+        uploads: list[tuple[str, str]] | None = None  # (name, md5) of ours, when needed
         for wrapper in self._own(kind):
             item = _item_of(wrapper, f"DSpace {kind} {wrapper.get('id')}")
             if mark in _metadata_values(item, MARKER_FIELD):
                 return wrapper
-            if (kind == "workspaceitems" and not _metadata_values(item, MARKER_FIELD)
-                    and _upload_files(wrapper) == [(package.name, package.md5.lower())]):
+            if kind != "workspaceitems" or _metadata_values(item, MARKER_FIELD):
+                continue
+            found = _upload_files(wrapper)
+            if [name for name, _ in found] != [f.key for f in files]:
+                continue
+            if uploads is None:
+                uploads = [(f.key, _md5_of(package, f)) for f in files]
+            if found == uploads:
                 return wrapper  # made, not yet patched: the crash came before the PATCH
         return None
 
@@ -254,19 +282,17 @@ class DSpaceTransport(Transport):
 
     def _create(self, package: Package) -> dict[str, Any]:
         collection = self.collection_uuid()
-        what = (f"DSpace upload of {package.name} ({package.size} bytes) to collection "
-                f"{self.binding.collection_handle}")
+        files = record_files(package)
+        what = (f"DSpace upload of {package.name} ({len(files)} file(s), {package.size} "
+                f"bytes) to collection {self.binding.collection_handle}")
         logger.info("%s", what)
-        streams: list[Any] = []
+        streams = ExitStack()
 
         def body() -> dict[str, Any]:
-            for stream in streams:
-                stream.close()
-            stream = package.open()
-            streams.append(stream)
-            multipart = MultipartBody(
-                [("file", package.name, package.mime_type or "application/octet-stream",
-                  stream, package.size)], boundary=uuid.uuid4().hex)
+            streams.close()  # a repeated request (after a new login) reads them afresh
+            parts = [("file", f.key, _mime_type(package, f),
+                      streams.enter_context(open_file(package, f)), f.size) for f in files]
+            multipart = MultipartBody(parts, boundary=uuid.uuid4().hex)
             return {"data": multipart, "headers": {"Content-Type": multipart.content_type}}
 
         try:
@@ -275,8 +301,7 @@ class DSpaceTransport(Transport):
         except OSError as exc:
             raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
         finally:
-            for stream in streams:
-                stream.close()
+            streams.close()
         answer = _object(answer, what)
         if "_embedded" in answer and "workspaceitems" in (answer.get("_embedded") or {}):
             made = _embedded_list(answer, "workspaceitems", what)
