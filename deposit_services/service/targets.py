@@ -63,13 +63,23 @@ def _invenio_rdm_resolver(config: RepositoryConfig, user_agent: str) -> StatusRe
     return InvenioRdmResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
 
 
+def _drop_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """A drop's deposits are SUBMITTED only with NIHMS's mails as status source."""
+    from deposit_services.nihms_mail.resolver import drop_resolver
+
+    return drop_resolver(config, user_agent)
+
+
 # protocol (lower case) -> builder of the resolver for that protocol's status refs.
-# Protocols without one (filesystem, SFTP, FTP...) hand over custody at once.
+# Protocols without one (filesystem...) hand over custody at once; SFTP and FTP do too,
+# unless their binding names a status source (their deposits' refs are then NIHMS's).
 RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
     "swordv2": _sword_resolver,
     "sword1": _sword1_resolver,
     "dspace": _dspace_resolver,
     "inveniordm": _invenio_rdm_resolver,
+    "sftp": _drop_resolver,
+    "ftp": _drop_resolver,
 }
 
 
