@@ -66,6 +66,11 @@ fi
 log "installing the project and its test extras"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# dserver (dservercore + its Mongo plug-ins on mongomock) for the dtool tests needs
+# flask<3, which moto[server] cannot share: it gets its own .venv-dserver, pins in
+# tests/support/dserver.py (the fixture makes it too when it is missing).
+log "dserver's own venv"
+.venv/bin/python tests/support/dserver.py install >/dev/null
 
 log "ruff"
 .venv/bin/ruff check deposit_services tests bench

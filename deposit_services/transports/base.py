@@ -137,6 +137,7 @@ TRANSPORTS: dict[str, str] = {
     "sftp": "deposit_services.transports.sftp:SftpTransport",
     "ftp": "deposit_services.transports.ftp:FtpTransport",
     "dspace": "deposit_services.transports.dspace.transport:DSpaceTransport",
+    "dtool": "deposit_services.transports.dtool.transport:DtoolTransport",
     "inveniordm": "deposit_services.transports.invenio.rdm:InvenioRdmTransport",
     "zenodo": "deposit_services.transports.invenio.zenodo:ZenodoTransport",
 }
