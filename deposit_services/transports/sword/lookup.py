@@ -87,8 +87,12 @@ def look_for(client: SwordClient, collection: str, package: Package,
             raise cannot_tell(package, collection, (
                 f"the server offers no collection listing (GET answered "
                 f"{response.status_code}) and no Edit-IRI came back"))
-        client.raise_for_status(response, what)
-        body = client.read_body(response, what)
+        try:
+            client.raise_for_status(response, what)
+            body = client.read_body(response, what)
+        except PermanentTransferError as exc:  # 401/403/4xx: still, say what to look for
+            raise cannot_tell(package, collection,
+                              f"its listing cannot be read ({exc})") from exc
     try:
         entries = parse_collection_listing(body)
     except XmlError as exc:

@@ -109,3 +109,16 @@ def test_an_item_with_the_title_that_names_nothing_cannot_be_told(
         transport.send(package, submission)
     release.set()
     assert package.md5 in str(caught.value)
+
+
+def test_a_refused_listing_still_names_what_to_look_for(sword_server, binding, make_transport,
+                                                        package, submission, release):
+    transport = make_transport({**binding, "read-timeout": 0.5})
+    transport.service_document()
+    sword_server.answer_late_next(release)
+    sword_server.fail_next(1, status=403)  # the POST is answered late; the listing refused
+    with pytest.raises(PermanentTransferError) as caught:
+        transport.send(package, submission)
+    release.set()
+    message = str(caught.value)
+    assert package.md5 in message and "listing cannot be read" in message and "403" in message
