@@ -161,3 +161,37 @@ def test_sigkill_after_freezing_before_registering_gives_one_dataset_one_registr
     check_dataset(daemon, dserver_app, deposit, worker)
     [again] = dtoolcore.iter_datasets_in_base_uri(base_uri)
     assert (again.uuid, again.admin_metadata["frozen_at"]) == (frozen.uuid, frozen_at)
+
+
+@pytest.mark.parametrize("fault", ["dserver down", "wrong token", "unknown base URI"])
+def test_registration_faults_end_as_retry_or_failed_with_what_to_fix(
+        daemon: Daemon, dserver_app: DServer, base_uri: str, worker: str, tmp_path: Path,
+        fault: str) -> None:
+    config = entry(dserver_app.url, dserver_app, base_uri, worker)
+    binding = config["transport-config"]["protocol-binding"]
+    expected, words = DepositStatus.FAILED, "refused the credentials"
+    if fault == "dserver down":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            binding["dserver-url"] = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        expected, words = DepositStatus.RETRY, "failed"
+    elif fault == "wrong token":
+        binding["username"] = "not-a-dserver-user"
+    else:
+        elsewhere = tmp_path / "unregistered"
+        elsewhere.mkdir()
+        binding["base-uri"] = str(elsewhere)
+        words = "is not registered in dserver"
+    daemon.write_repositories({"datasets": config})
+    submit(daemon, "dtool-fault")
+    daemon.listen("worker", NO_JOBS)
+
+    def ended() -> bool:
+        deposit = deposit_of(daemon, "dtool-fault")
+        return deposit is not None and deposit.deposit_status is expected
+    wait_until(ended, 120, f"deposit {expected.value}", daemon.processes)
+    deposit = deposit_of(daemon, "dtool-fault")
+    assert deposit is not None and deposit.status_message is not None
+    assert words in deposit.status_message
+    assert deposit.repository_copy is None  # no copy until it is registered
+    assert "BEGIN" not in deposit.status_message and "PRIVATE" not in deposit.status_message
