@@ -19,7 +19,11 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 PACKAGES=(postgresql rabbitmq-server activemq openssh-server openssh-client
           default-jre-headless default-jdk-headless zip unzip curl bzip2 ca-certificates
           procps time
-          chromium)  # chromium: the dashboard's browser tests (Playwright drives /usr/bin/chromium)
+          chromium  # chromium: the dashboard's browser tests (Playwright drives /usr/bin/chromium)
+          # dockerd (started by tests/support/docker.py), debootstrap (the image's base, built
+          # from Debian's packages: no registry here), docker-compose (compose.yaml checked):
+          # the container tests (tests/container)
+          docker.io debootstrap docker-compose)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
