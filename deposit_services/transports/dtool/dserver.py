@@ -21,15 +21,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import (
     AuthenticationError,
     PermanentTransferError,
@@ -80,9 +80,11 @@ class TokenSource:
     before it expires (thread-safe). A key that cannot be read or used is a
     configuration error, found at the first use."""
 
-    def __init__(self, credentials: Credentials, lifetime: timedelta = TOKEN_LIFETIME) -> None:
+    def __init__(self, credentials: Credentials, lifetime: timedelta = TOKEN_LIFETIME,
+                 clock: Clock | None = None) -> None:
         self._credentials = credentials
         self._lifetime = lifetime
+        self._clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._token: str | None = credentials.token
         self._expires = float("inf") if credentials.token else 0.0
@@ -93,7 +95,8 @@ class TokenSource:
 
     def get(self) -> str:
         with self._lock:
-            if self._token is None or time.time() > self._expires - TOKEN_RENEW.total_seconds():
+            now = self._clock.now().timestamp()
+            if self._token is None or now > self._expires - TOKEN_RENEW.total_seconds():
                 self._token, self._expires = self._sign()
             return self._token
 
@@ -107,7 +110,7 @@ class TokenSource:
         except (OSError, UnicodeDecodeError) as exc:
             raise RepositoryConfigError(
                 f"dserver private-key-file {path} cannot be read: {exc}") from exc
-        now = datetime.now(UTC)
+        now = self._clock.now().astimezone(UTC)
         expires = now + self._lifetime
         claims = {"sub": self._credentials.username, "iat": now, "nbf": now, "exp": expires,
                   "type": "access", "fresh": False, "jti": os.urandom(12).hex()}

@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 
 from deposit_services.assemblers.base import Package
 from deposit_services.assemblers.identifiers import parse_doi
+from deposit_services.clock import Clock
 from deposit_services.errors import TransientTransferError
 from deposit_services.model.submission import DepositSubmission, PersonType
 from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
@@ -79,7 +80,7 @@ class DtoolTransport(Transport):
         import dtoolcore.utils
 
         self.base_uri = dtoolcore.utils.sanitise_uri(self.binding.base_uri).rstrip("/")
-        self.client = client_for(self.binding, self.context.user_agent)
+        self.client = client_for(self.binding, self.context.user_agent, self.context.clock)
 
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         b = self.binding
@@ -108,8 +109,9 @@ class DtoolTransport(Transport):
         self.client.close()
 
 
-def client_for(binding: DtoolBinding, user_agent: str) -> DServerClient:
-    return DServerClient(binding.dserver_url, TokenSource(binding.credentials()),
+def client_for(binding: DtoolBinding, user_agent: str,
+               clock: Clock | None = None) -> DServerClient:
+    return DServerClient(binding.dserver_url, TokenSource(binding.credentials(), clock=clock),
                          user_agent=user_agent, timeout=binding.timeout, verify=binding.verify)
 
 

@@ -339,3 +339,37 @@ def test_binding_needs_exactly_one_credential(dserver_app: DServer, base_uri: st
                                 "dserver-url": dserver_app.url, "token": "secret-token"})
     assert "secret-token" not in repr(transport.binding)
     assert "secret-token" not in repr(transport.binding.credentials())
+
+
+def test_a_self_signed_token_is_renewed_before_it_expires(dserver_app: DServer) -> None:
+    import jwt
+
+    from deposit_services.transports.dtool.dserver import Credentials, TokenSource
+    from tests.support.clock import FakeClock
+
+    clock = FakeClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    tokens = TokenSource(Credentials(private_key=dserver_app.private_key, username="w"),
+                         clock=clock)
+    first = tokens.get()
+    clock.advance(3 * 60)
+    assert tokens.get() == first  # 2 minutes left: kept
+    clock.advance(90)
+    second = tokens.get()  # 30 seconds left: renewed
+    assert second != first
+    claims = jwt.decode(second, dserver_app.public_key.read_text(), algorithms=["RS256"],
+                        options={"verify_exp": False})
+    assert claims["sub"] == "w"
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["iat"] == int(datetime(2026, 11, 2, 9, 4, 30, tzinfo=UTC).timestamp())
+
+
+def test_dserver_refuses_an_expired_self_signed_token(
+        dserver_app: DServer, base_uri: str, worker: str, package: Package,
+        tmp_path: Path) -> None:
+    from deposit_services.transports.base import TransportContext
+    from tests.support.clock import FakeClock
+
+    stale = TransportContext(clock=FakeClock(datetime(2020, 1, 1, tzinfo=UTC)))
+    transport = DtoolTransport(binding(dserver_app, base_uri, worker), stale)
+    with pytest.raises(AuthenticationError, match="invalid or expired"):
+        transport.send(package, submission(tmp_path / "files"))
