@@ -326,6 +326,18 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     return _deposit_batch(settings, args, "retry")
 
 
+def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.entrypoints.repositories import cmd_pause as run
+
+    return run(settings, args)
+
+
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.entrypoints.repositories import cmd_resume as run
+
+    return run(settings, args)
+
+
 def cmd_refresh(settings: Settings, args: argparse.Namespace) -> int:
     return _deposit_batch(settings, args, "refresh")
 
@@ -354,7 +366,7 @@ def _deposit_batch(settings: Settings, args: argparse.Namespace, command: str) -
             return EXIT_OK
         with Progress(len(chosen), command, sys.stderr) as progress:
             outcomes = operations.run(
-                ctx, command, chosen, named=bool(ids),
+                ctx, command, chosen, named=bool(ids), force=getattr(args, "force", False),
                 progress=lambda done, total, outcome: progress.step(done, total,
                                                                     _shown(outcome)))
     finally:
@@ -486,8 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uri", action="extend", nargs="+", metavar="URI",
                    help="a deposit id or URL ending in it (repeatable; default: every FAILED "
                         "and RETRY deposit)")
+    p.add_argument("--force", action="store_true",
+                   help="send even a duplicate (its DOI already in the repository)")
     p.add_argument("--json", action="store_true", help="the summary as JSON for scripts")
     p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("pause", help="hold a repository's deposits (not attempted)")
+    p.add_argument("key", help="repositories.json key")
+    p.add_argument("--until", help="a duration (90m, 2h, 1d) or an ISO time; default: "
+                                   "until resume")
+    p.add_argument("--reason", help="why, shown in status and the deposits' messages")
+    p.set_defaults(func=cmd_pause, quiet=True)
+
+    p = sub.add_parser("resume", help="let a paused repository's deposits go again")
+    p.add_argument("key", help="repositories.json key")
+    p.set_defaults(func=cmd_resume, quiet=True)
 
     p = sub.add_parser("refresh", help="check the repository status of SUBMITTED deposits")
     p.add_argument("--uri", action="extend", nargs="+", metavar="URI",

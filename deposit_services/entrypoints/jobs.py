@@ -4,7 +4,9 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 ``PASS_DEPOSIT_JOBS_DISABLED``:
 
 - refresh: resolve the status of SUBMITTED deposits of submissions submitted within
-  the refresh window (``DEPOSIT_REFRESH_WINDOW_DAYS``, default 10);
+  the refresh window (``DEPOSIT_REFRESH_WINDOW_DAYS``, default 10, widened to a day past
+  the longest stale-after time so every deposit is seen stale once), and of those whose
+  copy is STALLED whatever their age (service/stale.py);
 - retry: transfer again the RETRY deposits whose next attempt time has come (a deposit
   going to RETRY also wakes this job at its next attempt time, so short backoffs are
   kept without a short interval), and run stranded deposits: created but never
@@ -13,6 +15,8 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 - submission status: recompute Submission.submissionStatus (PASS's rule);
 - outbox: publish the messages a worker recorded and could not publish before it
   stopped (older than a minute);
+- notices: a digest of each repository's failed, rejected and stale deposits to its
+  contacts, where repositories.json asks for one (service/notices.py);
 - nihms-mail (when ``PASS_DEPOSIT_NIHMS_EMAIL_HOST`` is set), every
   ``PASS_DEPOSIT_NIHMS_EMAIL_DELAY`` ms: read NIHMS's "Bulk submission" mails and record
   what they say of each package (``entrypoints/nihms_mail.py``);
@@ -44,10 +48,13 @@ from deposit_services.entrypoints.nihms_mail import build_reader, mail_enabled, 
 from deposit_services.errors import DepositServicesError
 from deposit_services.model.entities import (
     AggregatedDepositStatus,
+    CopyStatus,
     Deposit,
     DepositStatus,
+    RepositoryCopy,
     Submission,
 )
+from deposit_services.service import notices
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.deposits import TRIGGER_JOB
 from deposit_services.service.heartbeat import Heartbeat
@@ -64,6 +71,7 @@ RETRY = "retry"
 SUBMISSION_STATUS = "submission-status"
 UNSTARTED = "unstarted"
 OUTBOX = "outbox"
+NOTICES = "notices"
 NIHMS_MAIL = "nihms-mail"
 WAKE = "retry-wake"
 # Due times within one slot of this length share one wake-up, at the end of the slot.
@@ -102,13 +110,15 @@ def stranded(uow: UnitOfWork) -> list[Deposit]:
 
 def refreshable(uow: UnitOfWork, now: datetime, window: timedelta) -> list[Deposit]:
     """SUBMITTED deposits whose submission was submitted within ``window`` of ``now``
-    (or has no submittedDate)."""
+    (or has no submittedDate), and those whose copy is STALLED."""
     since = now - window
     deposits = uow.records.find(Deposit, deposit_status=DepositStatus.SUBMITTED)
     dates = {s.id: s.submitted_date for s in uow.records.get_many(
         Submission, [d.submission for d in deposits if d.submission])}
+    stalled = {c.id for c in uow.records.find(RepositoryCopy, copy_status=CopyStatus.STALLED)}
     return [d for d in deposits
-            if (when := dates.get(d.submission or "")) is None or when >= since]
+            if (when := dates.get(d.submission or "")) is None or when >= since
+            or d.repository_copy in stalled]
 
 
 class Jobs:
@@ -117,7 +127,12 @@ class Jobs:
 
     def __init__(self, ctx: ServiceContext, settings: Settings) -> None:
         self.interval = max(settings.jobs_interval_ms / 1000.0, 0.1)
-        self.window = timedelta(days=settings.refresh_window_days)
+        config = ctx.targets.repositories
+        self.window = max([timedelta(days=settings.refresh_window_days), *(
+            ctx.health.stale_after(e) + timedelta(days=1) for e in config.entries.values())])
+        self.notify = (notices.SmtpSender(settings) if any(
+            e.operations.notices for e in config.entries.values()) else None)
+        self.sender = settings.smtp_sender
         # An owner of our own: leases are re-entrant per owner, and the jobs must not
         # share a deposit's lease with this process's message-handling threads.
         self.ctx = replace(ctx, owner=f"{ctx.owner}/jobs", retry_scheduled=self.wake_retry)
@@ -139,7 +154,8 @@ class Jobs:
                                       (RETRY, self.run_retry, False),
                                       (SUBMISSION_STATUS, self.run_submission_status, True),
                                       (UNSTARTED, self.run_unstarted, True),
-                                      (OUTBOX, self.run_outbox, True)):
+                                      (OUTBOX, self.run_outbox, True),
+                                      (NOTICES, self.run_notices, True)):
             self._scheduler.add_job(self._guarded, "interval",
                                     args=(name, self.ctx.metrics.job(name, func), per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
@@ -150,7 +166,8 @@ class Jobs:
                 seconds=self.mail_interval, id=NIHMS_MAIL, next_run_time=first)
             log.info("job nihms-mail started: every %.1f s", self.mail_interval)
         self._scheduler.start()
-        log.info("jobs started: refresh, retry, submission-status, unstarted, outbox every "
+        log.info("jobs started: refresh, retry, submission-status, unstarted, outbox, notices "
+                 "every "
                  "%.1f s",
                  self.interval)
 
@@ -247,6 +264,13 @@ class Jobs:
             return 0
         summary = run_pass(self.mail_reader)
         return len(summary.changed) if summary is not None else 0
+
+    def run_notices(self) -> int:
+        """Send the repositories' notices that are due; returns how many went."""
+        if self.notify is None:
+            return 0
+        return len(notices.send_notices(self.ctx.database, self.ctx.targets.repositories,
+                                        self.notify, self.sender, self.ctx.clock.now()))
 
     def run_outbox(self) -> int:
         """Publish what a stopped worker left in the outbox."""

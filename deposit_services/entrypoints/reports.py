@@ -30,6 +30,7 @@ from deposit_services.model.entities import (
 )
 from deposit_services.nihms_mail.refs import manuscript_id
 from deposit_services.safetext import redact_values, safe
+from deposit_services.service.health import HEALTHY, describe
 from deposit_services.store.uow import Database, UnitOfWork, run_unit
 
 
@@ -54,10 +55,14 @@ def _report(uow: UnitOfWork, submission_id: str | None) -> list[dict[str, Any]]:
     copies = {c.id: c for c in records.get_many(
         RepositoryCopy, [d.repository_copy for d in deposits if d.repository_copy])}
     attempts = uow.state.attempt_counts([d.id for d in deposits])
+    health = {s.key.casefold(): s for s in uow.state.repository_states() if s.health != HEALTHY}
     by_submission: dict[str, list[dict[str, Any]]] = {}
     for deposit in deposits:
         repository = repositories.get(deposit.repository or "")
         copy = copies.get(deposit.repository_copy or "")
+        state = next((health[k.casefold()] for k in (
+            repository.repository_key, repository.name, repository.id) if k
+            and k.casefold() in health), None) if repository else None
         by_submission.setdefault(deposit.submission or "", []).append({
             "id": deposit.id,
             "repository": deposit.repository,
@@ -71,6 +76,7 @@ def _report(uow: UnitOfWork, submission_id: str | None) -> list[dict[str, Any]]:
             "nihmsManuscriptId": manuscript_id(deposit.deposit_status_ref),
             "rejectionReason": (deposit.status_message if deposit.deposit_status
                                 is DepositStatus.REJECTED else None),
+            "repositoryHealth": describe(state) if state else None,
             "repositoryCopy": {
                 "id": copy.id,
                 "copyStatus": _value(copy.copy_status),
@@ -179,6 +185,13 @@ def status_table(report: list[dict[str, Any]], width: int | None = None) -> str:
             rows.append(("", "", str(dep["repositoryKey"]), dep["depositStatus"] or "(pending)",
                          copy.get("copyStatus") or "-",
                          deposit_message(dep)))
-    return render_table([Column("SUBMISSION"), Column("STATUS"), Column("REPOSITORY"),
-                         Column("DEPOSIT"), Column("COPY"), Column("MESSAGE / URL", cut=True)],
-                        rows, width=width)
+    table = render_table([Column("SUBMISSION"), Column("STATUS"), Column("REPOSITORY"),
+                          Column("DEPOSIT"), Column("COPY"), Column("MESSAGE / URL", cut=True)],
+                         rows, width=width)
+    unhealthy = {str(dep["repositoryKey"]): dep["repositoryHealth"] for sub in report
+                 for dep in sub["deposits"] if dep.get("repositoryHealth")}
+    if not unhealthy:
+        return table
+    return table + "\n\n" + render_table(
+        [Column("REPOSITORY"), Column("HEALTH", cut=True)], sorted(unhealthy.items()),
+        width=width)

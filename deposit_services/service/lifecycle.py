@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from deposit_services.clock import Clock
 from deposit_services.errors import (
@@ -46,6 +47,7 @@ from deposit_services.service.deposits import (
     retry_hint,
     set_status,
 )
+from deposit_services.service.stale import stale_message, submitted_since
 from deposit_services.service.submissions import missing_repository
 from deposit_services.status.base import ResolvedStatus
 from deposit_services.store.uow import UnitOfWork, get_or_none, run_unit
@@ -57,6 +59,14 @@ COPY_STATUS_FOR = {
     DepositStatus.REJECTED: CopyStatus.REJECTED,
     DepositStatus.FAILED: CopyStatus.STALLED,
 }
+
+
+@dataclass(frozen=True)
+class Watch:
+    """When a SUBMITTED deposit was sent and how long it may stay so (stale.py)."""
+
+    since: datetime | None
+    limit: timedelta
 
 
 @dataclass(frozen=True)
@@ -140,36 +150,54 @@ class DepositProcessor:
     def refresh(self, deposit_id: str) -> Outcome:
         """Resolve a SUBMITTED deposit's status ref and record what it says."""
 
-        def look(uow: UnitOfWork) -> tuple[Deposit, Repository | None]:
+        def look(uow: UnitOfWork) -> tuple[Deposit, Repository | None, datetime | None]:
             deposit = uow.records.get(Deposit, deposit_id)
-            return deposit, get_or_none(uow, Repository, deposit.repository)
+            return (deposit, get_or_none(uow, Repository, deposit.repository),
+                    submitted_since(uow.state.attempts(deposit_id), None))
 
-        deposit, repository = run_unit(self.ctx.database, look, read_only=True)
+        deposit, repository, since = run_unit(self.ctx.database, look, read_only=True)
         if deposit.deposit_status is not DepositStatus.SUBMITTED:
             return Outcome(deposit_id, True, status_word(deposit),
                            "not SUBMITTED; nothing to refresh", skipped=True)
+        watch = Watch(since, self._stale_after(repository))
         if not deposit.deposit_status_ref:
-            return self._note(deposit, "no depositStatusRef to follow; the repository gave none")
+            return self._note(deposit, "no depositStatusRef to follow; the repository gave none",
+                              watch=watch)
         if repository is None:
             return self._note(deposit, "cannot follow the status: repository "
-                                       f"{deposit.repository} does not exist")
+                                       f"{deposit.repository} does not exist", watch=watch)
         try:
             resolver = self.ctx.targets.resolver_for(repository)
         except RepositoryConfigError as exc:
-            return self._note(deposit, f"cannot follow the status: {exc}")
+            return self._note(deposit, f"cannot follow the status: {exc}", watch=watch)
         if resolver is None:
-            return self._note(deposit, "the repository's protocol has no status to follow")
+            return self._note(deposit, "the repository's protocol has no status to follow",
+                              watch=watch)
         try:
             resolved = resolver.resolve(deposit.deposit_status_ref)
         except DepositError as exc:
             # A status fault says nothing about the package: stay SUBMITTED, say why.
             log.warning("deposit %s: status check failed: %s", deposit_id, exc)
             return self._note(deposit, f"status check failed: {exc}",
-                              transient=isinstance(exc, Transient))
-        return self._apply(deposit, resolved)
+                              transient=isinstance(exc, Transient), watch=watch)
+        return self._apply(deposit, resolved, watch)
 
-    def _note(self, deposit: Deposit, message: str, transient: bool = False) -> Outcome:
-        """Keep a SUBMITTED deposit as it is but let the operator see why (on change)."""
+    def _stale_after(self, repository: Repository | None) -> timedelta:
+        try:
+            if repository is not None:
+                return self.ctx.health.stale_after(self.ctx.targets.config_for(repository))
+        except RepositoryConfigError:
+            pass
+        return timedelta(days=self.ctx.health.stale_after_days)
+
+    def _note(self, deposit: Deposit, message: str, transient: bool = False,
+              watch: Watch | None = None) -> Outcome:
+        """Keep a SUBMITTED deposit as it is but let the operator see why (on change);
+        one SUBMITTED too long has its copy STALLED (service/stale.py)."""
+        stalled = (stale_message(watch.since, watch.limit, self.ctx.clock.now(), message)
+                   if watch is not None else None)
+        if stalled is not None:
+            return self._stall(deposit, stalled)
         if not transient and deposit.status_message != message:
             def note(uow: UnitOfWork) -> None:
                 current = uow.records.get(Deposit, deposit.id)
@@ -179,13 +207,33 @@ class DepositProcessor:
             run_unit(self.ctx.database, note, what=f"deposit {deposit.id} note")
         return Outcome(deposit.id, False, status_word(deposit), message)
 
-    def _apply(self, deposit: Deposit, resolved: ResolvedStatus) -> Outcome:
+    def _stall(self, deposit: Deposit, message: str) -> Outcome:
+        """Copy STALLED, the message saying since when and what was last heard."""
+        if deposit.status_message != message:  # else already recorded: no write
+
+            def stall(uow: UnitOfWork) -> None:
+                current = uow.records.get(Deposit, deposit.id)
+                if current.deposit_status is not DepositStatus.SUBMITTED:
+                    return
+                current.status_message = message
+                copy = get_or_none(uow, RepositoryCopy, current.repository_copy)
+                if copy is not None:
+                    copy.copy_status = CopyStatus.STALLED
+                announce(uow, self.ctx, current)
+
+            run_unit(self.ctx.database, stall, what=f"deposit {deposit.id} stalled")
+            log.warning("deposit %s: %s", deposit.id, message)
+        return Outcome(deposit.id, False, status_word(deposit), message)
+
+    def _apply(self, deposit: Deposit, resolved: ResolvedStatus, watch: Watch | None = None
+               ) -> Outcome:
         new = resolved.deposit_status
         words = resolved.description or resolved.state
         if new is None or new is DepositStatus.SUBMITTED or new is DepositStatus.RETRY:
             message = f"still in progress at the repository ({words})"
-            self._note(deposit, message)  # replaces an earlier failure's message
-            return Outcome(deposit.id, True, status_word(deposit), message)
+            noted = self._note(deposit, message, watch=watch)  # replaces a failure's message
+            return noted if noted.message != message else Outcome(
+                deposit.id, True, status_word(deposit), message)
         message = f"{resolved.state}: {words}" if words != resolved.state else resolved.state
         if new is DepositStatus.FAILED:
             message = f"the repository reports a failure ({message}); {retry_hint(deposit.id)}"

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from deposit_services.errors import DepositServicesError
 from deposit_services.model.entities import Deposit, DepositStatus
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_OPERATOR
+from deposit_services.service.deposits import TRIGGER_FORCE, TRIGGER_OPERATOR
 from deposit_services.service.lifecycle import DepositProcessor, Outcome, status_word
 from deposit_services.store.uow import UnitOfWork, run_unit
 
@@ -62,15 +62,18 @@ def run(
     ids: Sequence[str],
     named: bool,
     progress: Callable[[int, int, Outcome], None] | None = None,
+    force: bool = False,
 ) -> list[Outcome]:
     """Run ``command`` on each deposit in turn; one Outcome per deposit, in order.
-    ``named``: the operator listed them, so one not in a matching state is not done."""
+    ``named``: the operator listed them, so one not in a matching state is not done.
+    ``force`` (retry): a duplicate is sent anyway (service/duplicates.py)."""
     processor = DepositProcessor(ctx)
     current = run_unit(ctx.database, lambda uow: {
         d.id: d for d in uow.records.get_many(Deposit, ids)}, read_only=True)
     outcomes: list[Outcome] = []
     for index, deposit_id in enumerate(ids, start=1):
-        outcome = _one(processor, command, deposit_id, current.get(deposit_id))
+        outcome = _one(processor, command, deposit_id, current.get(deposit_id),
+                       TRIGGER_FORCE if force else TRIGGER_OPERATOR)
         if named and outcome.skipped:
             outcome = replace(outcome, ok=False)
         outcomes.append(outcome)
@@ -80,7 +83,7 @@ def run(
 
 
 def _one(processor: DepositProcessor, command: str, deposit_id: str,
-         deposit: Deposit | None) -> Outcome:
+         deposit: Deposit | None, trigger: str) -> Outcome:
     if deposit is None:
         return Outcome(deposit_id, False, "-", "no such deposit", skipped=True)
     wanted = SELECTED[command]
@@ -91,7 +94,7 @@ def _one(processor: DepositProcessor, command: str, deposit_id: str,
                        f"{current}: only {names} deposits are {DONE_WORD[command]}", skipped=True)
     try:
         if command == RETRY:
-            return processor.retry(deposit_id, TRIGGER_OPERATOR, due_only=False)
+            return processor.retry(deposit_id, trigger, due_only=False)
         return processor.refresh(deposit_id)
     except DepositServicesError as exc:
         log.warning("%s of deposit %s failed: %s", command, deposit_id, exc)

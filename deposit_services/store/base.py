@@ -123,6 +123,7 @@ class RepositoryState:
     manual: bool = False
     probes: int = 0
     noticed_at: datetime | None = None
+    noticed: tuple[str, ...] = ()  # what the last notice reported ("<deposit>:<status>")
     version: int = 0
 
 

@@ -178,6 +178,7 @@ repository_states = Table(
     Column("manual", Integer, nullable=False),
     Column("probes", Integer, nullable=False),
     Column("noticed_at", Float, nullable=True),
+    Column("noticed", Text, nullable=True),
 )
 
 # The tables step 1 created, frozen: later tables are created by their own steps.

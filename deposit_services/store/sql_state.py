@@ -184,6 +184,7 @@ class SqlWorkerState(WorkerState):
             "since": _stamp(state.since), "paused_until": _stamp(state.paused_until),
             "manual": int(state.manual), "probes": state.probes,
             "noticed_at": _stamp(state.noticed_at), "version": state.version + 1,
+            "noticed": json.dumps(list(state.noticed)) if state.noticed else None,
         }
         if state.version == 0:  # first write: loses to a concurrent first write
             ins = postgresql.insert(t) if self._s.postgres else sqlite.insert(t)
@@ -241,7 +242,8 @@ def _to_state(row: Row[Any]) -> RepositoryState:
     return RepositoryState(
         key=row.key, health=row.health, failures=int(row.failures), reason=row.reason,
         since=_when(row.since), paused_until=_when(row.paused_until), manual=bool(row.manual),
-        probes=int(row.probes), noticed_at=_when(row.noticed_at), version=int(row.version))
+        probes=int(row.probes), noticed_at=_when(row.noticed_at),
+        noticed=tuple(json.loads(row.noticed)) if row.noticed else (), version=int(row.version))
 
 
 def _to_attempt(row: Row[Any]) -> Attempt:

@@ -29,7 +29,8 @@ def test_every_field_round_trips_and_versions_count_up(store: StoreView) -> None
     assert states(store) == []
     first = RepositoryState("jscholarship", health="paused", failures=5, reason="refused",
                             since=WHEN, paused_until=WHEN + timedelta(minutes=5), manual=True,
-                            probes=2, noticed_at=WHEN - timedelta(days=1))
+                            probes=2, noticed_at=WHEN - timedelta(days=1),
+                            noticed=("d1:FAILED", "d2:REJECTED"))
     assert put(store, first)
     (stored,) = states(store, "jscholarship")
     assert stored == replace(first, version=1)
