@@ -182,3 +182,40 @@ def test_a_detached_crate_needs_web_files(tmp_path: Path) -> None:
 def test_bad_options_are_configuration_errors(options: dict[str, object], words: str) -> None:
     with pytest.raises(RepositoryConfigError, match=words):
         RoCrateAssembler(options)
+
+
+def test_a_detached_crate_describes_web_files_read_once_each(tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "web"
+    served.mkdir()
+    contents = {"a.csv": b"x,y\n1,2\n", "b.bin": bytes(range(256)) * 9000}
+    for name, content in contents.items():
+        (served / name).write_bytes(content)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        web = DepositSubmission(id="web-1", submitted_date=STAMP,
+                                article=ArticleMetadata(title="On the web"),
+                                files=tuple(DepositFile(id=n, name=n, location=f"{base}/{n}")
+                                            for n in contents))
+        package = RoCrateAssembler({**OPTIONS, "archive": "NONE"}).assemble(
+            web, tmp_path / "w", STAMP)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert package.name.endswith("-ro-crate-metadata.json")
+    assert package.mime_type == "application/ld+json"
+    graph = {e["@id"]: e for e in json.loads(package.path.read_bytes())["@graph"]}
+    for name, content in contents.items():
+        entity = graph[f"{base}/{name}"]
+        assert entity["@type"] == "File"
+        assert entity["sha256"] == hashlib.sha256(content).hexdigest()
+        assert entity["contentSize"] == str(len(content))
+    assert {part["@id"] for part in graph["./"]["hasPart"]} == {f"{base}/{n}" for n in contents}
