@@ -17,7 +17,9 @@ grants as Grant (``funding``), and the journal article as ``ScholarlyArticle`` i
 ``license`` (URL), ``publisher`` (the root's publisher, an organization's name) and
 ``organizations`` (organization name or funder key -> URL, e.g. a ROR id: RO-Crate
 recommends a URL for every Organization, and a submission names funders and
-affiliations only by name).
+affiliations only by name), ``packaging`` (what the package says it is to a SWORD
+server: default SimpleZip for a zip, Binary for a detached crate; usable with every
+transport).
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ from deposit_services.model.submission import DepositSubmission, Person, PersonT
 METADATA = "ro-crate-metadata.json"
 PREVIEW = "ro-crate-preview.html"
 _ORCID = re.compile(r"(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
-_OPTIONS = ("archive", "compression", "algorithms", "license", "publisher", "organizations")
+_OPTIONS = ("archive", "compression", "algorithms", "license", "publisher", "organizations",
+            "packaging")
+SIMPLE_ZIP = "http://purl.org/net/sword/package/SimpleZip"
+BINARY = "http://purl.org/net/sword/package/Binary"
 
 
 class RoCrateAssembler(Assembler):
@@ -86,6 +91,10 @@ class RoCrateAssembler(Assembler):
                 raise RepositoryConfigError("assembler option publisher must be the name of the "
                                             "organization that publishes the datasets")
             self.publisher = (publisher.strip(),)
+        # what the package says it is to a SWORD server (its Packaging header): a crate in
+        # a zip is a SimpleZip, a detached crate one Binary file, unless configured
+        default = BINARY if self.archive.archive is ArchiveFormat.NONE else SIMPLE_ZIP
+        self.packaging = str(self.options.get("packaging") or default)
         unknown = sorted(set(self.options) - set(_OPTIONS))
         if unknown:
             self.warn(f"options {', '.join(unknown)} are not used")
@@ -102,7 +111,7 @@ class RoCrateAssembler(Assembler):
         names = EntryNames(reserved=[METADATA, PREVIEW, *manifests])
         algorithms = tuple(dict.fromkeys((*options.algorithms, "sha256")))
         with PackageBuilder(workdir, name, options, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.packaging, sources=self.sources) as builder:
             crate = self._crate(submission, timestamp, builder.warn)
             entries = []
             for file in submission.files:
@@ -123,7 +132,7 @@ class RoCrateAssembler(Assembler):
         """The metadata file alone; each file is identified by its http(s) URL."""
         name = f"{package_basename('rocrate', submission, timestamp)}-{METADATA}"
         with PackageBuilder(workdir, name, self.archive, timestamp,
-                            specification=self.specification, sources=self.sources,
+                            specification=self.packaging, sources=self.sources,
                             mime_type="application/ld+json") as builder:
             crate = self._crate(submission, timestamp, builder.warn)
             for file in submission.files:
