@@ -162,7 +162,8 @@ class Jobs:
         if self.mail_reader is not None:
             self._scheduler.add_job(
                 self._guarded, "interval",
-                args=(NIHMS_MAIL, self.ctx.metrics.job(NIHMS_MAIL, self.run_nihms_mail), True),
+                args=(NIHMS_MAIL, self.ctx.metrics.job(NIHMS_MAIL, self.run_nihms_mail), True,
+                      self.mail_interval),
                 seconds=self.mail_interval, id=NIHMS_MAIL, next_run_time=first)
             log.info("job nihms-mail started: every %.1f s", self.mail_interval)
         self._scheduler.start()
@@ -192,11 +193,14 @@ class Jobs:
 
     # -- the jobs ------------------------------------------------------------------------
 
-    def _guarded(self, name: str, func: Callable[[], object], per_cycle: bool) -> None:
-        """Run one job (if ``per_cycle``: only if this replica wins the cycle's lease);
-        never raise, so a failed run does not stop the schedule."""
+    def _guarded(self, name: str, func: Callable[[], object], per_cycle: bool,
+                 interval: float | None = None) -> None:
+        """Run one job (if ``per_cycle``: only if this replica wins the cycle's lease, held
+        for most of the job's ``interval``, default the jobs' one); never raise, so a
+        failed run does not stop the schedule."""
         lease = f"job:{name}"
-        seconds = max(self.interval * 0.9, 1.0)
+        every = interval or self.interval
+        seconds = max(every * 0.9, 1.0)
         database = self.ctx.database
 
         def take(uow: UnitOfWork) -> bool:
@@ -212,7 +216,7 @@ class Jobs:
             with Heartbeat(seconds / 3, lambda: run_unit(database, take), name=lease):
                 func()
         except Exception:
-            log.exception("job %s failed; it runs again in %.1f s", name, self.interval)
+            log.exception("job %s failed; it runs again in %.1f s", name, every)
 
     def _wake(self) -> None:
         try:

@@ -86,7 +86,7 @@ class ImapMailbox(Mailbox):
             secret = ("PASS_DEPOSIT_NIHMS_EMAIL_PASSWORD" if s.auth != AUTH_XOAUTH2
                       else "the token (PASS_DEPOSIT_NIHMS_EMAIL_TOKEN_COMMAND / _TOKEN_FILE)")
             raise MailboxError(
-                f"{self.where}: login of {s.user} ({s.auth}) refused: {exc}; nothing was read. "
+                f"{self.where}: login of {s.user} refused: {exc}; nothing was read. "
                 f"Check PASS_DEPOSIT_NIHMS_EMAIL_USER and {secret}") from exc
 
     def _conn(self) -> imaplib.IMAP4_SSL:
