@@ -20,6 +20,9 @@ PACKAGES=(postgresql rabbitmq-server activemq openssh-server openssh-client
           default-jre-headless default-jdk-headless zip unzip curl bzip2 ca-certificates
           procps time
           chromium  # chromium: the dashboard's browser tests (Playwright drives /usr/bin/chromium)
+          # dovecot-imapd: the IMAPS server of the NIHMS mail tests (tests/support/dovecot.py
+          # starts its own dovecot with a throwaway config; the system service is not needed)
+          dovecot-imapd
           # dockerd (started by tests/support/docker.py), debootstrap (the image's base, built
           # from Debian's packages: no registry here), docker-compose (compose.yaml checked):
           # the container tests (tests/container)
