@@ -220,6 +220,9 @@ class DepositTask:
         bind(attempt=intent.attempt.number)
         transfer = self.ctx.metrics.transfer(target.transport.protocol, package.size)
         resubmission = intent.resubmission
+        if resubmission is not None:
+            log.info("deposit %s: %s", work.deposit.id,
+                     resubmission.message(work.deposit.id, target.transport.protocol))
         try:
             if resubmission is not None and resubmission.prior is not None:
                 receipt = target.transport.update(package, work.content, resubmission.prior)
