@@ -45,7 +45,8 @@ def worker_daemon(root: Path, entries: dict[str, Any], env: dict[str, str] | Non
 
 def submit(daemon: Daemon, sid: str, key: str) -> None:
     files = daemon.root / "files"
-    graph = make_graph(sid, files, repositories=[repository(key)], files=FILES)
+    graph = make_graph(sid, files, repositories=[repository(key)], files=FILES,
+                       metadata={"publicationDate": "2024-05-01"})
     daemon.cli("submit", str(write_graph(daemon.root / f"{sid}.json", graph)),
                "--files-dir", str(files))
 
