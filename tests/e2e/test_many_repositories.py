@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Daemon, filesystem_repo, wait_until
+from tests.integration.invenio.conftest import rdm_binding
 from tests.integration.lifecycle.conftest import sword_entry
 from tests.support.graphs import make_graph, write_graph
+from tests.support.invenio_server import running_invenio_server
 from tests.support.sword_server import SwordServer, running_sword_server
 from tests.support.tcp_proxy import TcpProxy
 
@@ -188,4 +190,28 @@ def test_a_corrected_resubmission_updates_the_sword_item(daemon: Daemon, tmp_pat
         said = (f"{found[('c2', 'sword')]['id']}: a corrected resubmission of DOI "
                 f"10.5555/corrected: updated the item of deposit {found[('c1', 'sword')]['id']}")
         assert said in daemon.log_text()
+        daemon.stop_all()
+
+
+def test_a_corrected_resubmission_makes_a_new_invenio_rdm_version(daemon: Daemon,
+                                                                   tmp_path: Path) -> None:
+    with running_invenio_server(directory=tmp_path) as rdm:
+        daemon.write_repositories({"rdm": {
+            "assembler": {"specification": "invenioRdm", "beanName": "invenioRdmAssembler"},
+            "transport-config": {"protocol-binding": rdm_binding(rdm)}}})
+        worker = daemon.listen()
+        submit(daemon, "v1", ("rdm",), doi="10.5555/versioned", title="First version")
+        wait_until(lambda: deposits(daemon).get(("v1", "rdm"), {}).get("depositStatus")
+                   == "ACCEPTED", 60, "the first record", [worker])
+        submit(daemon, "v2", ("rdm",), doi="10.5555/versioned", title="Second version")
+        wait_until(lambda: deposits(daemon).get(("v2", "rdm"), {}).get("depositStatus")
+                   == "ACCEPTED", 60, "the new version", [worker])
+        first, second = sorted(rdm.app.published(), key=lambda r: r.version)
+        assert (first.version, second.version) == (1, 2)
+        assert first.parent == second.parent  # versions of one record, not two records
+        assert (first.metadata["title"], second.metadata["title"]) == (
+            "First version", "Second version")
+        found = deposits(daemon)
+        assert "a corrected resubmission of DOI 10.5555/versioned: updated the item of " \
+               f"deposit {found[('v1', 'rdm')]['id']}" in found[("v2", "rdm")]["statusMessage"]
         daemon.stop_all()
