@@ -65,6 +65,14 @@ class DtoolBinding(Binding):
             raise ValueError(f"dtool tags are letters, digits, '_', '.', '-': not {bad}")
         return tags
 
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify(cls, value: object) -> object:
+        """``"true"``/``"false"`` (from ``${VAR}`` interpolation) are booleans, not paths."""
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        return value
+
     def credentials(self) -> Credentials:
         return Credentials(token=self.token, private_key=self.private_key_file,
                            username=self.username)

@@ -373,3 +373,23 @@ def test_dserver_refuses_an_expired_self_signed_token(
     transport = DtoolTransport(binding(dserver_app, base_uri, worker), stale)
     with pytest.raises(AuthenticationError, match="invalid or expired"):
         transport.send(package, submission(tmp_path / "files"))
+
+
+@pytest.mark.parametrize(("given", "verify"), [("false", False), ("True", True),
+                                               ("/etc/ssl/ca.pem", "/etc/ssl/ca.pem")])
+def test_verify_from_an_environment_variable(base_uri: str, given: str,
+                                             verify: bool | str) -> None:
+    transport = DtoolTransport({"protocol": "dtool", "base-uri": base_uri, "token": "t",
+                                "dserver-url": "https://dserver.example.org", "verify": given})
+    assert transport.binding.verify == verify
+
+
+def test_a_directory_left_by_a_crash_inside_create_is_replaced(
+        dserver_app: DServer, base_uri: str, base_dir: Path, worker: str, package: Package,
+        tmp_path: Path) -> None:
+    partial = base_dir / dataset_name(package.name)
+    (partial / ".dtool").mkdir(parents=True)  # structure made, no admin metadata yet
+    receipt = create_transport(binding(dserver_app, base_uri, worker)).send(
+        package, submission(tmp_path / "files"))
+    [dataset] = datasets(base_uri)
+    assert dataset.uri == receipt.access_url and len(list(dataset.identifiers)) == 4
