@@ -91,10 +91,15 @@ def read_notice(text: str) -> Notice | None:
     return None
 
 
+def _html_parser() -> lxml.html.HTMLParser:
+    """No network, no huge trees: the body is from outside."""
+    return lxml.html.HTMLParser(no_network=True, huge_tree=False, remove_comments=True)
+
+
 def message_cells(html: str) -> list[str]:
     """The texts of the ``.message`` cells, else of every row's second cell."""
     try:
-        document = lxml.html.document_fromstring(html)
+        document = lxml.html.document_fromstring(html, parser=_html_parser())
     except (etree.ParserError, ValueError) as exc:
         raise UnreadableMail(f"the HTML body cannot be parsed: {exc}") from exc
     cells = [c for c in document.iter() if isinstance(c.tag, str)

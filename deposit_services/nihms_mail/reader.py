@@ -68,9 +68,14 @@ class NihmsMailReader:
         return summary
 
     def _one(self, mailbox: Mailbox, mail: Mail, summary: PassSummary) -> None:
-        message = parse_mail(mail.raw)
-        mid = message_id(message)
-        if not is_from_nihms(message, self.senders):
+        try:
+            message = parse_mail(mail.raw)
+            mid = message_id(message)
+            ours = is_from_nihms(message, self.senders)
+        except Exception as exc:  # noqa: BLE001 - bytes from outside: never a crash
+            self._leave(summary, f"(uid {mail.uid})", f"its headers cannot be read: {exc}")
+            return
+        if not ours:
             summary.not_ours += 1
             log.debug("mail %s (uid %s) is not from NIHMS's sender or has no %r in its "
                       "subject; left alone", mid, mail.uid, SUBJECT_MARK)
@@ -79,6 +84,10 @@ class NihmsMailReader:
             report = read_mail(message)
         except UnreadableMail as exc:
             self._leave(summary, mid, f"it cannot be read: {exc}")
+            return
+        except Exception as exc:  # one odd mail must not block the others
+            log.debug("parsing mail %s failed", mid, exc_info=True)
+            self._leave(summary, mid, f"it cannot be read ({type(exc).__name__}: {exc})")
             return
         outcome = record_mail(self.ctx, report, mid)
         for deposit_id, now in outcome.changed:
