@@ -53,6 +53,7 @@ class MessageHandler:
                            name=f"touch-{delivery.message_id}"):
                 self.dispatch(message, redelivered=delivery.delivery_count > 1)
         except DepositServicesError as exc:
+            self.ctx.metrics.error(exc)  # store and broker errors counted
             if isinstance(exc, Transient):
                 log.warning("processing %s failed (delivery %d): %s; it will be redelivered",
                             delivery.body, delivery.delivery_count, exc)

@@ -15,21 +15,18 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import Daemon, make_daemon, wait_until
-from tests.e2e.test_stomp_activemq import accepted, claims, leftovers, submit_many
-from tests.support.activemq import ActiveMQ, running_activemq
+from tests.e2e.test_stomp_activemq import (  # activemq: the module's broker fixture
+    accepted,
+    activemq,  # noqa: F401
+    claims,
+    leftovers,
+    submit_many,
+)
+from tests.support.activemq import ActiveMQ
 from tests.support.docker import Docker
 
 COUNT = 200
 REPLICAS = ("replica-a", "replica-b", "replica-c")
-
-
-@pytest.fixture(scope="module")
-def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ]:
-    try:
-        with running_activemq(tmp_path_factory.mktemp("activemq-replicas")) as broker:
-            yield broker
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture
@@ -55,7 +52,8 @@ def replica_args(daemon: Daemon, image: str, name: str) -> list[str]:
 
 
 def test_three_replicas_each_submission_deposited_once(
-        docker: Docker, worker_image: str, activemq: ActiveMQ, shared_root: Path,
+        docker: Docker, worker_image: str, activemq: ActiveMQ,  # noqa: F811 - the fixture
+        shared_root: Path,
         fresh_postgres_url: str) -> None:
     daemon = make_daemon(shared_root, store_url=fresh_postgres_url)
     tag = uuid.uuid4().hex[:8]

@@ -8,30 +8,20 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.conftest import Daemon, wait_until
-from tests.e2e.test_stomp_activemq import (
+from tests.e2e.test_stomp_activemq import (  # activemq: the module's broker fixture
     accepted,
+    activemq,  # noqa: F401
     assert_each_processed_once,
     stomp_daemon,
     submit_many,
 )
-from tests.support.activemq import ActiveMQ, free_port, running_activemq
-
-
-@pytest.fixture(scope="module")
-def activemq(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ActiveMQ]:
-    try:
-        with running_activemq(tmp_path_factory.mktemp("activemq-ops")) as broker:
-            yield broker
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
+from tests.support.activemq import ActiveMQ, free_port
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
 
@@ -65,7 +55,7 @@ def all_accepted(daemon: Daemon, ids: list[str]) -> Callable[[], bool]:
 
 
 def test_metrics_follow_deposits_and_readyz_follows_the_broker(
-        tmp_path: Path, activemq: ActiveMQ) -> None:
+        tmp_path: Path, activemq: ActiveMQ) -> None:  # noqa: F811 - the fixture
     daemon: Daemon = stomp_daemon(tmp_path, activemq)
     port = free_port()
     daemon.env["DEPOSIT_HTTP_PORT"] = str(port)
