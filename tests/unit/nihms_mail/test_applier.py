@@ -105,3 +105,20 @@ def test_a_mail_that_cannot_be_read_does_not_stop_the_others(tmp_path: Path) -> 
     summary = NihmsMailReader(ctx, ("nihms@example.org",), lambda: box).run_once()
     assert box.seen == ["2"] and summary.recorded == 1 and len(summary.left) == 1
     assert deposit(ctx, one.deposit)[0].deposit_status is DepositStatus.REJECTED
+
+
+def test_pass_package_names_match_exactly_never_by_prefix(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    short, long_ = seed(ctx.database, ["2299", "22993"])
+
+    def pass_names(uow: UnitOfWork) -> None:  # as PASS named them (2017-07 format)
+        for one in (short, long_):
+            uow.records.get(Deposit, one.deposit).deposit_status_ref = (
+                f"nihms-package:nihms-native-2017-07_2023-10-23_13-10-30_{one.submission}")
+
+    run_unit(ctx.database, pass_names)
+    report = parse_html(row("Package ID=nihms-native-2017-07_2023-10-23_13-10-30_2299 failed "
+                            "because all manuscripts from this journal go to PMC directly."))
+    outcome = record_mail(ctx, report, "<p>")
+    assert [deposit_id for deposit_id, _ in outcome.changed] == [short.deposit]
+    assert deposit(ctx, long_.deposit)[0].deposit_status is DepositStatus.SUBMITTED
