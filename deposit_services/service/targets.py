@@ -63,6 +63,13 @@ def _invenio_rdm_resolver(config: RepositoryConfig, user_agent: str) -> StatusRe
     return InvenioRdmResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
 
 
+def _dtool_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
+    """The dserver registration resolver, with the binding's dserver URL and credentials."""
+    from deposit_services.transports.dtool.status import DServerResolver
+
+    return DServerResolver.from_binding(config.mapping, config.protocol_binding, user_agent)
+
+
 def _drop_resolver(config: RepositoryConfig, user_agent: str) -> StatusResolver:
     """A drop's deposits are SUBMITTED only with NIHMS's mails as status source."""
     from deposit_services.nihms_mail.resolver import drop_resolver
@@ -78,6 +85,7 @@ RESOLVERS: dict[str, Callable[[RepositoryConfig, str], StatusResolver]] = {
     "sword1": _sword1_resolver,
     "dspace": _dspace_resolver,
     "inveniordm": _invenio_rdm_resolver,
+    "dtool": _dtool_resolver,
     "sftp": _drop_resolver,
     "ftp": _drop_resolver,
 }
