@@ -7,7 +7,8 @@ optionally ``{"metadata"}``, validated: 400 with ``errors`` naming each field) m
 unsubmitted deposition with a bucket; files are ``PUT {bucket}/{key}`` (streamed;
 answer with ``checksum: md5:<hex>``); ``PUT /deposit/depositions/{id}`` sets the
 metadata; ``POST .../actions/publish`` (202) checks the required metadata and that
-there is a file, then gives the DOI; ``POST .../actions/newversion`` makes a new
+there is a file (``publication_date`` defaults to today, ``access_right`` to open),
+then gives the DOI; ``POST .../actions/newversion`` makes a new
 version's draft (files copied) and answers the original with ``links.latest_draft``;
 ``DELETE`` removes an unpublished deposition (a published one: 403).
 
@@ -27,6 +28,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -102,8 +104,7 @@ def validate(metadata: Any, publishing: bool) -> list[dict[str, str]]:
         if not isinstance(creator, dict) or not creator.get("name"):
             bad("creators", "Each creator needs a name.")
     if publishing:
-        for name in ("upload_type", "publication_date", "title", "creators", "description",
-                     "access_right"):
+        for name in ("upload_type", "title", "creators", "description"):
             if not metadata.get(name):
                 bad(name, "Field is required.")
     return errors
@@ -309,6 +310,8 @@ class ZenodoApp:
         d = self._find(ident)
         if d.published:
             raise Fail(400, "Deposition is already published.")
+        d.metadata.setdefault("publication_date", date.today().isoformat())  # Zenodo's default
+        d.metadata.setdefault("access_right", "open")
         errors = validate(d.metadata, publishing=True)
         if not d.files:
             errors.append({"field": "files", "message": "Minimum one file must be provided."})
