@@ -1,4 +1,5 @@
-"""Upload time and peak memory of our SFTP, FTP and SWORDv2 transports next to the CLI tools.
+"""Upload time and peak memory of our SFTP, FTP, SWORDv2, DSpace, InvenioRDM and Zenodo
+transports next to the CLI tools.
 
 For one package of about 1 GB (1000 MiB of random bytes, written under ``--workdir`` and
 removed at the end), on the same loopback servers in the same run:
@@ -9,7 +10,12 @@ removed at the end), on the same loopback servers in the same run:
   (tests/support/ftp_server.py);
 * swordv2: ours (SwordV2Transport) vs ``curl --data-binary @file`` with the same headers
   (and ``curl -T`` with ``-X POST``, which streams), to the SWORD test server
-  (tests/support/sword_server.py, which hashes and discards what it receives).
+  (tests/support/sword_server.py, which hashes and discards what it receives);
+* dspace / inveniordm / zenodo: ours (the whole deposit: look-ups, item or draft,
+  upload, commit, workflow or publish) vs ``curl`` doing only the upload request
+  (``-F`` multipart to a DSpace workspace item; ``-T`` PUT of a draft file's content;
+  ``-T`` PUT to a Zenodo bucket), to the test servers of tests/support (which write
+  what they receive to disk, md5 on the way; the DSpace one holds it in memory).
 
 Every upload runs in a child process of its own; the figures are its wall time and its
 peak RSS as GNU ``time -f %M`` reports it (the largest of the process and the children
@@ -23,7 +29,8 @@ the tool's time, peak RSS under 100 MB.
 
 Usage (from the repository root)::
 
-    python bench/transfer.py [--size-mb 1000] [--workdir /work] [--only sftp,ftp,swordv2]
+    python bench/transfer.py [--size-mb 1000] [--workdir /work]
+                             [--only sftp,ftp,swordv2,dspace,inveniordm,zenodo]
                              [--repeat 2]
 """
 
@@ -47,7 +54,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deposit_services.assemblers.base import Package
-from deposit_services.model.submission import DepositSubmission
+from deposit_services.model.submission import (
+    ArticleMetadata,
+    DepositSubmission,
+    Person,
+    PersonType,
+)
 from deposit_services.transports.base import TransportContext, create_transport
 
 SIMPLE_ZIP = "http://purl.org/net/sword/package/SimpleZip"
@@ -75,10 +87,19 @@ def child(spec: dict[str, Any]) -> None:
     transport = create_transport(spec["binding"], TransportContext(user_agent="bench/1.0"))
     package = Package(**{**spec["package"], "path": Path(spec["package"]["path"])})
     started = time.monotonic()
-    receipt = transport.send(package, DepositSubmission(id="bench"))
+    receipt = transport.send(package, bench_submission())
     elapsed = time.monotonic() - started
     transport.close()
     print(json.dumps({"send_seconds": elapsed, "access_url": receipt.access_url}))
+
+
+def bench_submission() -> DepositSubmission:
+    """What the REST repositories require (title, date, an author); the file drops
+    ignore it."""
+    return DepositSubmission(
+        id="bench", article=ArticleMetadata(title="Bench", publication_date="2026-01-01",
+                                            abstract="A benchmark upload."),
+        persons=(Person(PersonType.AUTHOR, first_name="Ada", last_name="Lovelace"),))
 
 
 RSS_MARK = "bench-peak-rss-kb="
@@ -287,6 +308,146 @@ def bench_sword(workdir: Path, package: Package, repeat: int) -> list[Run]:
     return runs
 
 
+def _sized(run: Run, found: list[tuple[int, str]], package: Package, full: bool) -> None:
+    """Mark ``run`` failed unless the server holds exactly the package ((size, md5))."""
+    if len(found) != 1:
+        run.ok, run.note = False, run.note or f"{len(found)} files at the server, expected 1"
+    elif found[0][0] != package.size or (full and found[0][1] != package.md5):
+        run.ok, run.note = False, f"server got {found[0][0]} bytes, md5 {found[0][1]}"
+    else:
+        run.note = run.note or ("MD5 verified at the server" if full else "size verified")
+
+
+def _curl(token_header: str, *args: str) -> list[str]:
+    return ["curl", "-sS", "-f", "-o", os.devnull, "-H", token_header, "-H", "Expect:", *args]
+
+
+def bench_dspace(workdir: Path, package: Package, repeat: int) -> list[Run]:
+    import requests
+
+    from tests.support.dspace_server import running_dspace_server
+
+    handle, collection = "123456789/2", "c0ffee00-0000-4000-8000-000000000002"
+    with running_dspace_server(collections={handle: collection}) as server:
+        binding = {"protocol": "DSpace", "DSPACE_API_URL": server.api_url,
+                   "DSPACE_WEBSITE_URL": server.website_url, "DSPACE_USER": server.user,
+                   "DSPACE_PASSWORD": server.password, "DSPACE_COLLECTION_HANDLE": handle}
+
+        def check(run: Run, full: bool) -> None:
+            found = [(len(f.data), hashlib.md5(f.data, usedforsecurity=False).hexdigest())
+                     for item in server.app.items.values() for f in item.files]
+            _sized(run, found, package, full)
+            for item_uuid in list(server.app.items):
+                server.app.delete(item_uuid)
+
+        def mine() -> Run:
+            run = ours("DSpace", binding, package)
+            check(run, full=run.ok)
+            return run
+
+        def curl() -> Run:
+            session = requests.Session()
+            csrf = session.get(f"{server.api_url}/security/csrf").headers["DSPACE-XSRF-TOKEN"]
+            login = session.post(f"{server.api_url}/authn/login",
+                                 data={"user": server.user, "password": server.password},
+                                 headers={"X-XSRF-TOKEN": csrf,
+                                          "Cookie": f"DSPACE-XSRF-COOKIE={csrf}"})
+            csrf = login.headers["DSPACE-XSRF-TOKEN"]
+            command = _curl(f"Authorization: {login.headers['Authorization']}",
+                            "-H", f"X-XSRF-TOKEN: {csrf}",
+                            "-H", f"Cookie: DSPACE-XSRF-COOKIE={csrf}",
+                            "-F", f"file=@{package.path};type=application/zip",
+                            f"{server.api_url}/submission/workspaceitems"
+                            f"?owningCollection={collection}")
+            run = tool("DSpace", "curl -F (multipart)", command)
+            check(run, full=False)
+            return run
+
+        return rounds([mine, curl], repeat)
+
+
+def bench_invenio(workdir: Path, package: Package, repeat: int) -> list[Run]:
+    import requests
+
+    from tests.support.invenio_server import running_invenio_server
+
+    store = workdir / "invenio-store"
+    store.mkdir()
+    with running_invenio_server(directory=store) as server:
+        binding = {"protocol": "invenioRdm", "INVENIORDM_API_BASE_URL": server.api_url,
+                   "INVENIORDM_API_TOKEN": server.token}
+        auth = f"Authorization: Bearer {server.token}"
+
+        def check(run: Run, full: bool) -> None:
+            found = [(f.size, f.md5 or "") for r in server.app.records.values()
+                     for f in r.files.values() if f.path]
+            _sized(run, found, package, full)
+            for record in server.app.records.values():
+                for f in record.files.values():
+                    if f.path:
+                        f.path.unlink(missing_ok=True)
+            server.app.records.clear()
+
+        def mine() -> Run:
+            run = ours("invenioRdm", binding, package)
+            check(run, full=run.ok)
+            return run
+
+        def curl() -> Run:  # the draft and the file's init made first, as our run makes them
+            headers = {"Authorization": f"Bearer {server.token}"}
+            body = {"metadata": {"title": "by curl"}, "files": {"enabled": True}}
+            draft = requests.post(f"{server.api_url}/records", json=body, headers=headers,
+                                  timeout=30).json()
+            files = f"{server.api_url}/records/{draft['id']}/draft/files"
+            requests.post(files, json=[{"key": "by-tool.bin"}], headers=headers, timeout=30)
+            run = tool("invenioRdm", "curl -T (PUT content)", _curl(
+                auth, "-H", "Content-Type: application/octet-stream", "-T", str(package.path),
+                f"{files}/by-tool.bin/content"))
+            check(run, full=False)
+            return run
+
+        return rounds([mine, curl], repeat)
+
+
+def bench_zenodo(workdir: Path, package: Package, repeat: int) -> list[Run]:
+    import requests
+
+    from tests.support.zenodo_server import running_zenodo_server
+
+    store = workdir / "zenodo-store"
+    store.mkdir()
+    with running_zenodo_server(store) as server:
+        binding = {"protocol": "zenodo", "api-url": server.api_url,
+                   "access-token": server.token}
+        auth = f"Authorization: Bearer {server.token}"
+
+        def check(run: Run, full: bool) -> None:
+            found = [(f.size, f.md5 or "") for d in server.app.depositions.values()
+                     for f in d.files.values()]
+            _sized(run, found, package, full)
+            for d in server.app.depositions.values():
+                for f in d.files.values():
+                    if f.path:
+                        f.path.unlink(missing_ok=True)
+            server.app.depositions.clear()
+
+        def mine() -> Run:
+            run = ours("zenodo", binding, package)
+            check(run, full=run.ok)
+            return run
+
+        def curl() -> Run:  # the deposition made first, as our run makes it
+            made = requests.post(f"{server.api_url}/deposit/depositions", json={},
+                                 headers={"Authorization": f"Bearer {server.token}"},
+                                 timeout=30).json()
+            run = tool("zenodo", "curl -T (PUT to bucket)", _curl(
+                auth, "-T", str(package.path), f"{made['links']['bucket']}/by-tool.bin"))
+            check(run, full=False)
+            return run
+
+        return rounds([mine, curl], repeat)
+
+
 def rounds(jobs: list[Callable[[], Run]], repeat: int) -> list[Run]:
     """Each job ``repeat`` times, the order reversed every other round (so that no client
     always goes first); dirty pages flushed before each. One Run per client: its best
@@ -310,6 +471,7 @@ def rounds(jobs: list[Callable[[], Run]], repeat: int) -> list[Run]:
 
 BENCHES: dict[str, Callable[[Path, Package, int], list[Run]]] = {
     "sftp": bench_sftp, "ftp": bench_ftp, "swordv2": bench_sword,
+    "dspace": bench_dspace, "inveniordm": bench_invenio, "zenodo": bench_zenodo,
 }
 
 
@@ -345,7 +507,7 @@ def main() -> int:
     # 1 GiB ("out of memory"), so a package of exactly 1 GiB would leave it out
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parents[2])
-    parser.add_argument("--only", default="sftp,ftp,swordv2")
+    parser.add_argument("--only", default="sftp,ftp,swordv2,dspace,inveniordm,zenodo")
     parser.add_argument("--repeat", type=int, default=2,
                         help="uploads per client, alternating the order (best time shown)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -355,6 +517,7 @@ def main() -> int:
         return 0
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("pyftpdlib").setLevel(logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     for needed in ("sftp", "scp", "curl", TIME):
         if shutil.which(needed) is None:
             print(f"{needed} is required (apt-get install -y openssh-client curl time)")
