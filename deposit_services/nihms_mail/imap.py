@@ -20,6 +20,9 @@ from deposit_services.nihms_mail.settings import AUTH_XOAUTH2, MailSettings
 log = logging.getLogger(__name__)
 
 _UID = re.compile(rb"UID (\d+)")
+# A NIHMS report is a few kB; a mail above this is not read (imaplib holds a fetched mail
+# in memory), but logged for an operator.
+MAX_MAIL_BYTES = 10_000_000
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -106,7 +109,17 @@ class ImapMailbox(Mailbox):
         return list(data)
 
     def unseen(self, subject: str) -> list[str]:
-        data = self._command("SEARCH", None, "UNSEEN", "SUBJECT", _quote(subject))
+        """Unseen mails with ``subject``, up to MAX_MAIL_BYTES (larger ones are logged)."""
+        criteria = ("UNSEEN", "SUBJECT", _quote(subject))
+        large = self._uids(*criteria, "LARGER", str(MAX_MAIL_BYTES - 1))
+        if large:
+            log.error("%s: mail(s) with uid %s in %s are larger than %d bytes and are not "
+                      "read; look at them in the mailbox", self.where, ", ".join(large),
+                      self.settings.folder, MAX_MAIL_BYTES)
+        return self._uids(*criteria, "SMALLER", str(MAX_MAIL_BYTES))
+
+    def _uids(self, *criteria: str) -> list[str]:
+        data = self._command("SEARCH", None, *criteria)
         uids = b" ".join(d for d in data if isinstance(d, bytes)).split()
         return [uid.decode("ascii") for uid in sorted(uids, key=int)]
 

@@ -21,6 +21,7 @@ from deposit_services.model.entities import (
     RepositoryCopy,
     Submission,
 )
+from deposit_services.nihms_mail import imap
 from deposit_services.nihms_mail.imap import ImapMailbox
 from deposit_services.nihms_mail.mailbox import MailboxError, MailboxUnavailable
 from deposit_services.nihms_mail.reader import NihmsMailReader
@@ -177,3 +178,19 @@ def test_mailbox_faults_end_the_pass_with_the_reason_and_flag_nothing(
         reader_for(database, replace(good, folder="Nowhere"), tmp_path)[0].run_once()
     assert dovecot.unseen(account[0]) == [mail]
     assert load(database, one.deposit)[0].deposit_status_ref == f"nihms-package:{one.package}"
+
+
+def test_a_mail_too_large_to_read_is_logged_and_left(
+        dovecot: Dovecot, account: tuple[str, str], sqlite_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(imap, "MAX_MAIL_BYTES", 20_000)
+    database = SqlDatabase(sqlite_url)
+    (one,) = seed(database, ["big1"])
+    html = body(fixture_text("success.html"), ok=one.package, manuscript="5")
+    big = dovecot.deliver(account[0], nihms_mail(html + "<!-- padding -->" * 2000))
+    small = dovecot.deliver(account[0], nihms_mail(html))
+    reader, _ = reader_for(database, mail_settings(dovecot, account), tmp_path)
+    with caplog.at_level(logging.ERROR, logger="deposit_services.nihms_mail"):
+        assert reader.run_once().recorded == 1
+    assert dovecot.unseen(account[0]) == [big] and dovecot.seen(account[0]) == [small]
+    assert any("larger than 20000 bytes" in r.getMessage() for r in caplog.records)
