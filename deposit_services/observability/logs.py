@@ -76,8 +76,9 @@ def formatter(fmt: str, text_format: str) -> Scrubbed:
 
 def secret_values(*sources: object) -> set[str]:
     """The values under secret-like keys (password, token, passphrase, api-key ...)
-    anywhere in ``sources`` (mappings, lists, dataclasses such as the settings, pydantic
-    models). A bare ``key`` is a repository's name in repositories.json, not a secret."""
+    anywhere in ``sources`` (mappings, lists, dataclasses, pydantic models); of the
+    settings, those ``Settings.masked`` hides. A bare ``key`` is a repository's name in
+    repositories.json, not a secret."""
     found: set[str] = set()
 
     def walk(value: object, key: str = "") -> None:
@@ -90,6 +91,10 @@ def secret_values(*sources: object) -> set[str]:
         elif isinstance(value, str):
             if key and key != "key" and is_secret_key(key) and len(value) >= MIN_SECRET:
                 found.add(value)
+        elif callable(masked := getattr(value, "masked", None)):  # Settings: its own rule
+            shown: dict[str, str] = masked()
+            found.update(str(getattr(value, name)) for name, text in shown.items()
+                         if text == MASK and len(str(getattr(value, name))) >= MIN_SECRET)
         elif hasattr(value, "__dataclass_fields__") or hasattr(value, "model_dump"):
             dumped = (value.model_dump(by_alias=True)
                       if hasattr(value, "model_dump") else vars(value))
