@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from deposit_services import cli
+from deposit_services.observability.logs import Scrubbed
 from deposit_services.safetext import MAX_SHOWN, SafeFormatter
 
 FORGED = "sub-1\n2026-01-01 00:00:00,000 ERROR   MainThread FAKE: injected line"
@@ -157,7 +158,8 @@ def test_configure_logging_installs_one_safe_handler_on_the_root() -> None:
         cli.configure_logging("DEBUG")  # again: replaced, not doubled
         ours = [h for h in root.handlers if h not in before[0]]
         assert len(ours) == 1
-        assert isinstance(ours[0].formatter, SafeFormatter)
+        formatter = ours[0].formatter
+        assert isinstance(formatter, Scrubbed) and isinstance(formatter.inner, SafeFormatter)
         assert root.level == logging.DEBUG
     finally:
         for handler in [h for h in root.handlers if h not in before[0]]:
