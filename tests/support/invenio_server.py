@@ -152,6 +152,56 @@ def _pid() -> str:
     return "-".join("".join(random.choices(alphabet, k=5)) for _ in range(2))
 
 
+class JsonApi:
+    """What both Invenio APIs share: a bearer token (or ``?access_token=``) with a
+    write or read scope, routes of (method, pattern, step) answered by ``_<step>``,
+    each step run through ``faults``, errors as Invenio's JSON, every call listed."""
+
+    ROUTES: tuple[tuple[str, str, str], ...] = ()
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.tokens = tokens  # token -> "write" | "read"
+        self.base = ""
+        self.lock = threading.RLock()
+        self.calls: list[tuple[str, str]] = []
+        self.faults = Faults()
+        self.fail, self.pause, self.release = (
+            self.faults.fail, self.faults.pause, self.faults.release)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        with self.lock:
+            self.calls.append((request.method, request.path))
+        try:
+            response = self.dispatch(request)
+        except Fail as fail:
+            response = error_response(fail)
+        return response(environ, start_response)
+
+    def dispatch(self, request: Request) -> Response:
+        path = request.path.rstrip("/")
+        for method, pattern, step in self.ROUTES:
+            match = re.fullmatch(pattern, path)
+            if match and request.method == method:
+                self._authorise(request)
+                args = {k: unquote(v) for k, v in match.groupdict().items()}
+                handler = getattr(self, f"_{step}")
+                return self.faults.run(step, functools.partial(handler, request, **args))
+        raise Fail(405 if any(re.fullmatch(p, path) for _, p, _ in self.ROUTES) else 404,
+                   f"The requested URL was not found on the server: {path}")
+
+    def _authorise(self, request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        token = (header.removeprefix("Bearer ") if header.startswith("Bearer ")
+                 else request.args.get("access_token"))
+        scope = self.tokens.get(token or "")
+        if scope is None:
+            raise Fail(401, "The server could not verify that you are authorized to access "
+                            "the URL requested.")
+        if scope != "write" and request.method != "GET":
+            raise Fail(403, "You don't have the permission to access the requested resource.")
+
+
 @dataclass
 class Review:
     id: str
@@ -176,21 +226,15 @@ class Record:
         return dict(self.body.get("metadata") or {})
 
 
-class InvenioApp:
+class InvenioApp(JsonApi):
     """The WSGI application; all state behind one lock."""
 
     def __init__(self, tokens: dict[str, str], communities: dict[str, str],
                  directory: Path) -> None:
-        self.tokens = tokens  # token -> "write" | "read"
+        super().__init__(tokens)
         self.communities = communities  # slug -> uuid
         self.directory = directory
-        self.base = ""
-        self.lock = threading.RLock()
         self.records: dict[str, Record] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.faults = Faults()
-        self.fail, self.pause, self.release = (
-            self.faults.fail, self.faults.pause, self.faults.release)
 
     # -- the repository side -----------------------------------------------------------
 
@@ -216,18 +260,6 @@ class InvenioApp:
     def published(self) -> list[Record]:
         return [r for r in self.records.values() if r.published]
 
-    # -- WSGI -----------------------------------------------------------------------------
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        with self.lock:
-            self.calls.append((request.method, request.path))
-        try:
-            response = self.dispatch(request)
-        except Fail as fail:
-            response = error_response(fail)
-        return response(environ, start_response)
-
     ROUTES: tuple[tuple[str, str, str], ...] = (
         ("GET", r"/api/user/records", "search"),
         ("POST", r"/api/records", "create"),
@@ -246,28 +278,6 @@ class InvenioApp:
         ("POST", r"/api/records/(?P<rid>[^/]+)/draft/actions/submit-review", "submit_review"),
         ("POST", r"/api/records/(?P<rid>[^/]+)/versions", "versions"),
     )
-
-    def dispatch(self, request: Request) -> Response:
-        path = request.path.rstrip("/")
-        for method, pattern, step in self.ROUTES:
-            match = re.fullmatch(pattern, path)
-            if match and request.method == method:
-                self._authorise(request)
-                args = {k: unquote(v) for k, v in match.groupdict().items()}
-                handler = getattr(self, f"_{step}")
-                return self.faults.run(step, functools.partial(handler, request, **args))
-        raise Fail(405 if any(re.fullmatch(p, path) for _, p, _ in self.ROUTES) else 404,
-                   f"no route for {request.method} {path}")
-
-    def _authorise(self, request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else None
-        scope = self.tokens.get(token or "")
-        if scope is None:
-            raise Fail(401, "The server could not verify that you are authorized to access "
-                            "the URL requested.")
-        if scope != "write" and request.method != "GET":
-            raise Fail(403, "You don't have the permission to access the requested resource.")
 
     @staticmethod
     def _json_body(request: Request) -> Any:

@@ -19,7 +19,6 @@ see ``invenio_server.Faults``) and ``remove`` (an administrator deletes a record
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import json
 import re
@@ -31,16 +30,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from tests.support.invenio_server import (
     Fail,
-    Faults,
+    JsonApi,
     StoredFile,
-    error_response,
     json_response,
     store_body,
 )
@@ -110,21 +107,15 @@ def validate(metadata: Any, publishing: bool) -> list[dict[str, str]]:
     return errors
 
 
-class ZenodoApp:
+class ZenodoApp(JsonApi):
     """The WSGI application; all state behind one lock."""
 
     def __init__(self, tokens: dict[str, str], directory: Path) -> None:
-        self.tokens = tokens
+        super().__init__(tokens)
         self.directory = directory
-        self.base = ""
-        self.lock = threading.RLock()
         self.depositions: dict[int, Deposition] = {}
         self.buckets: dict[str, int] = {}
-        self.calls: list[tuple[str, str]] = []
         self.ids = itertools.count(1001)
-        self.faults = Faults()
-        self.fail, self.pause, self.release = (
-            self.faults.fail, self.faults.pause, self.faults.release)
 
     def remove(self, ident: int) -> None:
         with self.lock:
@@ -132,16 +123,6 @@ class ZenodoApp:
 
     def published(self) -> list[Deposition]:
         return [d for d in self.depositions.values() if d.published]
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
-        with self.lock:
-            self.calls.append((request.method, request.path))
-        try:
-            response = self.dispatch(request)
-        except Fail as fail:
-            response = error_response(fail)
-        return response(environ, start_response)
 
     ROUTES: tuple[tuple[str, str, str], ...] = (
         ("GET", r"/api/deposit/depositions", "list"),
@@ -157,29 +138,6 @@ class ZenodoApp:
          "newversion"),
         ("PUT", r"/api/files/(?P<bucket>[0-9a-f-]+)/(?P<key>[^/]+)", "upload"),
     )
-
-    def dispatch(self, request: Request) -> Response:
-        path = request.path.rstrip("/")
-        for method, pattern, step in self.ROUTES:
-            match = re.fullmatch(pattern, path)
-            if match and request.method == method:
-                self._authorise(request)
-                args = {k: unquote(v) for k, v in match.groupdict().items()}
-                handler = getattr(self, f"_{step}")
-                return self.faults.run(step, functools.partial(handler, request, **args))
-        raise Fail(405 if any(re.fullmatch(p, path) for _, p, _ in self.ROUTES) else 404,
-                   f"The requested URL was not found on the server: {path}")
-
-    def _authorise(self, request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        token = (header.removeprefix("Bearer ") if header.startswith("Bearer ")
-                 else request.args.get("access_token"))
-        scope = self.tokens.get(token or "")
-        if scope is None:
-            raise Fail(401, "The server could not verify that you are authorized to access "
-                            "the URL requested.")
-        if scope != "write" and request.method != "GET":
-            raise Fail(403, "You don't have the permission to access the requested resource.")
 
     @staticmethod
     def _body(request: Request) -> Any:

@@ -10,6 +10,7 @@ never a crash. The token is never logged: it travels only in the header.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO
 
 import requests
 
+from deposit_services.assemblers.base import Package
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import (
     AuthenticationError,
@@ -31,6 +33,7 @@ from deposit_services.transports.http import (
     read_limited,
     transfer_errors,
 )
+from deposit_services.transports.invenio.files import RecordFile, open_file
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 
@@ -182,6 +185,30 @@ class InvenioClient:
             raise PermanentTransferError(
                 f"{words}; correct the submission's metadata (the fields named) and retry")
         raise PermanentTransferError(words)
+
+
+def upload(client: InvenioClient, url: str, package: Package, file: RecordFile,
+           what: str) -> tuple[Any, str]:
+    """PUT ``file`` of ``package`` to ``url`` as a stream: the JSON answer and the md5
+    of what was sent. A checksum
+    in the answer (``md5:<hex>``, as both InvenioRDM and Zenodo give it, possibly only
+    later, at the commit) is compared by ``check_md5`` with the md5 returned here."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    try:
+        with open_file(package, file) as stream:
+            answer = client.call("PUT", url, what, stream=SizedStream(stream, file.size, md5))
+    except OSError as exc:
+        raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
+    return answer, md5.hexdigest()
+
+
+def check_md5(answer: Any, md5: str, what: str) -> None:
+    """A TransientTransferError (send again) if the server's checksum is not ours."""
+    checksum = str(answer.get("checksum") or "") if isinstance(answer, dict) else ""
+    if checksum and checksum.lower() != f"md5:{md5}":
+        raise TransientTransferError(
+            f"{what}: the server holds checksum {checksum}, we sent md5:{md5}; the file "
+            "was damaged on the way and is sent again")
 
 
 def _seconds(value: str | None) -> float | None:

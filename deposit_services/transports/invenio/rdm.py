@@ -18,7 +18,6 @@ draft and starts again, so there is never a second record.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ from urllib.parse import quote
 from pydantic import AliasChoices, Field, model_validator
 
 from deposit_services.assemblers.base import Package
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import PermanentTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import (
     Binding,
@@ -42,11 +41,12 @@ from deposit_services.transports.base import (
 from deposit_services.transports.invenio.client import (
     InvenioAccount,
     InvenioClient,
-    SizedStream,
+    check_md5,
     json_field,
     json_object,
+    upload,
 )
-from deposit_services.transports.invenio.files import open_file, record_files
+from deposit_services.transports.invenio.files import record_files
 from deposit_services.transports.metadata import marker_urn, record_metadata
 
 logger = logging.getLogger(__name__)
@@ -273,20 +273,8 @@ class InvenioRdmTransport(Transport):
             what = f"InvenioRDM upload of {file.key} ({file.size} bytes) to draft {record_id}"
             logger.info("%s", what)
             self.client.call("POST", f"{base}/files", what, json_body=[{"key": file.key}])
-            md5 = hashlib.md5(usedforsecurity=False)
-            try:
-                with open_file(package, file) as stream:
-                    self.client.call("PUT", f"{base}/files/{key}/content", what,
-                                     stream=SizedStream(stream, file.size, md5))
-            except OSError as exc:
-                raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
-            committed = json_object(self.client.call(
-                "POST", f"{base}/files/{key}/commit", what), what)
-            checksum = str(committed.get("checksum") or "")
-            if checksum and checksum.lower() != f"md5:{md5.hexdigest()}":
-                raise TransientTransferError(
-                    f"{what}: the server holds checksum {checksum}, we sent md5:"
-                    f"{md5.hexdigest()}; the file was damaged on the way and is sent again")
+            _, md5 = upload(self.client, f"{base}/files/{key}/content", package, file, what)
+            check_md5(self.client.call("POST", f"{base}/files/{key}/commit", what), md5, what)
         if review:
             return self._submit_review(record_id)
         what = f"InvenioRDM publication of draft {record_id}"

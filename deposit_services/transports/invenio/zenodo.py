@@ -14,7 +14,6 @@ is a new version (``actions/newversion``) whose files and metadata are replaced.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import date
@@ -24,7 +23,7 @@ from urllib.parse import quote
 from pydantic import AliasChoices, Field
 
 from deposit_services.assemblers.base import Package
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import PermanentTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import (
     Binding,
@@ -36,11 +35,12 @@ from deposit_services.transports.base import (
 from deposit_services.transports.invenio.client import (
     InvenioAccount,
     InvenioClient,
-    SizedStream,
+    check_md5,
     json_field,
     json_object,
+    upload,
 )
-from deposit_services.transports.invenio.files import open_file, record_files
+from deposit_services.transports.invenio.files import record_files
 from deposit_services.transports.metadata import marker_urn, record_metadata
 
 logger = logging.getLogger(__name__)
@@ -237,19 +237,9 @@ class ZenodoTransport(Transport):
         for file in record_files(package):
             what = f"Zenodo upload of {file.key} ({file.size} bytes) to deposition {ident}"
             logger.info("%s", what)
-            md5 = hashlib.md5(usedforsecurity=False)
-            try:
-                with open_file(package, file) as stream:
-                    stored = json_object(self.client.call(
-                        "PUT", f"{bucket}/{quote(file.key, safe='')}", what,
-                        stream=SizedStream(stream, file.size, md5)), what)
-            except OSError as exc:
-                raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
-            checksum = str(stored.get("checksum") or "")
-            if checksum and checksum.lower() != f"md5:{md5.hexdigest()}":
-                raise TransientTransferError(
-                    f"{what}: Zenodo holds checksum {checksum}, we sent md5:"
-                    f"{md5.hexdigest()}; the file was damaged on the way and is sent again")
+            stored, md5 = upload(self.client, f"{bucket}/{quote(file.key, safe='')}",
+                                 package, file, what)
+            check_md5(json_object(stored, what), md5, what)
         what = f"Zenodo publication of deposition {ident}"
         published = json_object(self.client.call_retrying(
             "POST", f"deposit/depositions/{ident}/actions/publish", what,
