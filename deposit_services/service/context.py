@@ -29,7 +29,9 @@ class WorkerMemory:
     - finished: deposits it recorded ACCEPTED in the transaction that also settled their
       submission, and those submissions (a terminal status never moves back);
     - busy: submissions and deposits it is working on now, under its own leases (no
-      one else writes them until it is done).
+      one else writes them until it is done);
+    - held: repositories it found paused, until when: their deposits ask the gate
+      before a package is built (the gate, in the worker state, decides).
 
     Bounded: the oldest finished ids are forgotten (a forgotten one costs one read).
     """
@@ -38,6 +40,7 @@ class WorkerMemory:
         self._size = size
         self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._busy: dict[tuple[str, str], int] = {}
+        self._held: dict[str, datetime] = {}  # repository -> paused until (health.py)
         self._lock = threading.Lock()
 
     def finished(self, kind: str, ident: str) -> None:
@@ -59,6 +62,17 @@ class WorkerMemory:
         """The ids of ``kind`` this worker is working on now, sorted."""
         with self._lock:
             return sorted(ident for (k, ident) in self._busy if k == kind)
+
+    def hold(self, repository: str, until: datetime) -> None:
+        """Its deposits to ``repository`` were held (paused) until ``until``."""
+        with self._lock:
+            self._held[repository] = until
+
+    def held(self, repository: str, now: datetime) -> datetime | None:
+        """Until when this worker last saw ``repository`` paused (None: not, or over)."""
+        with self._lock:
+            until = self._held.get(repository)
+            return until if until is not None and until > now else None
 
     def knows(self, kind: str, ident: str) -> str | None:
         """Why a message about it changes nothing, or None when it must be read."""

@@ -151,6 +151,17 @@ class DepositTask:
              repository=repository_label(work.repository), attempt=None)
         try:
             target = ctx.targets.for_repository(work.repository)
+            if ctx.memory.held(target.config.key, ctx.clock.now()) is not None:
+                # paused when this worker last looked: ask the gate before building a
+                # package that would not be sent
+                early = self._intent(work, trigger, ready, None, wait, target)
+                if early.probe:
+                    self._probe(target)
+                elif early.skipped is not None:
+                    if early.held is not None:
+                        ctx.memory.hold(target.config.key, early.held)
+                        ctx.retry_scheduled(early.held)
+                    return early
             package = target.assembler.assemble(
                 work.content, ctx.work_dir, package_timestamp(work.submission, ctx.clock))
         except StoreError:
@@ -167,6 +178,7 @@ class DepositTask:
                 self._probe(target)
                 intent = self._intent(work, trigger, ready, info, wait, target)
             if intent.held is not None:
+                ctx.memory.hold(target.config.key, intent.held)
                 ctx.retry_scheduled(intent.held)
             if intent.skipped is None:
                 intent.deposit = self._transfer(work, intent, target, package, trigger)
@@ -250,16 +262,18 @@ class DepositTask:
         after_probe(ctx.database, target.config, ctx.health, ctx.clock.now(), failure)
 
     def _gate(self, uow: UnitOfWork, work: Work, deposit: Deposit, trigger: str,
-              attempts: list[Attempt], target: Target) -> Intent | None:
+              attempts: list[Attempt], target: Target, built: bool) -> Intent | None:
         """In the intent unit: the deposit held (its repository is paused), refused (a
-        duplicate), probing first, or None to go on (``Intent.resubmission`` set later)."""
+        duplicate, once its package is ``built``), probing first, or None to go on
+        (``Intent.resubmission`` set later)."""
         ctx = self.ctx
         gate = admit(uow, target.config, ctx.health, ctx.clock.now())
         if gate.probe:
             return Intent(deposit, attempts, probe=True)
         if gate.until is not None:
             return self._hold(uow, deposit, target.config, gate, attempts)
-        if (target.config.operations.allow_duplicates or any(a.is_open for a in attempts)
+        if (not built or target.config.operations.allow_duplicates
+                or any(a.is_open for a in attempts)
                 or any(a.trigger == TRIGGER_FORCE for a in attempts)
                 or trigger == TRIGGER_FORCE):
             return None
@@ -311,10 +325,12 @@ class DepositTask:
                 uow.state.release_lease(lease, ctx.owner)
                 return Intent(deposit, skipped=reason)
             attempts = uow.state.attempts(deposit_id)
-            gated = (self._gate(uow, work, deposit, trigger, attempts, target)
-                     if target is not None and package is not None else None)
+            gated = (self._gate(uow, work, deposit, trigger, attempts, target,
+                                built=package is not None) if target is not None else None)
             if gated is not None and gated.resubmission is None:
                 return gated
+            if target is not None and package is None:  # the gate only: go and build it
+                return Intent(deposit, attempts)
             if any(a.is_open for a in attempts) and package is not None:
                 return Intent(deposit, attempts)  # reconciled before anything is sent
             attempt = uow.state.begin_attempt(deposit_id, trigger=trigger, owner=ctx.owner,

@@ -13,7 +13,7 @@ import pytest
 
 from deposit_services.config.repositories import RepositoryConfig, parse_repositories
 from deposit_services.entrypoints.jobs import due_retries
-from deposit_services.model.entities import Deposit, DepositStatus, Publication
+from deposit_services.model.entities import Deposit, DepositStatus, Publication, Repository
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.service import health
 from deposit_services.service.context import ServiceContext
@@ -126,8 +126,18 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 
 def test_transient_failures_pause_the_repository_at_its_threshold_and_deposits_wait(
-        world: World) -> None:
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     world.servers["down"].mode = DOWN
+    assembler = world.ctx.targets.for_repository(Repository.model_validate(
+        repository("down"))).assembler
+    built: list[str] = []
+    assemble = assembler.assemble
+
+    def counted(content: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(content.id)
+        return assemble(content, *args, **kwargs)
+
+    monkeypatch.setattr(assembler, "assemble", counted)
     world.probe_answers["down"] = "target: connection refused"
     for n in range(1, 7):
         world.seed(f"s{n}", keys=("down", "fine"))
@@ -150,10 +160,13 @@ def test_transient_failures_pause_the_repository_at_its_threshold_and_deposits_w
                for n in range(1, 7))
     assert world.state("fine").health == health.HEALTHY
 
-    # the pause runs out: one probe (not one attempt per deposit), which fails
+    # the pause runs out: one probe (not one attempt per deposit), which fails; only the
+    # deposit that probed had its package built
     world.clock.set(until)
+    built.clear()
     assert world.run_due() == []
     assert world.probes == ["down"]
+    assert len(built) == 1
     assert world.servers["down"].calls.count("send") == sends
     again = world.state("down")
     assert again.health == health.PAUSED and again.probes == 1
