@@ -27,6 +27,7 @@ deposit error FAILS it, a message error dead-letters the message.
         ├── RepositoryConfigError   no / unusable repositories.json entry
         └── TransferError           the transport failed
             ├── TransientTransferError   connect refused, timeout, 5xx, 429 -> RETRY
+            │   └── OutcomeUnknown       sent whole, no answer: the target is asked first
             └── PermanentTransferError   auth, 4xx, server error document -> FAILED
                 └── AuthenticationError
 """
@@ -126,6 +127,14 @@ class TransferError(DepositError):
 
 class TransientTransferError(TransferError, Transient):
     """A fault that may go away: connection refused, timeout, 5xx, 429."""
+
+
+class OutcomeUnknown(TransientTransferError):
+    """A transfer went out (every byte sent) and no answer came, so the target may hold
+    the package. Any transport raises it instead of a plain transient fault when sending
+    again could deposit twice: the attempt stays open in the attempt log ("outcome
+    unknown"), and the next attempt, on whichever replica, first asks the target
+    (``Transport.reconcile``) whether it holds the package."""
 
 
 class PermanentTransferError(TransferError):

@@ -9,9 +9,11 @@ copy and attempt never disagree and a message never announces what was rolled ba
 The outcome is SUBMITTED (+ depositStatusRef) with an IN_PROGRESS RepositoryCopy,
 ACCEPTED with a COMPLETE copy when the protocol says the repository took custody,
 RETRY (with the next attempt time) for a transient fault while the retry budget lasts,
-FAILED with the reason and what to do for any other. An attempt found open when the
-deposit is run again is one whose worker died between sending and recording: it is
-reconciled with the target (``Transport.reconcile``) before anything is sent again.
+FAILED with the reason and what to do for any other. A transfer whose outcome cannot
+be known (``OutcomeUnknown``: sent whole, no answer) is RETRY with its attempt left
+open. An attempt found open when the deposit is run again, on any replica, is one whose
+outcome was never recorded (its worker died, or no answer came): it is reconciled with
+the target (``Transport.reconcile``) before anything is sent again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import datetime
 from deposit_services.assemblers.base import Package
 from deposit_services.clock import Clock
 from deposit_services.config.repositories import RepositoryConfig
-from deposit_services.errors import DepositError, StoreError, Transient
+from deposit_services.errors import DepositError, OutcomeUnknown, StoreError, Transient
 from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
@@ -362,10 +364,14 @@ class DepositTask:
         config: RepositoryConfig | None = None,
     ) -> Deposit:
         """RETRY or FAILED, with the attempt ended (unless it stays open to be checked
-        again: ``end_attempt`` False), the message in the outbox, the lease given back."""
+        again: ``end_attempt`` False, or an ``OutcomeUnknown``), the message in the outbox,
+        the lease given back."""
         ctx = self.ctx
         deposit_id = work.deposit.id
         transient = isinstance(exc, Transient)
+        unknown = isinstance(exc, OutcomeUnknown)
+        if unknown:  # the attempt log keeps it open: the next attempt asks the target
+            end_attempt = False
         if isinstance(exc, DepositError):
             reason = str(exc)
         else:  # an adapter bug must not take the worker down
@@ -386,6 +392,9 @@ class DepositTask:
         else:
             status = DepositStatus.FAILED
             text = message or f"{reason}; {retry_hint(deposit_id)}"
+        if unknown:
+            text += ("; its outcome is unknown: the next attempt first asks the repository "
+                     "whether it holds the package")
         outcome = AttemptOutcome.TRANSIENT_ERROR if transient else AttemptOutcome.PERMANENT_ERROR
         attempt = intent.attempt or (intent.attempts[-1] if intent.attempts else None)
 

@@ -1,8 +1,10 @@
-"""Crash reconciliation: a deposit whose last attempt has an intent and no outcome.
+"""Reconciliation: a deposit whose last attempt has an intent and no outcome.
 
-Its worker died between sending and recording. Before anything is sent again the
-target is asked whether it holds the package (``Transport.reconcile`` with what the
-attempt log recorded); the answer settles the attempt: there (record the receipt),
+Its worker died between sending and recording, or the transfer went out and no answer
+came (``OutcomeUnknown``, recorded as RETRY with the attempt left open). Whichever
+replica runs the deposit next asks the target, before anything is sent again, whether
+it holds the package (``Transport.reconcile`` with what the attempt log recorded and
+the submission's title); the answer settles the attempt: there (record the receipt),
 not there (end it INTERRUPTED and send again), or unknown (a transient fault: leave it
 open and try later; a permanent one: FAILED, telling the operator what to check).
 """
@@ -63,15 +65,16 @@ def reconcile(ctx: ServiceContext, work: Work, intent: Intent, target: Target,
             ("edit_iri", last.edit_iri),
             ("access_url", last.access_url),
             ("status_ref", last.status_ref or deposit.deposit_status_ref),
+            ("title", work.content.title),  # for targets that list items by title
         ) if value
     }
     if last.package is not None and last.package.name != package.name:
         log.warning("deposit %s: attempt %d sent %s, the package is now %s (no "
                     "submittedDate fixes its name); the target is checked for the new one",
                     deposit.id, last.number, last.package.name, package.name)
-    log.warning("deposit %s: attempt %d (started %s by %s) has no recorded outcome; "
-                "reconciling with %s", deposit.id, last.number, last.started_at, last.owner,
-                target.config.key)
+    log.warning("deposit %s: attempt %d (started %s by %s) has no recorded outcome; asking "
+                "%s whether it holds the package", deposit.id, last.number, last.started_at,
+                last.owner, target.config.key)
     try:
         receipt = target.transport.reconcile(package, evidence)
     except StoreError:
@@ -92,8 +95,9 @@ def reconcile(ctx: ServiceContext, work: Work, intent: Intent, target: Target,
 
     def send_again(uow: UnitOfWork) -> Attempt:
         uow.state.end_attempt(deposit.id, last.number, AttemptOutcome.INTERRUPTED,
-                              error="worker stopped before the outcome was recorded; the "
-                                    "target does not hold the package: sending again")
+                              error="no outcome was recorded (the worker stopped, or no "
+                                    "answer came); the target does not hold the package: "
+                                    "sending again")
         return uow.state.begin_attempt(deposit.id, trigger=trigger, owner=ctx.owner,
                                        package=info)
 

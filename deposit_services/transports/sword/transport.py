@@ -12,15 +12,18 @@ permanent (the server's error document summary is quoted); 5xx, 429, connection 
 and timeouts are transient.
 
 An upload that went out whole and got no answer (a read timeout during a slow ingest)
-is not simply retried: the collection's listing is searched for it (``lookup``), now
-and before the package is sent again; found, its receipt is the outcome; where the
-server offers no way to tell, the deposit is FAILED naming the package and its MD5.
+is not simply retried: the collection's listing is searched for it at once
+(``lookup``); found, its receipt is the outcome; not there (yet), ``OutcomeUnknown``:
+the service keeps the attempt open and the next attempt, on any replica and after a
+restart, calls ``reconcile`` before anything is sent again. Where the server offers no
+way to tell, the deposit is FAILED naming the package, its MD5 and Slug.
 
-Reconciliation after a crash (``reconcile`` / ``find_existing``): SWORDv2 has no
-search by Slug, so the caller keeps the Edit-IRI (``Receipt.details["edit_iri"]``);
-``find_existing`` GETs it and rebuilds the Receipt, or returns None when the server no
-longer has it. Without an Edit-IRI the outcome cannot be told, and ``reconcile`` says
-so (the deposit is FAILED for the operator to check) rather than deposit twice.
+Reconciliation (``reconcile``): with the Edit-IRI the attempt log kept
+(``Receipt.details["edit_iri"]``), ``find_existing`` GETs it and rebuilds the Receipt,
+or returns None when the server no longer has it. Without one (a crash before the
+receipt was recorded, an upload that got no answer) the listing of every collection
+the binding can choose is searched: found, its receipt; in none of them, None (sent
+again); cannot be told, FAILED naming what to look for, never sent twice blindly.
 
 Updates (``update``): a corrected resubmission replaces the content through the
 EM-IRI and the metadata through the Edit-IRI the earlier deposit recorded.
@@ -42,7 +45,11 @@ import requests
 from pydantic import Field
 
 from deposit_services.assemblers.base import Package
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import (
+    OutcomeUnknown,
+    PermanentTransferError,
+    TransientTransferError,
+)
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import (
     Binding,
@@ -61,7 +68,7 @@ from deposit_services.transports.sword.documents import (
     parse_service_document,
 )
 from deposit_services.transports.sword.entry import metadata_entry
-from deposit_services.transports.sword.lookup import Found, cannot_tell, look_for, slug_for
+from deposit_services.transports.sword.lookup import Found, look_for, slug_for
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +167,6 @@ class SwordV2Transport(Transport):
                        b.ca_bundle or b.verify_tls),  # ca-bundle names the CAs to trust
         )
         self._service_doc: Cached[ServiceDocument] = Cached(b.service_doc_ttl)
-        # (collection, package name) of uploads that went out whole and got no answer
-        self._unanswered: set[tuple[str, str]] = set()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -225,33 +230,21 @@ class SwordV2Transport(Transport):
         collection = self.choose_collection(submission)
         if self.binding.check_collection:
             self.check_collection(collection, package)
-        unanswered = (collection, package.name)
-        if unanswered in self._unanswered:  # an earlier upload got no answer: look first
-            earlier = self._look_for(collection, package, submission)
-            if earlier is not None:
-                return earlier
         what = f"SWORD deposit of {package.name} ({package.size} bytes) to {collection}"
         logger.info("depositing %s (%d bytes) to %s", package.name, package.size, collection)
         started = time.monotonic()
         headers = {"In-Progress": "false", "Slug": slug_for(package)}
         try:
             response = self._upload("POST", collection, package, headers, what)
-        except _Unanswered as exc:
+        except OutcomeUnknown as exc:
             # every byte went out and no answer came: the server may hold it (a slow
-            # ingest). Look for it now, and again before the package is sent again.
-            self._unanswered.add(unanswered)
+            # ingest). Look for it now; not there yet, the next attempt looks again.
             logger.warning("%s; looking for it in the collection", exc)
-            earlier = self._look_for(collection, package, submission)
-            if earlier is not None:
-                return earlier
-            raise TransientTransferError(
-                f"{exc}; it is not in the collection's listing (yet), which is looked at "
-                "again before the package is sent again") from exc.__cause__
+            return self._look_now(collection, package, submission, exc)
         with response:
             self.client.raise_for_status(response, what)
             location = response.headers.get("Location")
             body = self.client.read_body(response, what)
-        self._unanswered.discard(unanswered)
         logger.info(
             "deposited %s to %s in %.2fs: HTTP %d, Edit-IRI %s",
             package.name,
@@ -266,7 +259,8 @@ class SwordV2Transport(Transport):
     def _upload(self, method: str, url: str, package: Package, headers: Mapping[str, str],
                 what: str) -> requests.Response:
         """``method`` the package's bytes to ``url``, streamed with its Content-MD5 (hex),
-        Packaging and file name. _Unanswered when every byte went out and no answer came."""
+        Packaging and file name. OutcomeUnknown when every byte went out and no answer
+        came."""
         headers = {
             "Content-Type": package.mime_type or "application/octet-stream",
             "Content-Disposition": _quote_filename(package.name),
@@ -285,7 +279,7 @@ class SwordV2Transport(Transport):
                     )
                 except TransientTransferError as exc:
                     if reader.sent >= package.size:
-                        raise _Unanswered(
+                        raise OutcomeUnknown(
                             f"{exc} (outcome unknown: the whole package was sent; the "
                             "server may have accepted it)"
                         ) from exc.__cause__
@@ -293,16 +287,31 @@ class SwordV2Transport(Transport):
         except OSError as exc:
             raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
 
+    def _look_now(self, collection: str, package: Package, submission: DepositSubmission,
+                  unanswered: OutcomeUnknown) -> Receipt:
+        """Right after an unanswered upload: the item's Receipt if the listing shows it;
+        else OutcomeUnknown (the next attempt reconciles); PermanentTransferError where
+        the server cannot tell."""
+        try:
+            earlier = self._look_for(collection, package, submission.title)
+        except TransientTransferError as exc:
+            raise OutcomeUnknown(
+                f"{unanswered}; looking in the collection's listing failed too ({exc}); "
+                "it is looked for again before the package is sent again") from exc
+        if earlier is not None:
+            return earlier
+        raise OutcomeUnknown(
+            f"{unanswered}; it is not in the collection's listing (yet), which is looked "
+            "at again before the package is sent again") from unanswered.__cause__
+
     def _look_for(self, collection: str, package: Package,
-                  submission: DepositSubmission | None) -> Receipt | None:
+                  title: str | None) -> Receipt | None:
         """The Receipt of an earlier deposit of ``package`` found in ``collection``'s
         listing; None when the listing has none (sending is safe); PermanentTransferError
         (``lookup.cannot_tell``) when it cannot be told."""
-        found = look_for(self.client, collection, package,
-                         submission.title if submission is not None else None)
+        found = look_for(self.client, collection, package, title)
         if not isinstance(found, Found):
             return None
-        self._unanswered.discard((collection, package.name))
         links = found.links
         edit_iri = links.edit_iri or links.entry_id  # DSpace's listing: id = Edit-IRI
         fetched = self._fetch_receipt(edit_iri) if edit_iri else None
@@ -366,18 +375,36 @@ class SwordV2Transport(Transport):
         )
 
     def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
-        """The Receipt of an earlier deposit of ``package`` found by its Edit-IRI; None
-        when the server says it does not have it (it is sent again).
+        """The Receipt of an earlier deposit of ``package``, None when the server does
+        not have it (it is sent again).
 
-        Without an Edit-IRI in ``evidence`` nothing can be checked (SWORDv2 has no
-        lookup by Slug): PermanentTransferError (``lookup.cannot_tell``), so the deposit
-        is not sent twice blindly.
+        By the Edit-IRI in ``evidence`` when one was recorded; else (SWORDv2 has no
+        lookup by Slug) in the listing of each collection the binding can choose (the
+        default and every collection-hints target: the hints of the submission may have
+        chosen any), ``evidence["title"]`` telling an entry that may be ours. An entry
+        found wins; else any collection that cannot tell raises its
+        PermanentTransferError (``lookup.cannot_tell``), so nothing is sent twice blindly.
         """
         edit_iri = evidence.get("edit_iri")
-        if not edit_iri:
-            raise cannot_tell(package, self.binding.default_collection,
-                              "SWORDv2 has no lookup by Slug and no Edit-IRI was recorded")
-        return self.find_existing(edit_iri)
+        if edit_iri:
+            return self.find_existing(edit_iri)
+        doubt: PermanentTransferError | None = None
+        for collection in self.candidate_collections():
+            try:
+                found = self._look_for(collection, package, evidence.get("title"))
+            except PermanentTransferError as exc:  # cannot tell here: maybe elsewhere
+                doubt = doubt or exc
+                continue
+            if found is not None:
+                return found
+        if doubt is not None:
+            raise doubt
+        return None
+
+    def candidate_collections(self) -> list[str]:
+        """Every collection ``choose_collection`` can answer, the default first."""
+        return list(dict.fromkeys([self.binding.default_collection,
+                                   *self.binding.collection_hints.values()]))
 
     supports_update = True
 
@@ -403,7 +430,11 @@ class SwordV2Transport(Transport):
                 "EM-IRI (edit-media link) for it, so its content cannot be replaced")
         what = f"SWORD content replacement of {em_iri} by {package.name} ({package.size} bytes)"
         logger.info("replacing the content of %s with %s", edit_iri, package.name)
-        with self._upload("PUT", em_iri, package, {}, what) as response:
+        try:
+            response = self._upload("PUT", em_iri, package, {}, what)
+        except OutcomeUnknown as exc:  # a PUT replaces: sending it again is safe
+            raise TransientTransferError(f"{exc}; the replacement is sent again") from exc
+        with response:
             self.client.raise_for_status(response, what)
             self.client.read_body(response, what)
         what = f"SWORD metadata replacement of {edit_iri}"
@@ -427,10 +458,6 @@ class SwordV2Transport(Transport):
         if receipt is None:
             return None
         return self._to_receipt(receipt, "")
-
-
-class _Unanswered(TransientTransferError):
-    """Every byte of the package went out and no answer came (a read timeout)."""
 
 
 def _parsed(parse: Callable[[bytes], T], body: bytes, what: str) -> T:

@@ -239,10 +239,16 @@ def test_reconcile_with_edit_iri(sword_server, binding, make_transport, package,
     assert len(sword_server.deposits) == 1
 
 
-def test_reconcile_without_edit_iri_refuses_to_guess(binding, make_transport, package):
-    with pytest.raises(PermanentTransferError, match="no Edit-IRI was recorded") as caught:
-        make_transport(binding).reconcile(package, {"package_md5": package.md5})
-    assert package.md5 in str(caught.value)
+def test_reconcile_without_edit_iri_reads_the_listing(sword_server, binding, make_transport,
+                                                      package, submission):
+    """No Edit-IRI recorded: the collection's listing decides (lookup.py); the tests of
+    what it cannot tell are in test_sword2_unanswered.py."""
+    transport = make_transport(binding)
+    assert transport.reconcile(package, {"package_md5": package.md5}) is None  # not there
+    sent = transport.send(package, submission)
+    found = transport.reconcile(package, {"package_md5": package.md5})
+    assert found is not None and found.details["edit_iri"] == sent.details["edit_iri"]
+    assert found.status_ref == sent.status_ref
 
 
 def test_each_thread_has_its_own_session_and_close_ends_all(sword_server, binding,

@@ -14,6 +14,7 @@ import pytest
 from deposit_services.assemblers.base import create_assembler
 from deposit_services.errors import (
     AuthenticationError,
+    OutcomeUnknown,
     PermanentTransferError,
     RepositoryConfigError,
     TransientTransferError,
@@ -244,6 +245,7 @@ def test_read_timeout_is_transient(sword_server, binding, make_transport, packag
         transport.send(package, submission)
     assert time.monotonic() - started < 1.4  # gave up at the read timeout, not the server
     assert "outcome unknown" in str(caught.value)  # the body had gone out in full
+    assert isinstance(caught.value, OutcomeUnknown)  # the attempt stays open
 
 
 def test_connection_dropped_mid_upload_is_transient(sword_server, binding, make_transport,
@@ -259,6 +261,7 @@ def test_connection_dropped_mid_upload_is_transient(sword_server, binding, make_
         transport.send(large, submission)
     assert sword_server.deposits == {}
     assert "outcome unknown" not in str(caught.value)
+    assert not isinstance(caught.value, OutcomeUnknown)  # nothing whole went out
 
 
 def test_find_existing(sword_server, binding, make_transport, package, submission):

@@ -2,7 +2,9 @@
 
 The test server is told to answer late (it stores the deposit, then holds its answer
 until the test releases it); the client's read timeout is shorter, so it gives up after
-the upload. Before the package is sent again the collection's listing is searched.
+the upload. The collection's listing is searched at once; not there yet, the transport
+raises OutcomeUnknown, and the next attempt (any process: the transport keeps nothing)
+calls ``reconcile``, which searches the listing before the package is sent again.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import threading
 import pytest
 import requests
 
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import OutcomeUnknown, PermanentTransferError
 from deposit_services.transports.sword.lookup import slug_for
 from tests.support.sword_server import running_sword_server
 
@@ -44,33 +46,73 @@ def test_late_answer_finds_the_first_item(sword_server, binding, make_transport,
                for r in sword_server.requests)
 
 
-def test_slow_ingest_is_looked_for_before_sending_again(sword_server, binding, make_transport,
-                                                        package, submission, release):
+def test_slow_ingest_is_found_by_the_next_attempts_reconcile(
+        sword_server, binding, make_transport, package, submission, release):
     transport = make_transport({**binding, "read-timeout": 0.5})
     sword_server.answer_late_next(release, ingested=False)
-    with pytest.raises(TransientTransferError, match="outcome unknown") as caught:
+    with pytest.raises(OutcomeUnknown, match="outcome unknown") as caught:
         transport.send(package, submission)
     assert "looked at again before the package is sent again" in str(caught.value)
     release.set()  # the ingest finishes; the item shows in the listing
 
-    receipt = transport.send(package, submission)  # the retry
+    # the next attempt, in another process: a transport that never saw the first
+    other = make_transport(binding)
+    receipt = other.reconcile(package, {"title": submission.title or ""})
     [deposit] = sword_server.deposits.values()
-    assert len(_posts_to_collection(sword_server)) == 1, "one item, not two"
+    assert receipt is not None
     assert receipt.details["edit_iri"] == sword_server.edit_url(deposit.id)
+    assert receipt.status_ref == sword_server.statement_url(deposit.id, "atom")
+    assert len(_posts_to_collection(sword_server)) == 1, "one item, not two"
 
 
 def test_slow_ingest_that_never_arrived_is_sent_again(sword_server, binding, make_transport,
                                                      package, submission, release):
     transport = make_transport({**binding, "read-timeout": 0.5})
     sword_server.answer_late_next(release, ingested=False)
-    with pytest.raises(TransientTransferError):
+    with pytest.raises(OutcomeUnknown):
         transport.send(package, submission)
     with sword_server.app._lock:  # the server lost it (say, its ingest failed)
         sword_server.app.deposits.clear()
     release.set()
+    assert transport.reconcile(package, {}) is None, "not there: safe to send again"
     transport.send(package, submission)
     assert len(_posts_to_collection(sword_server)) == 2
     assert len(sword_server.deposits) == 1
+
+
+def test_a_listing_that_fails_after_the_upload_leaves_the_outcome_unknown(
+        sword_server, binding, make_transport, package, submission, release):
+    transport = make_transport({**binding, "read-timeout": 0.5})
+    transport.service_document()
+    sword_server.answer_late_next(release)
+    sword_server.fail_next(1, status=503)  # the POST is answered late; the listing 503
+    with pytest.raises(OutcomeUnknown, match="listing failed too") as caught:
+        transport.send(package, submission)
+    release.set()
+    assert "503" in str(caught.value)
+    found = transport.reconcile(package, {})  # the listing answers again
+    assert found is not None and len(sword_server.deposits) == 1
+
+
+def test_reconcile_looks_in_every_collection_the_hints_can_choose(
+        sword_server, binding, make_transport, package, submission):
+    hinted = {**binding, "collection-hints": {"thesis": sword_server.collection_url("theses")}}
+    sent = make_transport({**binding, "default-collection":
+                           sword_server.collection_url("theses")}).send(package, submission)
+    found = make_transport(hinted).reconcile(package, {})
+    assert found is not None and found.details["edit_iri"] == sent.details["edit_iri"]
+    assert found.details["collection"] == sword_server.collection_url("theses")
+
+
+def test_reconcile_without_listing_fails_naming_package_md5_and_slug(
+        tmp_path, binding_for, make_transport, package):
+    with running_sword_server(listing=False) as server:
+        transport = make_transport(binding_for(server))
+        with pytest.raises(PermanentTransferError) as caught:
+            transport.reconcile(package, {"package_md5": package.md5})
+    message = str(caught.value)
+    assert package.name in message and package.md5 in message
+    assert slug_for(package) in message and "offers no collection listing" in message
 
 
 def test_no_listing_fails_with_name_and_checksum(tmp_path, binding_for, make_transport, package,
