@@ -146,7 +146,10 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
         app.close()
         raise
     stop = threading.Event()
-    ops = Operations(app).start()  # metrics; with DEPOSIT_HTTP_PORT /metrics, /readyz
+    from deposit_services.web.app import create_app
+
+    # metrics; with DEPOSIT_HTTP_PORT /metrics, /readyz, and the dashboard on other paths
+    ops = Operations(app, fallback=create_app(app)).start()
     ctx = replace(app.context(), metrics=ops.metrics)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -453,6 +456,24 @@ def cmd_check_target(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE
 
 
+def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.search.commands import cmd_reindex as run
+
+    return run(settings, args)
+
+
+def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.search.commands import cmd_search as run
+
+    return run(settings, args)
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from deposit_services.web.serve import cmd_web as run
+
+    return run(settings, args)
+
+
 def cmd_nihms_mail(settings: Settings, args: argparse.Namespace) -> int:
     from deposit_services.entrypoints.nihms_mail import cmd_nihms_mail as run
 
@@ -539,6 +560,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("nihms-mail", help="read NIHMS's Bulk submission mails once and "
                                           "record what they say (PASS_DEPOSIT_NIHMS_EMAIL_*)")
     p.set_defaults(func=cmd_nihms_mail, repositories=False)
+
+    p = sub.add_parser("reindex", help="rebuild the search index from the records")
+    p.add_argument("--index", help="write into this index instead (default DEPOSIT_SEARCH_INDEX)")
+    p.set_defaults(func=cmd_reindex, repositories=False)
+
+    p = sub.add_parser("search", help="find submissions and deposits (query-string syntax)")
+    p.add_argument("query", nargs="*", help='e.g. depositStatus:FAILED, doi:"10.1/x", refused')
+    p.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
+    p.add_argument("--json", action="store_true", help="JSON for scripts")
+    p.set_defaults(func=cmd_search, repositories=False, quiet=True)
+
+    p = sub.add_parser("web", help="serve the operator's dashboard over HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free)")
+    p.add_argument("--hash-password", action="store_true",
+                   help="read a password on stdin, print its DEPOSIT_WEB_PASSWORD hash, exit")
+    p.set_defaults(func=cmd_web)
 
     config = sub.add_parser("config", help="check or show the configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

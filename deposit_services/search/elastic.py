@@ -95,8 +95,10 @@ class ElasticIndex(SearchIndex):
                  ca_file: str | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
         self.name = name
+        # no retries and no dead-node pause of the client's own: the relay keeps the
+        # changes and decides when to try again
         self._options: dict[str, Any] = {"request_timeout": timeout, "max_retries": 0,
-                                         "verify_certs": True}
+                                         "verify_certs": True, "max_dead_node_backoff": 1.0}
         if api_key:
             self._options["api_key"] = api_key
         elif user:

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 IDLE_S = 5.0  # also picks up marks other processes (the CLI's retry) recorded
-MAX_PAUSE_S = 30.0
+MAX_PAUSE_S = 15.0
 
 
 def _connection(uow: UnitOfWork) -> Connection:
