@@ -4,6 +4,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deposit_services.config.repositories import RepositoriesConfig, parse_repositories
-from deposit_services.entrypoints.jobs import refreshable
+from deposit_services.entrypoints.jobs import Jobs, refreshable
 from deposit_services.model.entities import CopyStatus, Deposit, DepositStatus, RepositoryCopy
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.lifecycle import DepositProcessor
@@ -178,3 +179,44 @@ def test_notices_without_an_smtp_host_are_a_configuration_error(tmp_path: Path) 
         SmtpSender(load_settings({"DEPOSIT_DATA_DIR": str(tmp_path)}))
 
 
+
+
+def test_replicas_running_the_notices_job_together_send_one_digest(
+        tmp_path: Path, store_url: str, smtp: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(transports.TRANSPORTS, "switch",
+                        "tests.support.switch_transport:SwitchTransport")
+    monkeypatch.setitem(switch_transport.SERVERS, f"{tmp_path.name}-drop",
+                        SwitchServer(mode=REFUSING))
+    clock = FakeClock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    config = notices_config(tmp_path, hours=1)
+    settings = load_settings({
+        "DEPOSIT_DATA_DIR": str(tmp_path / "data"), "DEPOSIT_SMTP_HOST": "127.0.0.1",
+        "DEPOSIT_SMTP_PORT": str(smtp.port), "DEPOSIT_SMTP_USER": smtp.username,
+        "DEPOSIT_SMTP_PASSWORD": smtp.password, "DEPOSIT_SMTP_CA_FILE": str(smtp.ca_file),
+        "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "60000"})
+    replicas = [context(tmp_path, store_url, config, clock) for _ in range(3)]
+    try:
+        world = World(tmp_path, StoreView(replicas[0].database), None,  # type: ignore[arg-type]
+                      replicas[0])
+        world.seed("r1", [DROP_REPO])
+        SubmissionProcessor(replicas[0]).process("r1")
+        jobs = [Jobs(ctx, settings) for ctx in replicas]  # their schedulers never start
+        barrier = threading.Barrier(len(jobs))
+        sent: list[int] = []
+
+        def run(job: Jobs) -> None:
+            barrier.wait()
+            sent.append(job.run_notices())
+
+        threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(sent) == [0, 0, 1]
+        assert len(smtp.messages) == 1
+    finally:
+        for ctx in replicas:
+            ctx.targets.close()
+            ctx.database.close()

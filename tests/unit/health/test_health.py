@@ -13,6 +13,7 @@ import pytest
 
 from deposit_services.config.repositories import RepositoryConfig, parse_repositories
 from deposit_services.entrypoints.jobs import due_retries
+from deposit_services.entrypoints.repositories import parse_until
 from deposit_services.model.entities import Deposit, DepositStatus, Publication, Repository
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.service import health
@@ -294,3 +295,16 @@ def test_a_repository_state_write_is_a_compare_and_set(world: World) -> None:
     assert put(replace(stored, failures=2))
     assert not put(replace(stored, failures=3))
     assert world.state("x").failures == 2
+
+
+def test_pause_until_takes_a_duration_or_an_iso_time_in_the_future() -> None:
+    now = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+    assert parse_until("90m", now) == now + timedelta(minutes=90)
+    assert parse_until(" 2H ", now) == now + timedelta(hours=2)
+    assert parse_until("1.5d", now) == now + timedelta(hours=36)
+    assert parse_until("2026-11-03T08:00:00", now) == datetime(2026, 11, 3, 8, tzinfo=UTC)
+    assert parse_until("2026-11-03T08:00:00+01:00", now) == datetime(2026, 11, 3, 7,
+                                                                       tzinfo=UTC)
+    for bad in ("soon", "2026-11-01T00:00:00Z", "-5m"):
+        with pytest.raises(ValueError, match="--until"):
+            parse_until(bad, now)
