@@ -343,25 +343,45 @@ def test_two_replicas_retry_each_deposit_once_per_cycle(
     assert not re.search(r"Traceback", logs), logs[-3000:]
 
 
+@pytest.mark.parametrize("listing", [True, False], ids=["listing", "no-listing"])
 def test_sigkill_after_a_sword_transfer_is_not_sent_blindly_again(
-    daemon: Daemon, sword: SwordServer
+    daemon: Daemon, listing: bool
 ) -> None:
-    """SWORDv2 has no lookup by Slug: with no Edit-IRI recorded the outcome cannot be
-    told, so the deposit is FAILED for the operator rather than deposited twice."""
-    _configure(daemon, sword, **NO_JOBS)
-    sid = _submit(daemon, "e2e-sword-crash", SWORD_REPO)
-    first = daemon.listen("crashing", {"DEPOSIT_FAULT_INJECTION": "crash-after-transfer"})
-    assert first.wait(timeout=60) == 137, daemon.log_text("crashing")
-    daemon.processes.remove(first)
-    assert len(sword.deposits) == 1
-    daemon.listen("restarted")
-    deposit = _wait_status(daemon, sid, DepositStatus.FAILED)
-    message = deposit.status_message or ""
-    assert "outcome of attempt 1" in message and "is unknown" in message
-    assert f"retry --uri {deposit.id}" in message
-    assert len(sword.deposits) == 1, "not sent a second time"
-    (attempt,) = _attempts(daemon, deposit.id)
-    assert attempt.outcome is AttemptOutcome.PERMANENT_ERROR
+    """Killed after the upload, before its receipt was recorded: no Edit-IRI in the
+    attempt log. The restarted worker asks the collection's listing: the item found is
+    recorded as its receipt says (SUBMITTED: DSpace decides later), one item at the
+    target. A server with no listing cannot tell, so the deposit is FAILED naming the
+    package, its MD5 and Slug rather than deposited twice."""
+    with running_sword_server(listing=listing) as sword:
+        _configure(daemon, sword, **NO_JOBS)
+        sid = _submit(daemon, f"e2e-sword-crash-{listing}", SWORD_REPO)
+        first = daemon.listen("crashing", {"DEPOSIT_FAULT_INJECTION": "crash-after-transfer"})
+        assert first.wait(timeout=60) == 137, daemon.log_text("crashing")
+        daemon.processes.remove(first)
+        (remote,) = sword.deposits.values()
+        daemon.listen("restarted")
+        if listing:
+            deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+            assert deposit.deposit_status_ref == sword.statement_url(remote.id, "atom")
+            copy = _get(daemon, RepositoryCopy, deposit.repository_copy or "")
+            assert copy.copy_status is CopyStatus.IN_PROGRESS
+            (attempt,) = _attempts(daemon, deposit.id)
+            assert attempt.outcome is AttemptOutcome.RECONCILED
+            assert attempt.edit_iri == sword.edit_url(remote.id)
+        else:
+            deposit = _wait_status(daemon, sid, DepositStatus.FAILED)
+            message = deposit.status_message or ""
+            assert "outcome of attempt 1" in message and "is unknown" in message
+            assert "offers no collection listing" in message
+            assert remote.md5 in message and f"retry --uri {deposit.id}" in message
+            assert deposit.deposit_status_ref is None and deposit.repository_copy is None
+            (attempt,) = _attempts(daemon, deposit.id)
+            assert attempt.outcome is AttemptOutcome.PERMANENT_ERROR
+            assert attempt.package is not None and attempt.package.name in message
+        posts = [r for r in sword.requests if r.method == "POST"]
+        assert len(posts) == 1 and len(sword.deposits) == 1, "not sent a second time"
+        if not listing:  # the Slug it was sent with, as the server received it
+            assert f"Slug {posts[0].headers['Slug']}" in message
 
 
 def test_listen_wakes_the_retry_job_at_the_next_attempt_time(
