@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "deposit_services"
 MESSAGE_TYPES = ("SubmissionReady", "DepositStatus")  # anything else is "other"
+FINAL = ("ACCEPTED", "REJECTED", "FAILED")  # what a status refresh can settle a deposit as
 BYTE_BUCKETS = (1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, float("inf"))
 SECOND_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0, float("inf"))
 T = TypeVar("T")
@@ -140,6 +141,10 @@ class Metrics:
             return
         value = getattr(status, "value", status)
         self.deposits.labels(repository_label(repository), str(value)).inc()
+
+    def refreshed(self, repository: Repository, status: str, changed: bool) -> None:
+        """A status refresh: counted when it moved the deposit to a final status."""
+        self.deposit(repository, status, counted=changed and status in FINAL)
 
     def job(self, name: str, func: Callable[[], T]) -> Callable[[], T]:
         """``func`` counted and timed as a run of job ``name`` (its errors re-raised)."""

@@ -180,7 +180,9 @@ class DepositProcessor:
             log.warning("deposit %s: status check failed: %s", deposit_id, exc)
             return self._note(deposit, f"status check failed: {exc}",
                               transient=isinstance(exc, Transient), watch=watch)
-        return self._apply(deposit, resolved, watch)
+        outcome = self._apply(deposit, resolved, watch)
+        self.ctx.metrics.refreshed(repository, outcome.status, outcome.changed)
+        return outcome
 
     def _stale_after(self, repository: Repository | None) -> timedelta:
         try:
