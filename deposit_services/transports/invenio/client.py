@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 import requests
 
-from deposit_services.assemblers.base import Package
+from deposit_services.assemblers.base import BackgroundHasher, Package
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import (
     AuthenticationError,
@@ -193,13 +193,20 @@ def upload(client: InvenioClient, url: str, package: Package, file: RecordFile,
     of what was sent. A checksum
     in the answer (``md5:<hex>``, as both InvenioRDM and Zenodo give it, possibly only
     later, at the commit) is compared by ``check_md5`` with the md5 returned here."""
-    md5 = hashlib.md5(usedforsecurity=False)
+    if file.md5 is not None:  # the package itself: its md5 is known
+        hasher, md5 = None, None
+    else:  # a file out of the zip: hashed in a thread while it is sent
+        md5 = hashlib.md5(usedforsecurity=False)
+        hasher = BackgroundHasher([md5], name="upload-md5")
     try:
         with open_file(package, file) as stream:
-            answer = client.call("PUT", url, what, stream=SizedStream(stream, file.size, md5))
+            answer = client.call("PUT", url, what, stream=SizedStream(stream, file.size, hasher))
     except OSError as exc:
         raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
-    return answer, md5.hexdigest()
+    finally:
+        if hasher is not None:
+            hasher.close()
+    return answer, md5.hexdigest() if md5 is not None else (file.md5 or "")
 
 
 def check_md5(answer: Any, md5: str, what: str) -> None:

@@ -26,12 +26,13 @@ class RecordFile:
     key: str
     size: int
     member: str | None = None  # the zip entry it is read from; None: the package itself
+    md5: str | None = None  # known for the package itself
 
 
 def record_files(package: Package) -> list[RecordFile]:
     """The files ``package`` gives a record, in order, keys unique."""
     if not zipfile.is_zipfile(package.path):
-        return [RecordFile(package.name, package.size)]
+        return [RecordFile(package.name, package.size, md5=package.md5.lower())]
     try:
         with zipfile.ZipFile(package.path) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]

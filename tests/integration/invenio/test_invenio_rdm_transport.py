@@ -197,6 +197,37 @@ def test_timeout_is_transient(invenio, make_transport, package, submission):
             make_transport(binding).send(package, submission)
 
 
+def test_a_checksum_that_differs_is_sent_again(invenio, make_transport, package, submission,
+                                              monkeypatch):
+    from tests.support import invenio_server
+
+    real = invenio_server.store_body
+
+    def damaged(request, directory, name):
+        path, size, _ = real(request, directory, name)
+        return path, size, "0" * 32
+
+    monkeypatch.setattr(invenio_server, "store_body", damaged)
+    with pytest.raises(TransientTransferError, match="damaged on the way"):
+        make_transport(rdm_binding(invenio)).send(package, submission)
+    assert not invenio.app.published()
+
+
+def test_a_single_file_package_is_one_record_file(invenio, make_transport, submission,
+                                                  tmp_path):
+    from deposit_services.assemblers.base import Package
+
+    data = b"%PDF-1.4 just one file\n" * 1000
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(data)
+    single = Package(path=path, name="paper.pdf", size=len(data),
+                     md5=hashlib.md5(data).hexdigest(), sha256="", mime_type="application/pdf",
+                     specification="binary")
+    make_transport(rdm_binding(invenio)).send(single, submission)
+    [record] = invenio.app.records.values()
+    assert {k: f.data() for k, f in record.files.items()} == {"paper.pdf": data}
+
+
 def test_unexpected_shape_is_a_clear_error(invenio, make_transport, package, submission,
                                            monkeypatch):
     monkeypatch.setattr(invenio.app, "_json", lambda record: {"weird": True})
