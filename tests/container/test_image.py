@@ -4,7 +4,9 @@ The README's tour inside one container (embedded: SQLite in the image's data vol
 the local queue): ``submit`` and ``status`` through ``docker exec`` against the running
 ``listen``; the process is not root and owns its volume; repositories.json is mounted;
 logs are JSON lines on stdout; the health check is ``config check`` and passes;
-``docker stop`` (SIGTERM) ends it with exit 0. ``compose.yaml`` is validated with
+``docker stop`` (SIGTERM) ends it with exit 0. The data volume is a named one, as in
+compose.yaml (a fresh named volume takes the image directory's owner). ``compose.yaml``
+is validated with
 Debian's docker-compose.
 """
 
@@ -35,7 +37,8 @@ def container(docker: Docker, worker_image: str, tmp_path: Path) -> Iterator[str
     for path in (tmp_path, config, *config.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)
     name = f"deposit-tour-{uuid.uuid4().hex[:8]}"
-    docker.run("run", "-d", "--name", name, "--network", "none",
+    docker.run("run", "-d", "--name", name, "--network", "none", "--health-interval", "2s",
+               "-v", f"{name}-data:{DATA}",  # a named volume, as compose.yaml mounts one
                "-v", f"{config}:/config:ro",
                "-e", "PASS_DEPOSIT_REPOSITORY_CONFIGURATION=/config/repositories.json",
                "-e", "DEPOSIT_LOG_FORMAT=json", worker_image)
@@ -43,6 +46,7 @@ def container(docker: Docker, worker_image: str, tmp_path: Path) -> Iterator[str
         yield name
     finally:
         docker.run("rm", "-f", "-v", name, check=False)
+        docker.run("volume", "rm", f"{name}-data", check=False)
 
 
 def wait_for(predicate: Any, timeout: float, what: str) -> None:
@@ -52,6 +56,10 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def health_status(docker: Docker, name: str) -> str:
+    return docker.run("inspect", "--format", "{{.State.Health.Status}}", name).stdout.strip()
 
 
 def status(docker: Docker, name: str) -> list[dict[str, Any]]:
@@ -70,6 +78,7 @@ def test_readme_tour_in_the_container_and_docker_stop_exits_0(
     assert health["Test"][-2:] == ["config", "check"]
     check = docker.run("exec", name, "deposit-services", "config", "check")
     assert "example-archive" in check.stdout + check.stderr
+    wait_for(lambda: health_status(docker, name) == "healthy", 60, "the health check to pass")
 
     out = docker.run("exec", name, "deposit-services", "submit",
                      "/config/examples/submission.json")
