@@ -21,6 +21,7 @@ from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from deposit_services.errors import ConfigurationError
 from deposit_services.safetext import redact
 
 if TYPE_CHECKING:
@@ -103,8 +104,13 @@ class OpsServer:
 
     def __init__(self, app: OpsApp, host: str, port: int) -> None:
         self.app = app
-        self._server = make_server(host, port, app, server_class=_Server,
-                                   handler_class=_Handler)
+        try:
+            self._server = make_server(host, port, app, server_class=_Server,
+                                       handler_class=_Handler)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics and health on {host}:{port} ({exc.strerror or exc}): "
+                "set DEPOSIT_HTTP_PORT to a free port (or unset it)") from exc
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="http",

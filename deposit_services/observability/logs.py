@@ -6,7 +6,7 @@ context variable: the broker wrapper binds the message's id when it hands a deli
 over, the deposit task binds the deposit, its repository and attempt (``bind``), a job
 run starts clean (``clear``). The message and every field go through ``SafeFormatter``'s
 rules (escaped, cut, URL credentials masked) and, in both formats, every secret value
-the configuration holds is replaced by ``***`` (``SecretFilter``).
+the configuration holds is replaced by ``***`` (``Scrubbed``, given them by ``protect``).
 """
 
 from __future__ import annotations

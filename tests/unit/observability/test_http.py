@@ -80,3 +80,10 @@ def test_other_paths_go_to_the_mounted_app() -> None:
         assert get(ops, "/healthz")[2] == "ok\n"
     finally:
         ops.close()
+
+
+def test_a_port_in_use_is_a_configuration_error_naming_the_setting(server: OpsServer) -> None:
+    from deposit_services.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="DEPOSIT_HTTP_PORT"):
+        OpsServer(OpsApp(Metrics(), {}), "127.0.0.1", server.port)
