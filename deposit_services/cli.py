@@ -315,12 +315,15 @@ def cmd_package(settings: Settings, args: argparse.Namespace) -> int:
     content = build_deposit_submission(submission, graph)
     out_dir = Path(args.output)
     assembler = create_assembler(entry.assembler.specification, entry.assembler.options,
-                                 file_sources(settings))  # the graph's directory only
+                                 file_sources(settings),  # the graph's directory only
+                                 bean_name=entry.assembler.bean_name,
+                                 label=entry.assembler.label)
     stamp = package_timestamp(submission, SystemClock())
     package = assembler.assemble(content, out_dir, stamp)
     final = out_dir / package.name
     package.path.replace(final)
     print(f"package  {safe(str(final))}\nformat   {safe(package.specification)}\n"
+          f"label    {safe(package.label)}\n"
           f"size     {package.size}\nmd5      {package.md5}\nsha256   {package.sha256}")
     return EXIT_OK
 

@@ -117,7 +117,8 @@ class BagItAssembler(Assembler):
         bag = package_basename("bag", submission, timestamp)
         names = EntryNames()
         with PackageBuilder(workdir, bag + options.extension, options, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.specification, label=self.label,
+                            sources=self.sources) as builder:
             tags = [builder.add_bytes(f"{bag}/bagit.txt", BAGIT_TXT)]
             payload: list[Entry] = []
             for file in submission.files:

@@ -8,6 +8,16 @@ PASS configuration loads; ``config check`` shows them. A Package carries its own
 ``warnings`` (metadata left out or written as given) for the Deposit's statusMessage.
 Adapters are registered by specification name in ``ASSEMBLERS`` and imported lazily,
 so a missing optional dependency fails only the format that needs it.
+
+Where PASS's ``beanName`` chooses the format (``choose_format``), the entry's own
+``specification`` is a label, as in PASS: PASS copies it into the package's metadata
+(``PackageStream.Metadata.spec``, the SWORD ``Packaging`` its old SWORD transport sent)
+and nowhere else; the package's name comes from the format (PASS names every NIHMS
+package ``nihms-native-2022-05_<date>_<time>_<submission id>``, whatever the label).
+Here the label is ``Package.label``, set in ``create_assembler``; names are made by
+``common.package_basename`` from the format. ``Package.specification`` stays the
+format's own identifier, which transports send as Packaging: a 2022-05 NIHMS package
+labelled ``nihms-native-2017-07`` is not declared to a server as the 2017 format.
 """
 
 from __future__ import annotations
@@ -48,6 +58,9 @@ class Package:
     mime_type: str
     specification: str
     warnings: tuple[str, ...] = ()
+    #: the repositories.json entry's own ``specification`` where PASS's beanName chose
+    #: the format (PASS's package metadata ``spec``), else ``specification``
+    label: str = ""
 
     def open(self) -> BinaryIO:
         return self.path.open("rb")
@@ -215,6 +228,8 @@ class Assembler(ABC):
         self.context = context or AssemblerContext()
         self.sources: FileSources = self.context.sources  # where http(s) files come from
         self._warnings: list[str] = []
+        #: the entry's label for its packages (``create_assembler``); None: the format's
+        self.label: str | None = None
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -368,10 +383,19 @@ def assembler_class(specification: str) -> type[Assembler]:
 def create_assembler(specification: str, options: Mapping[str, Any] | None,
                      sources: FileSources = ANONYMOUS, *,
                      template_dirs: Sequence[Path] = (),
-                     bean_name: str | None = None) -> Assembler:
+                     bean_name: str | None = None,
+                     label: str | None = None) -> Assembler:
     """The assembler for ``specification`` (or for PASS's ``bean_name``, which then
     decides, see ``choose_format``); RepositoryConfigError if it cannot be built.
-    Its ``warnings`` list what it works around (for ``config check`` to show)."""
+    Its ``warnings`` list what it works around (for ``config check`` to show).
+
+    ``label``: the entry's own ``specification`` when ``specification`` is already the
+    format chosen for its bean (``AssemblerConfig``). Where a bean chose the format,
+    its packages carry the label (``Package.label``), as PASS's metadata does; without
+    a bean the specification names the format and the packages carry the format's."""
     context = AssemblerContext(sources=sources, template_dirs=tuple(template_dirs))
-    chosen = choose_format(specification, bean_name).specification
-    return assembler_class(chosen)(options, context)
+    choice = choose_format(specification, bean_name)
+    assembler = assembler_class(choice.specification)(options, context)
+    if choice.bean_name is not None:
+        assembler.label = label or choice.label
+    return assembler

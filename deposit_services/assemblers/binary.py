@@ -88,6 +88,7 @@ class BinaryAssembler(Assembler):
         safe_id = EntryNames.sanitise(submission.id, flat=True).replace(":", "_")
         name = f"{safe_id}_{entry}"
         with PackageBuilder(workdir, name, self.archive, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.specification, label=self.label,
+                            sources=self.sources) as builder:
             written = builder.add_file(file, name, (), keep_head=True)
             return builder.package(mime_type=choose(file, entry, written.head))

@@ -34,7 +34,13 @@ log = logging.getLogger(__name__)
 
 
 def package_basename(prefix: str, submission: DepositSubmission, timestamp: datetime) -> str:
-    """``<prefix>_<yyyy-MM-dd_HH-mm-ss>_<submission id>`` (UTC), safe as a file name."""
+    """``<prefix>_<yyyy-MM-dd_HH-mm-ss>_<submission id>`` (UTC), safe as a file name.
+
+    The one rule for package names. ``prefix`` comes from the format, never from an
+    entry's label (PASS: ``nihms-native-2022-05_...`` for every NIHMS package, whatever
+    its entry's ``specification`` says). The time is the deposit's fixed timestamp, so
+    a rebuilt package has the same name (PASS uses the clock, and ``HH-MM-ss`` with the
+    month where the minutes belong; its NIHMS names are otherwise the same)."""
     safe_id = EntryNames.sanitise(submission.id, flat=True).replace(":", "_") or "submission"
     return f"{prefix}_{utc(timestamp):%Y-%m-%d_%H-%M-%S}_{safe_id}"
 
@@ -69,6 +75,7 @@ class PackageBuilder:
         timestamp: datetime,
         *,
         specification: str,
+        label: str | None = None,
         mime_type: str | None = None,
         sources: FileSources = ANONYMOUS,
     ) -> None:
@@ -79,6 +86,7 @@ class PackageBuilder:
         self._path = spool_path(workdir, name)
         self._timestamp = timestamp
         self._specification = specification
+        self._label = label or specification  # Package.label: see assemblers.base
         self._mime_type = mime_type or options.mime_type
         self._raw: BinaryIO | None = None
         self._out: HashingWriter | None = None
@@ -151,7 +159,8 @@ class PackageBuilder:
         out = self._out
         return Package(path=self._path, name=self.name, size=out.size, md5=out.md5,
                        sha256=out.sha256, mime_type=mime_type or self._mime_type,
-                       specification=self._specification, warnings=tuple(self._warnings))
+                       specification=self._specification, warnings=tuple(self._warnings),
+                       label=self._label)
 
 
 def xml_document(root: Any) -> bytes:

@@ -120,7 +120,8 @@ class DSpaceMetsAssembler(Assembler):
         names = EntryNames(flat=True)
         name = package_basename("dspace-mets", submission, timestamp) + self.archive.extension
         with PackageBuilder(workdir, name, self.archive, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.specification, label=self.label,
+                            sources=self.sources) as builder:
             written: list[tuple[DepositFile, Entry]] = []
             for file in submission.files:
                 entry_name = DATA_DIR + names.unique(file_name(file))

@@ -255,7 +255,8 @@ class _NihmsAssembler(Assembler):
         meta = self.bulk_meta(submission, timestamp, notes.append)
         name = package_basename(self.specification, submission, timestamp)
         with PackageBuilder(workdir, name + self.archive.extension, self.archive, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.specification, label=self.label,
+                            sources=self.sources) as builder:
             for note in notes:
                 builder.warn(note)
             builder.add_bytes(MANIFEST, "".join(e.line() for e in entries).encode())

@@ -43,7 +43,8 @@ class SimpleZipAssembler(Assembler):
         manifest_names = [f"manifest-{alg}.txt" for alg in options.algorithms]
         names = EntryNames(reserved=manifest_names)
         with PackageBuilder(workdir, name, options, timestamp,
-                            specification=self.specification, sources=self.sources) as builder:
+                            specification=self.specification, label=self.label,
+                            sources=self.sources) as builder:
             entries: list[Entry] = [
                 builder.add_file(file, names.unique(file_name(file))) for file in submission.files
             ]

@@ -122,7 +122,8 @@ class Targets:
                 try:
                     assembler = create_assembler(
                         config.assembler.specification, config.assembler.options,
-                        self._sources, template_dirs=self.repositories.template_dirs)
+                        self._sources, template_dirs=self.repositories.template_dirs,
+                        bean_name=config.assembler.bean_name, label=config.assembler.label)
                     context = TransportContext(
                         user_agent=self._user_agent,
                         auth_realms=tuple(r.model_dump(by_alias=True) for r in config.auth_realms),

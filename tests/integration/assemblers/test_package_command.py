@@ -95,3 +95,24 @@ def test_dry_run_with_a_missing_file_says_which(tmp_path: Path) -> None:
     assert "file 'test_figure_2'" in result.stderr and "Figure2.png" in result.stderr
     assert "No such file" in result.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_dry_run_of_a_pass_bean_entry_shows_the_format_and_the_entrys_label(
+    tmp_path: Path,
+) -> None:
+    """PASS's PubMed Central entry: nihmsAssembler writes the 2022-05 package, named as
+    PASS names it; the entry's specification is the label its metadata carries."""
+    pmc = {**REPOSITORIES["PubMed Central"]}
+    pmc["assembler"] = {**pmc["assembler"], "beanName": "nihmsAssembler"}  # type: ignore[dict-item]
+    config = tmp_path / "pass-repositories.json"
+    config.write_text(json.dumps({"PubMed Central": pmc}))
+    env = {**os.environ, "DEPOSIT_DATA_DIR": str(tmp_path / "data"),
+           "PASS_DEPOSIT_REPOSITORY_CONFIGURATION": str(config)}
+    result = subprocess.run(
+        [sys.executable, "-m", "deposit_services", "package", str(GRAPHS / "sample1.json"),
+         "--repository", "PubMed Central", "-o", str(tmp_path / "out")],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    shown = printed(result.stdout)
+    assert (shown["format"], shown["label"]) == ("nihms-native-2022-05", "nihms-native-2017-07")
+    assert Path(shown["package"]).name.startswith("nihms-native-2022-05_")
