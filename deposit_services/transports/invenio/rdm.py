@@ -201,7 +201,7 @@ class InvenioRdmTransport(Transport):
         """The Receipt of a published or in-review record among ``hits``; None when
         there is none. Unfinished drafts are deleted (PASS deletes them too)."""
         for hit in hits:
-            if hit.get("is_published") and not hit.get("is_draft"):
+            if hit.get("is_published"):  # also a published record with an edit draft
                 logger.info("InvenioRDM already holds published record %s", hit.get("id"))
                 return self._receipt(hit, accepted=True)
         for hit in hits:
