@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from deposit_services.bootstrap import bootstrap
+from deposit_services.bootstrap import App, bootstrap
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import Deposit, DepositStatus, Repository
 from deposit_services.safetext import safe
@@ -17,7 +18,7 @@ from deposit_services.service import health
 from deposit_services.settings import Settings
 from deposit_services.store.uow import UnitOfWork, run_unit
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_CONFIG = 0, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -40,31 +41,17 @@ def parse_until(text: str, now: datetime) -> datetime:
 
 
 def cmd_pause(settings: Settings, args: argparse.Namespace) -> int:
-    app = bootstrap(settings, with_broker=False)
-    try:
-        key = health.known_key(app.repositories, args.key)
-        now = app.clock.now()
-        try:
-            until = parse_until(args.until, now) if args.until else None
-        except ValueError as exc:
-            print(f"usage error: {safe(str(exc))}", file=sys.stderr)
-            return EXIT_CONFIG
+    def pause(app: App, key: str, now: datetime) -> str:
+        until = parse_until(args.until, now) if args.until else None
         state = health.operator_pause(app.database, key, now, until, args.reason)
-    except RepositoryConfigError as exc:
-        print(f"error: {safe(str(exc))}", file=sys.stderr)
-        return EXIT_CONFIG
-    finally:
-        app.close()
-    print(f"{safe(key)}: {safe(health.describe(state))}; its deposits wait (RETRY) and are "
-          f"not attempted; `deposit-services resume {safe(key)}` lets them go")
-    return EXIT_OK
+        return (f"{health.describe(state)}; its deposits wait (RETRY) and are not "
+                f"attempted; `deposit-services resume {key}` lets them go")
+
+    return _on_repository(settings, args.key, pause)
 
 
 def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
-    app = bootstrap(settings, with_broker=False)
-    try:
-        key = health.known_key(app.repositories, args.key)
-        now = app.clock.now()
+    def resume(app: App, key: str, now: datetime) -> str:
         state = health.operator_resume(app.database, key, now)
 
         def due_now(uow: UnitOfWork) -> int:
@@ -81,11 +68,26 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
             return moved
 
         moved = run_unit(app.database, due_now, what=f"repository {key} resume")
+        return (f"{health.describe(state)}; {moved} waiting deposit(s) are due now (the "
+                "retry job takes them)")
+
+    return _on_repository(settings, args.key, resume)
+
+
+def _on_repository(settings: Settings, name: str,
+                   act: Callable[[App, str, datetime], str]) -> int:
+    """Run ``act`` on the repositories.json entry ``name``; print what it says."""
+    app = bootstrap(settings, with_broker=False)
+    try:
+        key = health.known_key(app.repositories, name)
+        said = act(app, key, app.clock.now())
+    except ValueError as exc:
+        print(f"usage error: {safe(str(exc))}", file=sys.stderr)
+        return EXIT_CONFIG
     except RepositoryConfigError as exc:
         print(f"error: {safe(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
         app.close()
-    print(f"{safe(key)}: {safe(health.describe(state))}; {moved} waiting deposit(s) are due "
-          "now (the retry job takes them)")
+    print(f"{safe(key)}: {safe(said)}")
     return EXIT_OK

@@ -19,7 +19,7 @@ from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.notices import SmtpSender, send_notices
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets
-from deposit_services.settings import load_settings
+from deposit_services.settings import Settings, load_settings
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import run_unit
 from deposit_services.transports import base as transports
@@ -108,22 +108,32 @@ def notices_config(tmp_path: Path, hours: float = 24) -> RepositoriesConfig:
                                                   "server": f"{tmp_path.name}-drop"}}}}, {})
 
 
-def test_the_digest_reaches_the_smtp_server_once_per_period_with_the_right_deposits(
-        tmp_path: Path, store_url: str, smtp: SmtpServer,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(transports.TRANSPORTS, "switch",
-                        "tests.support.switch_transport:SwitchTransport")
-    monkeypatch.setitem(switch_transport.SERVERS, f"{tmp_path.name}-drop",
-                        SwitchServer(mode=REFUSING))
-    clock = FakeClock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
-    config = notices_config(tmp_path)
-    ctx = context(tmp_path, store_url, config, clock)
-    world = World(tmp_path, StoreView(ctx.database), None, ctx)  # type: ignore[arg-type]
-    settings = load_settings({
+def smtp_settings(tmp_path: Path, smtp: SmtpServer) -> Settings:
+    """The settings of a worker that sends notices through the test SMTP server."""
+    return load_settings({
         "DEPOSIT_DATA_DIR": str(tmp_path / "data"), "DEPOSIT_SMTP_HOST": "127.0.0.1",
         "DEPOSIT_SMTP_PORT": str(smtp.port), "DEPOSIT_SMTP_USER": smtp.username,
         "DEPOSIT_SMTP_PASSWORD": smtp.password, "DEPOSIT_SMTP_CA_FILE": str(smtp.ca_file),
         "DEPOSIT_SMTP_SENDER": "deposits@pass.example"})
+
+
+def refusing_drop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test repository ``drop`` refuses every package (deposits FAILED)."""
+    monkeypatch.setitem(transports.TRANSPORTS, "switch",
+                        "tests.support.switch_transport:SwitchTransport")
+    monkeypatch.setitem(switch_transport.SERVERS, f"{tmp_path.name}-drop",
+                        SwitchServer(mode=REFUSING))
+
+
+def test_the_digest_reaches_the_smtp_server_once_per_period_with_the_right_deposits(
+        tmp_path: Path, store_url: str, smtp: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    refusing_drop(tmp_path, monkeypatch)
+    clock = FakeClock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    config = notices_config(tmp_path)
+    ctx = context(tmp_path, store_url, config, clock)
+    world = World(tmp_path, StoreView(ctx.database), None, ctx)  # type: ignore[arg-type]
+    settings = smtp_settings(tmp_path, smtp)
     send = SmtpSender(settings)
 
     def notify() -> list[str]:
@@ -184,17 +194,10 @@ def test_notices_without_an_smtp_host_are_a_configuration_error(tmp_path: Path) 
 def test_replicas_running_the_notices_job_together_send_one_digest(
         tmp_path: Path, store_url: str, smtp: SmtpServer,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(transports.TRANSPORTS, "switch",
-                        "tests.support.switch_transport:SwitchTransport")
-    monkeypatch.setitem(switch_transport.SERVERS, f"{tmp_path.name}-drop",
-                        SwitchServer(mode=REFUSING))
+    refusing_drop(tmp_path, monkeypatch)
     clock = FakeClock(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
     config = notices_config(tmp_path, hours=1)
-    settings = load_settings({
-        "DEPOSIT_DATA_DIR": str(tmp_path / "data"), "DEPOSIT_SMTP_HOST": "127.0.0.1",
-        "DEPOSIT_SMTP_PORT": str(smtp.port), "DEPOSIT_SMTP_USER": smtp.username,
-        "DEPOSIT_SMTP_PASSWORD": smtp.password, "DEPOSIT_SMTP_CA_FILE": str(smtp.ca_file),
-        "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "60000"})
+    settings = smtp_settings(tmp_path, smtp)
     replicas = [context(tmp_path, store_url, config, clock) for _ in range(3)]
     try:
         world = World(tmp_path, StoreView(replicas[0].database), None,  # type: ignore[arg-type]
