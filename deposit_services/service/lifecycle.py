@@ -152,8 +152,12 @@ class DepositProcessor:
 
         def look(uow: UnitOfWork) -> tuple[Deposit, Repository | None, datetime | None]:
             deposit = uow.records.get(Deposit, deposit_id)
-            return (deposit, get_or_none(uow, Repository, deposit.repository),
-                    submitted_since(uow.state.attempts(deposit_id), None))
+            since = submitted_since(uow.state.attempts(deposit_id), None)
+            if since is None and deposit.deposit_status is DepositStatus.SUBMITTED:
+                # sent by another system (PASS itself): since its submission, then
+                submission = get_or_none(uow, Submission, deposit.submission)
+                since = submission.submitted_date if submission else None
+            return deposit, get_or_none(uow, Repository, deposit.repository), since
 
         deposit, repository, since = run_unit(self.ctx.database, look, read_only=True)
         if deposit.deposit_status is not DepositStatus.SUBMITTED:

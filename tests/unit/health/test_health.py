@@ -14,7 +14,14 @@ import pytest
 from deposit_services.config.repositories import RepositoryConfig, parse_repositories
 from deposit_services.entrypoints.jobs import due_retries
 from deposit_services.entrypoints.repositories import parse_until
-from deposit_services.model.entities import Deposit, DepositStatus, Publication, Repository
+from deposit_services.model.entities import (
+    CopyStatus,
+    Deposit,
+    DepositStatus,
+    Publication,
+    Repository,
+    RepositoryCopy,
+)
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.service import health
 from deposit_services.service.context import ServiceContext
@@ -308,3 +315,23 @@ def test_pause_until_takes_a_duration_or_an_iso_time_in_the_future() -> None:
     for bad in ("soon", "2026-11-01T00:00:00Z", "-5m"):
         with pytest.raises(ValueError, match="--until"):
             parse_until(bad, now)
+
+
+def test_a_deposit_sent_by_another_system_is_stale_from_its_submission_date(
+        world: World) -> None:
+    world.seed("x1", keys=("fine",))  # submitted 2026-11-01T10:00Z; never sent by us
+    world.store.add(RepositoryCopy(id="copy-x1", copy_status=CopyStatus.IN_PROGRESS,
+                                   repository="repo-fine"))
+    world.store.add(Deposit(id="dep-x1", submission="x1", repository="repo-fine",
+                            deposit_status=DepositStatus.SUBMITTED,
+                            repository_copy="copy-x1"))
+    processor = DepositProcessor(world.ctx)
+    world.clock.set(datetime(2026, 11, 15, 9, 0, tzinfo=UTC))  # 13 days, 23 hours
+    assert processor.refresh("dep-x1").message.startswith("no depositStatusRef")
+    world.clock.set(datetime(2026, 11, 15, 10, 0, tzinfo=UTC))  # the global 14 days
+    message = processor.refresh("dep-x1").message
+    assert message == ("stalled: SUBMITTED with no change since 2026-11-01T10:00:00+00:00 "
+                       "(stale after 14 days); last heard: no depositStatusRef to follow; "
+                       "the repository gave none")
+    assert world.store.get(RepositoryCopy, "copy-x1").copy_status is CopyStatus.STALLED
+    assert world.store.get(Deposit, "dep-x1").status_message == message
