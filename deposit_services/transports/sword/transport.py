@@ -296,13 +296,13 @@ class SwordV2Transport(Transport):
             earlier = self._look_for(collection, package, submission.title)
         except TransientTransferError as exc:
             raise OutcomeUnknown(
-                f"{unanswered}; looking in the collection's listing failed too ({exc}); "
-                "it is looked for again before the package is sent again") from exc
+                f"{unanswered}; looking in the collection's listing failed too ({exc})"
+            ) from exc
         if earlier is not None:
             return earlier
         raise OutcomeUnknown(
-            f"{unanswered}; it is not in the collection's listing (yet), which is looked "
-            "at again before the package is sent again") from unanswered.__cause__
+            f"{unanswered}; it is not in the collection's listing yet"
+        ) from unanswered.__cause__
 
     def _look_for(self, collection: str, package: Package,
                   title: str | None) -> Receipt | None:

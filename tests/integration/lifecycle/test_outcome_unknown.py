@@ -18,7 +18,9 @@ from datetime import timedelta
 import pytest
 
 from deposit_services.model.entities import CopyStatus, DepositStatus, RepositoryCopy
+from deposit_services.service.deposits import TRIGGER_OPERATOR
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.store.base import AttemptOutcome
 from tests.integration.lifecycle.conftest import SWORD_REPO, World
@@ -107,3 +109,31 @@ def test_another_replica_sends_again_when_the_target_does_not_hold_it(
     assert [a.outcome for a in attempts] == [AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
     assert "the target does not hold the package" in (attempts[0].error or "")
     assert attempts[1].owner != attempts[0].owner
+
+
+def test_out_of_attempts_it_is_failed_open_and_an_operator_retry_asks_first(
+    make_world: Callable[..., World], release: threading.Event,
+) -> None:
+    """The last attempt's outcome unknown: FAILED, saying so, the attempt still open;
+    the operator's retry (from any worker) asks the target before sending."""
+    first = make_world(RetryPolicy(base_seconds=0.05, cap_seconds=0.05, max_attempts=1,
+                                   jitter="none"), **{"read-timeout": 0.5})
+    first.seed("unknown-last", [SWORD_REPO])
+    first.server.answer_late_next(release, ingested=False)
+    SubmissionProcessor(first.ctx).process("unknown-last")
+    deposit = first.deposit_of("unknown-last")
+    assert deposit.deposit_status is DepositStatus.FAILED
+    message = deposit.status_message or ""
+    assert "gave up after 1 attempts" in message and "outcome unknown" in message
+    assert "first asks the repository whether it holds the package" in message
+    (attempt,) = first.store.attempts(deposit.id)
+    assert attempt.is_open
+
+    release.set()
+    outcome = DepositProcessor(make_world().ctx).retry(
+        deposit.id, trigger=TRIGGER_OPERATOR, due_only=False)
+    assert outcome.ok, outcome
+    assert first.deposit_of("unknown-last").deposit_status is DepositStatus.SUBMITTED
+    assert len(_posts(first)) == 1 and len(first.server.deposits) == 1
+    assert [a.outcome for a in first.store.attempts(deposit.id)] == [
+        AttemptOutcome.RECONCILED]

@@ -52,7 +52,7 @@ def test_slow_ingest_is_found_by_the_next_attempts_reconcile(
     sword_server.answer_late_next(release, ingested=False)
     with pytest.raises(OutcomeUnknown, match="outcome unknown") as caught:
         transport.send(package, submission)
-    assert "looked at again before the package is sent again" in str(caught.value)
+    assert "not in the collection's listing yet" in str(caught.value)
     release.set()  # the ingest finishes; the item shows in the listing
 
     # the next attempt, in another process: a transport that never saw the first
