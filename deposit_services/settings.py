@@ -406,6 +406,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if isinstance(factor, float) and 0 < factor < 1:
         problems.append(f"{used['retry_factor']}={raw['retry_factor']!r}: use a number of at "
                         "least 1 (no shrinking delays)")
+    port = values.get("smtp_port")
+    if isinstance(port, int) and port > 65535:
+        problems.append(f"{used['smtp_port']}={raw['smtp_port']!r}: use a port (1-65535)")
     if problems:
         raise ConfigurationError("invalid settings: " + "; ".join(problems), problems)
     return Settings(**values)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import pytest
 from deposit_services.config.repositories import RepositoryConfig, parse_repositories
 from deposit_services.entrypoints.jobs import due_retries
 from deposit_services.entrypoints.repositories import parse_until
+from deposit_services.errors import ConfigurationError
 from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
@@ -31,6 +32,7 @@ from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets
+from deposit_services.settings import load_settings
 from deposit_services.store.base import Attempt, RepositoryState
 from deposit_services.store.memory import MemoryDatabase
 from deposit_services.store.uow import run_unit
@@ -335,3 +337,20 @@ def test_a_deposit_sent_by_another_system_is_stale_from_its_submission_date(
                        "the repository gave none")
     assert world.store.get(RepositoryCopy, "copy-x1").copy_status is CopyStatus.STALLED
     assert world.store.get(Deposit, "dep-x1").status_message == message
+
+
+def test_health_and_smtp_settings_are_read_and_checked() -> None:
+    settings = load_settings({"HOME": "/h", "DEPOSIT_PAUSE_AFTER_FAILURES": "3",
+                              "DEPOSIT_PAUSE_SECONDS": "90", "DEPOSIT_STALE_AFTER_DAYS": "7.5",
+                              "DEPOSIT_SMTP_TLS": "SSL", "DEPOSIT_SMTP_PORT": "465",
+                              "DEPOSIT_SMTP_PASSWORD": "mail-secret"})
+    assert HealthPolicy.from_settings(settings) == HealthPolicy(3, 90.0, 7.5)
+    assert (settings.smtp_tls, settings.smtp_port) == ("ssl", 465)
+    assert settings.masked()["smtp_password"] == "***"
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings({"HOME": "/h", "DEPOSIT_SMTP_TLS": "maybe", "DEPOSIT_SMTP_PORT": "70000",
+                       "DEPOSIT_PAUSE_AFTER_FAILURES": "0"})
+    problems = "; ".join(raised.value.problems)
+    assert "DEPOSIT_SMTP_TLS='maybe': use one of starttls, ssl, none" in problems
+    assert "DEPOSIT_SMTP_PORT='70000': use a port (1-65535)" in problems
+    assert "DEPOSIT_PAUSE_AFTER_FAILURES='0'" in problems
