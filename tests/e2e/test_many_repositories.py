@@ -215,3 +215,13 @@ def test_a_corrected_resubmission_makes_a_new_invenio_rdm_version(daemon: Daemon
         assert "a corrected resubmission of DOI 10.5555/versioned: updated the item of " \
                f"deposit {found[('v1', 'rdm')]['id']}" in found[("v2", "rdm")]["statusMessage"]
         daemon.stop_all()
+
+
+def test_notices_without_an_smtp_server_stop_listen_with_a_configuration_error(
+        daemon: Daemon) -> None:
+    entry = filesystem_repo(daemon.target_dir)
+    entry["operations"] = {"notices": {"to": ["staff@repository.example"]}}
+    daemon.write_repositories({"archive": entry})
+    worker = daemon.listen()
+    assert worker.wait(timeout=60) == 2
+    assert "DEPOSIT_SMTP_HOST is not set" in daemon.log_text()
