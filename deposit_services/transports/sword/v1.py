@@ -18,8 +18,11 @@ and the package within ``sword:maxUploadSize`` (kB), all refused as permanent er
 
 HTTP, TLS, credentials and the mapping of faults are the v2 client's
 (``client.SwordClient``): 401/403/4xx permanent with the ``sword:error`` summary quoted,
-5xx, 429, connection errors and timeouts transient. ``deposit(..., no_op=True)`` is the
-dry run ``check-target`` makes: the server checks everything and stores nothing.
+5xx, 429, connection errors and timeouts transient. An upload that went out whole and
+got no answer is ``OutcomeUnknown``: the attempt stays open and the next attempt
+reconciles first, which without an entry link (SWORD 1.3 has no lookup) FAILS the
+deposit for the operator rather than sending it twice. ``deposit(..., no_op=True)`` is
+the dry run ``check-target`` makes: the server checks everything and stores nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from deposit_services.assemblers.base import Package
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import (
+    OutcomeUnknown,
+    PermanentTransferError,
+    TransientTransferError,
+)
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import Receipt, Transport, TransportContext
 from deposit_services.transports.http import Cached
@@ -171,7 +178,7 @@ class Sword1Transport(Transport):
                     )
                 except TransientTransferError as exc:
                     if reader.sent >= package.size and not no_op:
-                        raise TransientTransferError(
+                        raise OutcomeUnknown(
                             f"{exc} (outcome unknown: the whole package was sent; the "
                             "server may have accepted it)"
                         ) from exc.__cause__

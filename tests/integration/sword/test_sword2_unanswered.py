@@ -151,6 +151,9 @@ def test_an_item_with_the_title_that_names_nothing_cannot_be_told(
         transport.send(package, submission)
     release.set()
     assert package.md5 in str(caught.value)
+    # the next attempt's reconcile is told the title by the service (reconcile.py)
+    with pytest.raises(PermanentTransferError, match="titled"):
+        make_transport(binding).reconcile(package, {"title": submission.title})
 
 
 def test_a_refused_listing_still_names_what_to_look_for(sword_server, binding, make_transport,

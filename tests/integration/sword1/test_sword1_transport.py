@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import socket
+import threading
 import zipfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import (
     AuthenticationError,
+    OutcomeUnknown,
     PermanentTransferError,
     TransientTransferError,
 )
@@ -158,3 +161,45 @@ def test_reconcile_by_edit_link(sword1_server, make_transport, mets_package, sub
 
 def test_packaging_aliases():
     assert packaging_aliases("http://purl.org/net/sword/package/METSDSpaceSIP")[1] == METS_V1
+
+
+def test_an_upload_sent_whole_without_an_answer_is_outcome_unknown(
+        make_transport, mets_package, submission):
+    """A server that reads the whole upload and never answers: the outcome is unknown
+    (the attempt stays open), and with no entry link the next attempt's reconcile
+    cannot tell: FAILED naming the package and MD5, never sent twice blindly."""
+    done = threading.Event()
+    received: list[int] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def swallow() -> None:  # reads the request, body and all, then says nothing
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += conn.recv(65536)
+            received.append(len(body))
+            done.wait(10)
+
+    thread = threading.Thread(target=swallow, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/sword/collection"
+    binding = {"protocol": "SWORD1", "username": "u", "password": "p",
+               "service-doc": url, "default-collection": url, "check-collection": False,
+               "connect-timeout": 2, "read-timeout": 0.5}
+    try:
+        with pytest.raises(OutcomeUnknown, match="outcome unknown"):
+            make_transport(binding).send(mets_package, submission)
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    assert received == [mets_package.size]
+    with pytest.raises(PermanentTransferError) as caught:
+        make_transport(binding).reconcile(mets_package, {})
+    assert mets_package.name in str(caught.value) and mets_package.md5 in str(caught.value)
