@@ -269,8 +269,9 @@ class InstrumentedBroker(Broker):
 
 class StoreCollector(Collector):
     """Gauges read from the store at scrape time: the RETRY backlog, the oldest due time
-    of a retry, the submissions in progress. A store that does not answer is counted as
-    a store error and these gauges are left out of that scrape (never a stale value)."""
+    of a retry, the submissions in progress, each recorded repository's health. A store
+    that does not answer is counted as a store error and these gauges are left out of
+    that scrape (never a stale value)."""
 
     def __init__(self, database: Database, metrics: Metrics) -> None:
         self.database = database
@@ -292,6 +293,7 @@ class StoreCollector(Collector):
                 retry = uow.records.find(Deposit, deposit_status=DepositStatus.RETRY)
                 busy = uow.records.find(
                     Submission, aggregated_deposit_status=AggregatedDepositStatus.IN_PROGRESS)
+                repositories = uow.state.repository_states()
         except Exception as exc:  # noqa: BLE001 - a scrape never fails for the store
             log.warning("metrics: the store did not answer (%s); backlog gauges left out", exc)
             self.metrics.errors.labels("store").inc()
@@ -307,5 +309,11 @@ class StoreCollector(Collector):
         progress = GaugeMetricFamily(f"{PREFIX}_submissions_in_progress",
                                      "Submissions whose deposits are not all finished.")
         progress.add_metric([], len(busy))
-        return [backlog, oldest, progress]
+        health = GaugeMetricFamily(  # service/health.py; a repository never recorded is healthy
+            f"{PREFIX}_repository_health", "1 for each repository's current health "
+            "(healthy, degraded, paused), 0 for the others.", labels=["repository", "state"])
+        for state in repositories:
+            for word in ("healthy", "degraded", "paused"):
+                health.add_metric([state.key, word], 1.0 if state.health == word else 0.0)
+        return [backlog, oldest, progress, health]
 

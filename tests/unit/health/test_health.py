@@ -354,3 +354,27 @@ def test_health_and_smtp_settings_are_read_and_checked() -> None:
     assert "DEPOSIT_SMTP_TLS='maybe': use one of starttls, ssl, none" in problems
     assert "DEPOSIT_SMTP_PORT='70000': use a port (1-65535)" in problems
     assert "DEPOSIT_PAUSE_AFTER_FAILURES='0'" in problems
+
+
+def test_the_metrics_show_each_recorded_repository_s_health(world: World) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from deposit_services.observability.metrics import Metrics
+
+    health.operator_pause(world.database, "fine", world.clock.now(), None, "maintenance")
+    world.servers["down"].mode = DOWN
+    world.seed("g1")
+    SubmissionProcessor(world.ctx).process("g1")
+    metrics = Metrics()
+    metrics.watch_store(world.database)
+    found = {tuple(sorted(s.labels.items())): s.value
+             for family in text_string_to_metric_families(metrics.exposition().decode())
+             for s in family.samples if s.name == "deposit_services_repository_health"}
+    assert found == {
+        (("repository", "down"), ("state", "healthy")): 0.0,
+        (("repository", "down"), ("state", "degraded")): 1.0,
+        (("repository", "down"), ("state", "paused")): 0.0,
+        (("repository", "fine"), ("state", "healthy")): 0.0,
+        (("repository", "fine"), ("state", "degraded")): 0.0,
+        (("repository", "fine"), ("state", "paused")): 1.0,
+    }
