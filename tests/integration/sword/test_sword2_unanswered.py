@@ -149,11 +149,11 @@ def test_an_item_with_the_title_that_names_nothing_cannot_be_told(
     sword_server.answer_late_next(release, ingested=False)
     with pytest.raises(PermanentTransferError, match="titled") as caught:
         transport.send(package, submission)
-    release.set()
     assert package.md5 in str(caught.value)
     # the next attempt's reconcile is told the title by the service (reconcile.py)
     with pytest.raises(PermanentTransferError, match="titled"):
         make_transport(binding).reconcile(package, {"title": submission.title})
+    release.set()
 
 
 def test_a_refused_listing_still_names_what_to_look_for(sword_server, binding, make_transport,
