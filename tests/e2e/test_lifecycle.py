@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -382,6 +383,44 @@ def test_sigkill_after_a_sword_transfer_is_not_sent_blindly_again(
         assert len(posts) == 1 and len(sword.deposits) == 1, "not sent a second time"
         if not listing:  # the Slug it was sent with, as the server received it
             assert f"Slug {posts[0].headers['Slug']}" in message
+
+
+def test_an_unanswered_sword_upload_is_found_by_the_next_replica(daemon: Daemon) -> None:
+    """Replica a uploads; the server stores the package but answers after a's read
+    timeout and lists it only later: a records RETRY, outcome unknown, the attempt open.
+    a leaves; replica b's retry job asks the collection's listing first, finds the item
+    and records it: one item, no second upload."""
+    release = threading.Event()
+    with running_sword_server() as sword:
+        try:
+            daemon.write_repositories({"dspace": lifecycle_sword_entry(
+                sword, **{"check-collection": False, "read-timeout": 1})})
+            daemon.env.update(FAST)
+            daemon.data_dir.mkdir(parents=True, exist_ok=True)
+            daemon.store().close()
+            sword.answer_late_next(release, ingested=False)
+            sid = _submit(daemon, "e2e-sword-unanswered", SWORD_REPO)
+            replica_a = daemon.listen("a", NO_JOBS)
+            deposit = _wait_status(daemon, sid, DepositStatus.RETRY)
+            assert "outcome unknown" in (deposit.status_message or "")
+            (attempt,) = _attempts(daemon, deposit.id)
+            assert attempt.is_open
+            replica_a.send_signal(signal.SIGTERM)
+            assert replica_a.wait(timeout=30) == 0, daemon.log_text("a")
+            release.set()  # the ingest ends: the item is listed
+            daemon.listen("b")
+            deposit = _wait_status(daemon, sid, DepositStatus.SUBMITTED)
+        finally:
+            release.set()
+            daemon.stop_all()
+        (remote,) = sword.deposits.values()
+        assert deposit.deposit_status_ref == sword.statement_url(remote.id, "atom")
+        (attempt,) = _attempts(daemon, deposit.id)
+        assert attempt.outcome is AttemptOutcome.RECONCILED
+        assert attempt.edit_iri == sword.edit_url(remote.id)
+        posts = [r for r in sword.requests if r.method == "POST"]
+        assert len(posts) == 1, "not uploaded a second time"
+        assert "asking" in daemon.log_text("b") and "Traceback" not in daemon.log_text("b")
 
 
 def test_listen_wakes_the_retry_job_at_the_next_attempt_time(
