@@ -87,19 +87,24 @@ class Transport(ABC):
     @abstractmethod
     def send(self, package: Package, submission: DepositSubmission) -> Receipt:
         """Transfer ``package``. Idempotent where the protocol allows: a package already
-        at the target under its final name with the same size is not sent again."""
+        at the target under its final name with the same size is not sent again. Raise
+        ``OutcomeUnknown`` when the package went out and whether the target took it
+        cannot be known (no answer came): the attempt stays open and ``reconcile`` runs
+        before the next attempt sends anything, on whichever replica."""
 
     def reconcile(self, package: Package, evidence: Mapping[str, str]) -> Receipt | None:
-        """After a worker died between sending ``package`` and recording the outcome: the
-        Receipt if the target already holds it, None if it does not (it is sent again).
+        """After a worker died between sending ``package`` and recording the outcome, or
+        a send raised ``OutcomeUnknown``: the Receipt if the target already holds it,
+        None if it does not (it is sent again).
 
         ``evidence`` is what the attempt log kept of that attempt (``edit_iri``,
-        ``status_ref``, ``access_url`` when known). Raise a TransferError when the outcome
-        cannot be told: the deposit is then FAILED for the operator to check, never sent
-        twice blindly. Default: None, because ``send`` itself recognises a package already
-        at the target under its final name and size (filesystem; the file drops, SFTP and
-        FTP, override this only to look in the dated directory of the attempt's own day,
-        see ``drop.DropTransport``); protocols without that (SWORD) override this.
+        ``status_ref``, ``access_url`` when known) and the submission's ``title``. Raise
+        a TransferError when the outcome cannot be told: the deposit is then FAILED for
+        the operator to check, never sent twice blindly. Default: None, because ``send``
+        itself recognises a package already at the target under its final name and size
+        (filesystem; the file drops, SFTP and FTP, override this only to look in the
+        dated directory of the attempt's own day, see ``drop.DropTransport``); protocols
+        without that (SWORD) override this.
         """
         return None
 
