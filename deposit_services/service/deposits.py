@@ -401,6 +401,9 @@ class DepositTask:
         def record(uow: UnitOfWork) -> tuple[Deposit, bool]:
             if end_attempt and attempt is not None:
                 uow.state.end_attempt(deposit_id, attempt.number, outcome, error=reason)
+            elif unknown and attempt is not None:  # open, and the log says why
+                uow.state.note_attempt(deposit_id, attempt.number,
+                                       f"outcome unknown: {reason}")
             deposit = uow.records.get(Deposit, deposit_id)
             changed = set_status(deposit, status, text, when)
             if changed:

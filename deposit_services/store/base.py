@@ -234,6 +234,11 @@ class WorkerState(ABC):
         ``NotFound`` if there is no such attempt."""
 
     @abstractmethod
+    def note_attempt(self, deposit_id: str, number: int, error: str) -> None:
+        """Write ``error`` on an attempt that stays open (a transfer whose outcome is
+        unknown: the next attempt reconciles it first); nothing if it has ended."""
+
+    @abstractmethod
     def attempts(self, deposit_id: str) -> list[Attempt]:
         """The deposit's attempts, oldest first."""
 

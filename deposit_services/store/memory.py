@@ -187,6 +187,11 @@ class MemoryWorkerState(WorkerState):
         log[number - 1] = ended
         return ended
 
+    def note_attempt(self, deposit_id: str, number: int, error: str) -> None:
+        log = self._unit.data().attempts.get(deposit_id, [])
+        if 1 <= number <= len(log) and log[number - 1].is_open:
+            log[number - 1] = replace(log[number - 1], error=error)
+
     def attempts(self, deposit_id: str) -> list[Attempt]:
         return list(self._unit.data().attempts.get(deposit_id, []))
 

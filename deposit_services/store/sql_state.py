@@ -152,6 +152,14 @@ class SqlWorkerState(WorkerState):
             raise Conflict(f"deposit {deposit_id}: attempt {number} has already ended")
         return _to_attempt(row)
 
+    def note_attempt(self, deposit_id: str, number: int, error: str) -> None:
+        t = deposit_attempts
+        note = self._s.get("note attempt", t, lambda: update(t).where(
+            t.c.deposit_id == bindparam("_deposit"), t.c.attempt == bindparam("_number"),
+            t.c.ended_at.is_(None),
+        ).values(error=bindparam("_error")))
+        self._execute(note, {"_deposit": deposit_id, "_number": number, "_error": error})
+
     def attempts(self, deposit_id: str) -> list[Attempt]:
         t = deposit_attempts
         query = self._s.get("attempts", t, lambda: select(t).where(

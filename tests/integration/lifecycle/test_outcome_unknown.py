@@ -53,6 +53,7 @@ def _unanswered_first_attempt(make_world: Callable[..., World], sid: str,
     assert "first asks the repository whether it holds the package" in message
     (attempt,) = first.store.attempts(deposit.id)
     assert attempt.is_open and attempt.package is not None, "the attempt log keeps it open"
+    assert (attempt.error or "").startswith("outcome unknown: ")  # and says why
     assert deposit.repository_copy is None
     return first
 

@@ -24,6 +24,7 @@ from deposit_services.model.entities import (
     User,
 )
 from deposit_services.store import schema
+from deposit_services.store.base import AttemptOutcome
 from deposit_services.store.memory import MemoryDatabase
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import UnitOfWork, run_unit
@@ -408,3 +409,18 @@ def test_discarded_messages_leave_the_outbox_published_or_not(store: StoreView) 
     with store.database.unit_of_work(read_only=True) as uow:
         assert [m.body for m in uow.state.messages(older_than=-3600)] == [
             '{"submission": "s2", "type": "SubmissionReady"}']
+
+
+def test_a_note_on_an_open_attempt_keeps_it_open(store: StoreView) -> None:
+    """An attempt whose outcome is unknown: the log says why, and it stays open for
+    the next attempt to reconcile; an ended attempt is not rewritten."""
+    store.begin_attempt("d1", trigger="message", owner="w")
+    run_unit(store.database, lambda uow: uow.state.note_attempt(
+        "d1", 1, "outcome unknown: read timed out"))
+    (noted,) = store.attempts("d1")
+    assert noted.is_open and noted.error == "outcome unknown: read timed out"
+    store.end_attempt("d1", 1, AttemptOutcome.RECONCILED, error=None)
+    run_unit(store.database, lambda uow: uow.state.note_attempt("d1", 1, "late"))
+    run_unit(store.database, lambda uow: uow.state.note_attempt("d1", 7, "nothing"))
+    (ended,) = store.attempts("d1")
+    assert ended.outcome is AttemptOutcome.RECONCILED and ended.error is None
