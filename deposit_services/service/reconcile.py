@@ -72,9 +72,10 @@ def reconcile(ctx: ServiceContext, work: Work, intent: Intent, target: Target,
         log.warning("deposit %s: attempt %d sent %s, the package is now %s (no "
                     "submittedDate fixes its name); the target is checked for the new one",
                     deposit.id, last.number, last.package.name, package.name)
-    log.warning("deposit %s: attempt %d (started %s by %s) has no recorded outcome; asking "
-                "%s whether it holds the package", deposit.id, last.number, last.started_at,
-                last.owner, target.config.key)
+    log.warning("deposit %s: attempt %d (started %s by %s) has no recorded outcome (%s); "
+                "asking %s whether it holds the package", deposit.id, last.number,
+                last.started_at, last.owner, last.error or "its worker stopped",
+                target.config.key)
     try:
         receipt = target.transport.reconcile(package, evidence)
     except StoreError:
