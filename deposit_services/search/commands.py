@@ -6,7 +6,9 @@ import argparse
 import logging
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 from deposit_services.model.entities import Deposit, Submission
@@ -19,6 +21,7 @@ from deposit_services.store.uow import Database, UnitOfWork, run_unit
 log = logging.getLogger(__name__)
 
 BATCH = 500
+WRITERS = 2  # bulk requests in flight: the index works while the next batch is read
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
@@ -27,32 +30,53 @@ EXIT_CONFIG = 2
 def reindex(database: Database, index: SearchIndex,
             progress: Callable[[int, int], None] | None = None, batch: int = BATCH) -> int:
     """Write the document of every submission and deposit in the records to ``index``
-    (bulk, ``batch`` entities per read and per request); returns how many."""
+    (bulk, ``batch`` entities per read and per request, up to WRITERS requests in
+    flight while the next batch is read); returns how many."""
 
-    def every(uow: UnitOfWork) -> list[tuple[str, str]]:
-        return ([(Submission.TYPE, s.id) for s in uow.records.find(Submission)]
-                + [(Deposit.TYPE, d.id) for d in uow.records.find(Deposit)])
+    def every(uow: UnitOfWork) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+        deposits = uow.records.find(Deposit)
+        deposits_of: dict[str, list[str]] = {}
+        for deposit in deposits:
+            deposits_of.setdefault(deposit.submission or "", []).append(deposit.id)
+        listed = {k: list(v) for k, v in deposits_of.items()}
+        # each submission with its deposits, so that a batch reads what they share once
+        keys: list[tuple[str, str]] = []
+        for submission in uow.records.find(Submission):
+            keys.append((Submission.TYPE, submission.id))
+            keys += [(Deposit.TYPE, d) for d in deposits_of.pop(submission.id, [])]
+        keys += [(Deposit.TYPE, d) for ids in deposits_of.values() for d in ids]  # orphans
+        return keys, listed
 
-    keys = run_unit(database, every, read_only=True, what="list the records")
+    keys, deposits_of = run_unit(database, every, read_only=True, what="list the records")
     index.prepare()
     done = 0
-    for start in range(0, len(keys), batch):
-        chunk = keys[start:start + batch]
-        submissions = [i for kind, i in chunk if kind == Submission.TYPE]
-        deposits = [i for kind, i in chunk if kind == Deposit.TYPE]
-        documents, _ = run_unit(database, partial(_build, submissions=submissions,
-                                                  deposits=deposits),
-                                read_only=True, what="search documents")
-        done += index.write(documents)
+    in_flight: deque[Future[int]] = deque()
+
+    def finish_one() -> None:
+        nonlocal done
+        done += in_flight.popleft().result()
         if progress is not None:
             progress(done, len(keys))
+
+    with ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="reindex") as writers:
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            documents, _ = run_unit(database, partial(
+                _build, submissions=[i for kind, i in chunk if kind == Submission.TYPE],
+                deposits=[i for kind, i in chunk if kind == Deposit.TYPE],
+                deposits_of=deposits_of), read_only=True, what="search documents")
+            if len(in_flight) >= WRITERS:
+                finish_one()
+            in_flight.append(writers.submit(index.write, documents))
+        while in_flight:
+            finish_one()
     index.refresh()
     return done
 
 
-def _build(uow: UnitOfWork, submissions: list[str], deposits: list[str]
-           ) -> tuple[list[Document], list[tuple[str, str]]]:
-    return build(uow, submissions, deposits)
+def _build(uow: UnitOfWork, submissions: list[str], deposits: list[str],
+           deposits_of: dict[str, list[str]]) -> tuple[list[Document], list[tuple[str, str]]]:
+    return build(uow, submissions, deposits, deposits_of)
 
 
 def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:

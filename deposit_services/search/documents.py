@@ -14,7 +14,7 @@ relay wrote.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -154,18 +154,26 @@ def submission_document(submission: Submission, deposits: Sequence[Deposit],
     })
 
 
-def build(uow: UnitOfWork, submission_ids: Sequence[str], deposit_ids: Sequence[str]
+def build(uow: UnitOfWork, submission_ids: Sequence[str], deposit_ids: Sequence[str],
+          deposits_of: Mapping[str, Sequence[str]] | None = None,
           ) -> tuple[list[Document], list[tuple[str, str]]]:
     """The documents of those submissions and deposits as the records hold them now,
-    and the (type, id) of those that are no longer there."""
+    and the (type, id) of those that are no longer there. ``deposits_of`` (submission
+    id -> its deposit ids, as a rebuild has listed them) saves a query per submission."""
     records = uow.records
     deposits = records.get_many(Deposit, deposit_ids)
     submissions = records.get_many(Submission, _ids(
         list(submission_ids) + [d.submission for d in deposits]))
     by_id = {s.id: s for s in submissions}
     wanted = set(submission_ids)
-    of_submission = {s.id: records.find(Deposit, submission=s.id)
-                     for s in submissions if s.id in wanted}
+    if deposits_of is None:
+        of_submission = {s.id: records.find(Deposit, submission=s.id)
+                         for s in submissions if s.id in wanted}
+    else:
+        listed = {d.id: d for d in records.get_many(Deposit, [
+            i for s in wanted for i in deposits_of.get(s, ())])}
+        of_submission = {s.id: [listed[i] for i in deposits_of.get(s.id, ()) if i in listed]
+                         for s in submissions if s.id in wanted}
     every_deposit = {d.id: d for d in deposits}
     for found in of_submission.values():
         every_deposit.update((d.id, d) for d in found)
