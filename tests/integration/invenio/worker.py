@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deposit_services.model.entities import Deposit, DepositStatus, RepositoryCopy
+from deposit_services.store.base import AttemptOutcome
 from tests.e2e.conftest import Daemon, make_daemon, wait_until
 from tests.support.graphs import make_graph, write_graph
 
@@ -79,6 +80,24 @@ def copy_of(daemon: Daemon, deposit: Deposit) -> RepositoryCopy:
         return copy
     finally:
         store.close()
+
+
+def outcomes(daemon: Daemon, deposit_id: str) -> list[AttemptOutcome | None]:
+    """How each of the deposit's attempts ended, in order."""
+    store = daemon.store()
+    try:
+        return [a.outcome for a in store.attempts(deposit_id)]
+    finally:
+        store.close()
+
+
+def after_restart(step: str, last: str) -> list[AttemptOutcome | None]:
+    """The attempt log a restart leaves: killed after the ``last`` step the record is
+    found and the open attempt RECONCILED; earlier, the target did not hold it, so that
+    attempt is INTERRUPTED and a second one SENT (having cleared what the first made)."""
+    if step == last:
+        return [AttemptOutcome.RECONCILED]
+    return [AttemptOutcome.INTERRUPTED, AttemptOutcome.SENT]
 
 
 def kill_during(daemon: Daemon, server: Pausing, step: str) -> None:
