@@ -29,11 +29,13 @@ def _texts(value: Any) -> Iterable[str]:
         yield str(value).lower()
 
 
-def _matches(wanted: str, value: Any) -> bool:
+def _matches(wanted: str, value: Any, loose: bool) -> bool:
+    """``wanted`` is the value, one of its words, a phrase in it, a prefix (``x*``); or,
+    ``loose`` (a word with no field), any part of it of four characters or more."""
     if wanted.endswith("*"):
         return any(text.startswith(wanted[:-1]) for text in _texts(value))
     return any(wanted == text or wanted in text.split() or (" " in wanted and wanted in text)
-               or (len(wanted) > 3 and wanted in text) for text in _texts(value))
+               or (loose and len(wanted) > 3 and wanted in text) for text in _texts(value))
 
 
 def parse(query: str) -> list[tuple[str | None, str]]:
@@ -58,7 +60,7 @@ def parse(query: str) -> list[tuple[str | None, str]]:
 def match(document: Document, terms: list[tuple[str | None, str]]) -> bool:
     for field, wanted in terms:
         values = [document.get(field)] if field else list(document.values())
-        if not any(_matches(wanted, v) for v in values):
+        if not any(_matches(wanted, v, loose=field is None) for v in values):
             return False
     return True
 
