@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -36,6 +37,7 @@ from deposit_services.transports.http import (
 from deposit_services.transports.invenio.files import RecordFile, open_file
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class InvenioClient:
     """Requests to one Invenio API with one token; safe to use from several threads."""
 
     def __init__(self, account: InvenioAccount, clock: Clock | None = None) -> None:
+        if account.verify is False:
+            logger.warning("TLS certificates of %s are NOT verified (the binding turns it "
+                           "off): the token can be read by anyone in between", account.api_url)
         self.account = account
         self.api = account.api_url.rstrip("/")
         self.clock = clock or SystemClock()

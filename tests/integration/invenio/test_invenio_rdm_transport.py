@@ -37,12 +37,14 @@ def test_unknown_binding_key_is_a_config_error(invenio):
 
 
 def test_binding_from_pass_environment(invenio, monkeypatch, make_transport, package,
-                                       submission):
+                                       submission, caplog):
     monkeypatch.setenv("INVENIORDM_API_BASE_URL", invenio.api_url)
     monkeypatch.setenv("INVENIORDM_API_TOKEN", invenio.token)
     monkeypatch.setenv("INVENIORDM_VERIFY_SSL_CERT", "false")
-    transport = make_transport({"protocol": "invenioRdm"})
+    with caplog.at_level("WARNING"):
+        transport = make_transport({"protocol": "invenioRdm"})
     assert transport.binding.verify_tls is False
+    assert "NOT verified" in caplog.text and invenio.token not in caplog.text
     assert transport.send(package, submission).accepted
     assert invenio.token not in repr(transport.binding)
 
