@@ -323,6 +323,7 @@ class InvenioApp(JsonApi):
                                                                else "/draft"),
                 "self_html": f"{html}/records/{record.id}" if record.published
                 else f"{html}/uploads/{record.id}",
+                "record_html": f"{html}/records/{record.id}",
                 "files": f"{self.base}/records/{record.id}/draft/files"},
         }
         missing = [{"field": f, "messages": ["Missing data for required field."]}

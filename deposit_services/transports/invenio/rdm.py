@@ -299,7 +299,12 @@ class InvenioRdmTransport(Transport):
     def _receipt(self, record: dict[str, Any], accepted: bool) -> Receipt:
         what = "InvenioRDM record"
         record_id = str(json_field(record, "id", what))
-        access_url = str(json_field(record, "links.self_html", what))
+        # a draft's record_html is where the record will be once published (self_html is
+        # the upload form): the copy's access URL stays right after a curator accepts
+        links = record.get("links") or {}
+        access_url = str(links.get("record_html") if isinstance(links, dict)
+                         and links.get("record_html") else
+                         json_field(record, "links.self_html", what))
         doi = ((record.get("pids") or {}).get("doi") or {}).get("identifier")
         details = {"record_id": record_id}
         if doi:

@@ -109,7 +109,7 @@ def test_community_review_accepted_then_declined(invenio, make_transport, packag
     [record] = invenio.app.records.values()
     assert not receipt.accepted and not record.published
     assert record.review is not None and record.review.status == "submitted"
-    assert receipt.access_url.endswith(f"/uploads/{record.id}")
+    assert receipt.access_url.endswith(f"/records/{record.id}")  # where it will be
     resolver = _resolver(binding)
     try:
         assert resolver.resolve(receipt.status_ref).deposit_status is DepositStatus.SUBMITTED

@@ -105,7 +105,10 @@ def test_community_review_accepted_and_declined(daemon: Daemon,
     invenio.app.decline(by_title["Paper rdm-no"].id)
     accepted = wait_status(daemon, "rdm-yes", DepositStatus.ACCEPTED)
     rejected = wait_status(daemon, "rdm-no", DepositStatus.REJECTED)
-    assert copy_of(daemon, accepted).copy_status is CopyStatus.COMPLETE
+    accepted_copy = copy_of(daemon, accepted)
+    assert accepted_copy.copy_status is CopyStatus.COMPLETE
+    html = invenio.api_url.removesuffix("/api")
+    assert accepted_copy.access_url == f"{html}/records/{by_title['Paper rdm-yes'].id}"
     assert copy_of(daemon, rejected).copy_status is CopyStatus.REJECTED
 
 
