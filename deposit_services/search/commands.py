@@ -80,8 +80,7 @@ def _build(uow: UnitOfWork, submissions: list[str], deposits: list[str],
 
 
 def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.bootstrap import build_database
-    from deposit_services.clock import SystemClock
+    from deposit_services.bootstrap import bootstrap
     from deposit_services.entrypoints.progress import Progress
     from deposit_services.search.relay import build_index
     from deposit_services.service.lifecycle import Outcome
@@ -90,33 +89,32 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
         print("configuration error: reindex needs the index: set DEPOSIT_SEARCH_URL",
               file=sys.stderr)
         return EXIT_CONFIG
-    database = build_database(settings, SystemClock())
+    app = bootstrap(settings, with_broker=False, with_repositories=False)
     index = build_index(settings, args.index)
     started = time.monotonic()
     try:
         with Progress(0, "reindex", sys.stderr) as bar:
-            done = reindex(database, index, lambda n, total: bar.step(
+            done = reindex(app.database, index, lambda n, total: bar.step(
                 n, total, Outcome(f"{n} documents", True, "indexed", "")))
     finally:
         index.close()
-        database.close()
+        app.close()
     seconds = time.monotonic() - started
     print(f"reindexed {done} document(s) into {safe(index.name)} in {seconds:.1f} s")
     return EXIT_OK
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.bootstrap import build_database
-    from deposit_services.clock import SystemClock
+    from deposit_services.bootstrap import bootstrap
     from deposit_services.entrypoints.reports import Column, print_json, render_table
 
-    database = build_database(settings, SystemClock())
-    index = searcher(settings, database)
+    app = bootstrap(settings, with_broker=False, with_repositories=False)
+    index = searcher(settings, app.database)
     try:
         result = index.search(" ".join(args.query), size=args.limit)
     finally:
         index.close()
-        database.close()
+        app.close()
     if args.json:
         print_json({"total": result.total, "documents": result.documents})
     else:

@@ -11,6 +11,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +168,25 @@ def test_dashboard_in_a_browser(dashboard: str, daemon: Daemon, browser: Browser
     _shot(page, "deposit-retried")
     assert daemon.status("bad")[0]["deposits"][0]["depositStatus"] == "ACCEPTED"
     context.close()
+
+
+def test_listen_serves_the_dashboard_beside_metrics(daemon: Daemon) -> None:
+    port = _free_port()
+    worker = daemon.listen(extra_env={"DEPOSIT_HTTP_PORT": str(port),
+                                      "DEPOSIT_WEB_READ_ACCESS": "anyone"})
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(base + path, timeout=5) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+    wait_until(lambda: get("/healthz")[0] == 200, 60, "listen's HTTP port", [worker])
+    status, page = get("/")
+    assert status == 200 and "Deposits by repository and status" in page
+    status, page = get("/deposits/nothing-here")
+    assert status == 404 and "no deposit nothing-here" in page
+    assert get("/metrics")[1].count("deposit_services_") > 0
