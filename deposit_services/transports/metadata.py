@@ -6,8 +6,10 @@ restarted worker find the item or record it made before instead of making a seco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 from urllib.parse import quote
 
 from deposit_services.model.submission import DepositSubmission, Person, PersonType
@@ -23,6 +25,23 @@ def marker(submission_id: str, package_name: str) -> str:
 def marker_urn(submission_id: str, package_name: str) -> str:
     """The marker as a URN (for repositories that validate identifier schemes)."""
     return "urn:" + quote(marker(submission_id, package_name), safe=":-._")
+
+
+def urn_suffix(package_name: str) -> str:
+    """How every marker URN of ``package_name`` ends (whatever the submission)."""
+    return ":" + quote(package_name, safe="-._")
+
+
+def marked_urn(record: Mapping[str, Any], field: str, suffix: str) -> str | None:
+    """The marker URN among the ``identifier`` values of ``record["metadata"][field]``
+    that ends in ``suffix``, if there is one (any other shape: None)."""
+    metadata = record.get("metadata")
+    entries = metadata.get(field) if isinstance(metadata, Mapping) else None
+    for entry in entries if isinstance(entries, list) else []:
+        value = str(entry.get("identifier", "")) if isinstance(entry, Mapping) else ""
+        if value.startswith("urn:" + MARKER_PREFIX) and value.endswith(suffix):
+            return value
+    return None
 
 
 @dataclass(frozen=True)

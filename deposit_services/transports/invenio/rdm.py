@@ -47,7 +47,12 @@ from deposit_services.transports.invenio.client import (
     upload,
 )
 from deposit_services.transports.invenio.files import record_files
-from deposit_services.transports.metadata import marker_urn, record_metadata
+from deposit_services.transports.metadata import (
+    marked_urn,
+    marker_urn,
+    record_metadata,
+    urn_suffix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -148,16 +153,6 @@ def rdm_record(submission: DepositSubmission, mark: str, resource_type: str,
             "files": {"enabled": True}, "access": access}
 
 
-def _marked(hit: dict[str, Any], suffix: str) -> str | None:
-    """The marker of ``hit`` ending in ``suffix``, if it has one."""
-    identifiers = (hit.get("metadata") or {}).get("identifiers") or []
-    for ident in identifiers if isinstance(identifiers, list) else []:
-        value = str(ident.get("identifier", "")) if isinstance(ident, dict) else ""
-        if value.startswith("urn:deposit-services:") and value.endswith(suffix):
-            return value
-    return None
-
-
 class InvenioRdmTransport(Transport):
     """Deposits the files of a package as one InvenioRDM record."""
 
@@ -178,7 +173,7 @@ class InvenioRdmTransport(Transport):
     def _find(self, package: Package, mark: str | None) -> list[dict[str, Any]]:
         """The account's records and drafts marked for ``package`` (for this submission
         when ``mark`` is given), newest versions included."""
-        suffix = ":" + quote(package.name, safe="-._")
+        suffix = urn_suffix(package.name)
         escaped = re.sub(r'([+\-=&|><!(){}\[\]^"~*?:\\/])', r"\\\1", suffix)
         query = (f'metadata.identifiers.identifier:"{mark}"' if mark
                  else f"metadata.identifiers.identifier:*{escaped}")
@@ -190,7 +185,8 @@ class InvenioRdmTransport(Transport):
         if not isinstance(hits, list):
             raise PermanentTransferError(f"{what}: hits.hits is not a list")
         found = [json_object(h, what) for h in hits]
-        return [h for h in found if (_marked(h, suffix) == mark if mark else _marked(h, suffix))]
+        marks = [(h, marked_urn(h, "identifiers", suffix)) for h in found]
+        return [h for h, m in marks if (m == mark if mark else m)]
 
     def _review_status(self, record_id: str) -> str | None:
         review = self.client.call("GET", f"records/{record_id}/draft/review",

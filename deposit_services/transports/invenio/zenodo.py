@@ -41,7 +41,12 @@ from deposit_services.transports.invenio.client import (
     upload,
 )
 from deposit_services.transports.invenio.files import record_files
-from deposit_services.transports.metadata import marker_urn, record_metadata
+from deposit_services.transports.metadata import (
+    marked_urn,
+    marker_urn,
+    record_metadata,
+    urn_suffix,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +120,6 @@ def zenodo_metadata(submission: DepositSubmission, mark: str, binding: ZenodoBin
     return {k: v for k, v in metadata.items() if v is not None}
 
 
-def _marked(deposition: dict[str, Any], suffix: str) -> str | None:
-    related = (deposition.get("metadata") or {}).get("related_identifiers") or []
-    for ident in related if isinstance(related, list) else []:
-        value = str(ident.get("identifier", "")) if isinstance(ident, dict) else ""
-        if value.startswith("urn:deposit-services:") and value.endswith(suffix):
-            return value
-    return None
-
-
 class ZenodoTransport(Transport):
     """Deposits the files of a package as one Zenodo record."""
 
@@ -148,7 +144,7 @@ class ZenodoTransport(Transport):
     def _find(self, package: Package, mark: str | None) -> list[dict[str, Any]]:
         """The account's depositions marked for ``package`` (for this submission when
         ``mark`` is given)."""
-        suffix = ":" + quote(package.name, safe="-._")
+        suffix = urn_suffix(package.name)
         what = f"Zenodo depositions of {package.name}"
         found: list[dict[str, Any]] = []
         for page in range(1, MAX_PAGES + 1):
@@ -161,7 +157,7 @@ class ZenodoTransport(Transport):
                                              f"{listed!r:.200}")
             for item in listed:
                 deposition = json_object(item, what)
-                value = _marked(deposition, suffix)
+                value = marked_urn(deposition, "related_identifiers", suffix)
                 if value and (mark is None or value == mark):
                     found.append(deposition)
             if len(listed) < PAGE_SIZE:
