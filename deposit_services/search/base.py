@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 Document = dict[str, Any]
+
+
+# A DOI as operators paste it (``10.1234/abc.7``, or as a doi.org URL): the slash would
+# start a regular expression in the query-string syntax, so it is searched as a DOI.
+_DOI = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:)?(10\.\d{4,9}/\S+)$", re.IGNORECASE)
+
+
+def operator_query(query: str) -> str:
+    """The query as the index should read it: a bare DOI becomes ``doi:"..."``."""
+    found = _DOI.match(query.strip())
+    return f'doi:"{found.group(1)}"' if found else query
 
 
 def document_id(kind: str, id: str) -> str:

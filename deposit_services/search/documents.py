@@ -118,7 +118,6 @@ def deposit_document(deposit: Deposit, submission: Submission | None, related: R
         "accessUrl": (copy.access_url if copy else None) or next(
             (a.access_url for a in reversed(attempts) if a.access_url), None),
         "externalIds": copy.external_ids if copy else None,
-        "aggregatedDepositStatus": submission.aggregated_deposit_status if submission else None,
         **related.publication_fields(submission),
         "attempts": len(attempts),
         "firstAttemptAt": attempts[0].started_at if attempts else None,

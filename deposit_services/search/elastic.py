@@ -23,7 +23,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from deposit_services.errors import SearchError, SearchUnavailable
 from deposit_services.safetext import mask_url, safe
-from deposit_services.search.base import Document, SearchIndex, SearchResult
+from deposit_services.search.base import Document, SearchIndex, SearchResult, operator_query
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +177,7 @@ class ElasticIndex(SearchIndex):
     def search(self, query: str, *, size: int = 50, offset: int = 0,
                filters: Mapping[str, str] | None = None) -> SearchResult:
         must: list[dict[str, Any]] = []
+        query = operator_query(query)
         if query.strip():
             must.append({"query_string": {"query": query, "lenient": True,
                                           "default_operator": "AND"}})

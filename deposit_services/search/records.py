@@ -16,7 +16,7 @@ from typing import Any
 
 from deposit_services.errors import SearchError
 from deposit_services.model.entities import Deposit, Submission
-from deposit_services.search.base import Document, SearchIndex, SearchResult
+from deposit_services.search.base import Document, SearchIndex, SearchResult, operator_query
 from deposit_services.search.documents import build
 from deposit_services.store.uow import Database, UnitOfWork, run_unit
 
@@ -80,7 +80,7 @@ class RecordSearch(SearchIndex):
 
     def search(self, query: str, *, size: int = 50, offset: int = 0,
                filters: Mapping[str, str] | None = None) -> SearchResult:
-        terms = parse(query) + [(f, v.lower()) for f, v in (filters or {}).items()]
+        terms = parse(operator_query(query)) + [(f, v.lower()) for f, v in (filters or {}).items()]
         documents = run_unit(self.database, self._documents, read_only=True,
                              what="search the records")
         found = [d for d in documents if match(d, terms)]

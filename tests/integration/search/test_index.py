@@ -50,6 +50,8 @@ def test_documents_are_written_and_found_by_query_string(search_url: str,
     ], refresh=True)
     by_doi = index.search('doi:"10.1234/abc.1"')
     assert sorted(d["@type"] for d in by_doi.documents) == ["Deposit", "Submission"]
+    pasted = index.search("https://doi.org/10.1234/abc.1")  # as an operator pastes it
+    assert sorted(d["@type"] for d in pasted.documents) == ["Deposit", "Submission"]
     assert [d["@id"] for d in index.search("refused").documents] == ["1"]
     failed = index.search("depositStatus:FAILED")
     assert failed.total == 1 and failed.documents[0]["doi"] == "10.1234/abc.1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deposit_services.errors import SearchError
+from deposit_services.search.base import operator_query
 from deposit_services.search.records import match, parse
 
 DOCUMENT = {"@type": "Deposit", "@id": "31", "depositStatus": "FAILED",
@@ -27,6 +28,14 @@ DOCUMENT = {"@type": "Deposit", "@id": "31", "depositStatus": "FAILED",
 ])
 def test_match(query: str, found: bool) -> None:
     assert match(DOCUMENT, parse(query)) is found
+
+
+@pytest.mark.parametrize("query", ["10.1234/abc.7", "https://doi.org/10.1234/abc.7",
+                                   "doi:10.1234/abc.7", "  10.1234/ABC.7 "])
+def test_a_bare_doi_is_searched_as_a_doi(query: str) -> None:
+    assert operator_query(query).lower() == 'doi:"10.1234/abc.7"'
+    assert match(DOCUMENT, parse(operator_query(query).lower()))
+    assert operator_query("refused 10.1234/abc.7") == "refused 10.1234/abc.7"
 
 
 def test_an_unclosed_quote_is_a_search_error() -> None:
