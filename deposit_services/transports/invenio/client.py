@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -24,6 +24,7 @@ from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import (
     AuthenticationError,
     PermanentTransferError,
+    TransferError,
     TransientTransferError,
 )
 from deposit_services.http_status import http_status
@@ -221,6 +222,25 @@ def check_md5(answer: Any, md5: str, what: str) -> None:
         raise TransientTransferError(
             f"{what}: the server holds checksum {checksum}, we sent md5:{md5}; the file "
             "was damaged on the way and is sent again")
+
+
+def publish(client: InvenioClient, path: str, what: str, attempts: int,
+            published: Callable[[], dict[str, Any] | None]) -> dict[str, Any]:
+    """POST the publish action at ``path``, a transient fault retried with backoff. A
+    try whose answer was lost may have published it, and the next try is then refused:
+    when the action fails, ``published()`` (the record if it is published, else None)
+    decides before the fault is raised."""
+    try:
+        return json_object(client.call_retrying("POST", path, what, attempts), what)
+    except TransferError:
+        try:
+            found = published()
+        except TransferError:
+            found = None
+        if found is None:
+            raise
+        logger.warning("%s: the answer was lost, but the record is published", what)
+        return found
 
 
 def _seconds(value: str | None) -> float | None:

@@ -44,6 +44,7 @@ from deposit_services.transports.invenio.client import (
     check_md5,
     json_field,
     json_object,
+    publish,
     upload,
 )
 from deposit_services.transports.invenio.files import record_files
@@ -274,8 +275,13 @@ class InvenioRdmTransport(Transport):
         if review:
             return self._submit_review(record_id)
         what = f"InvenioRDM publication of draft {record_id}"
-        record = json_object(self.client.call_retrying(
-            "POST", f"{base}/actions/publish", what, self.binding.publish_attempts), what)
+
+        def published() -> dict[str, Any] | None:
+            record = self.client.call("GET", f"records/{record_id}", what, missing_ok=True)
+            return record if isinstance(record, dict) and record.get("is_published") else None
+
+        record = publish(self.client, f"{base}/actions/publish", what,
+                         self.binding.publish_attempts, published)
         return self._receipt(record, accepted=True)
 
     def _submit_review(self, record_id: str) -> Receipt:

@@ -38,6 +38,7 @@ from deposit_services.transports.invenio.client import (
     check_md5,
     json_field,
     json_object,
+    publish,
     upload,
 )
 from deposit_services.transports.invenio.files import record_files
@@ -237,10 +238,15 @@ class ZenodoTransport(Transport):
                                  package, file, what)
             check_md5(json_object(stored, what), md5, what)
         what = f"Zenodo publication of deposition {ident}"
-        published = json_object(self.client.call_retrying(
-            "POST", f"deposit/depositions/{ident}/actions/publish", what,
-            self.binding.publish_attempts), what)
-        return self._receipt(published)
+
+        def published() -> dict[str, Any] | None:
+            found = self.client.call("GET", f"deposit/depositions/{ident}", what,
+                                     missing_ok=True)
+            done = isinstance(found, dict) and found.get("submitted")
+            return found if done and isinstance(found, dict) else None
+
+        return self._receipt(publish(self.client, f"deposit/depositions/{ident}/actions/"
+                                     "publish", what, self.binding.publish_attempts, published))
 
     def _receipt(self, deposition: dict[str, Any]) -> Receipt:
         what = "Zenodo deposition"

@@ -254,9 +254,19 @@ def test_crash_after_a_step_leaves_one_record(invenio, make_transport, package, 
     assert {k: f.data() for k, f in record.files.items()} == submitted_files(submission)
 
 
+def test_a_lost_publish_answer_is_recognised(invenio, make_transport, clock, package,
+                                             submission):
+    invenio.app.fail("publish", 502, after=True)  # published; the retry is refused (404)
+    receipt = make_transport(rdm_binding(invenio)).send(package, submission)
+    [record] = invenio.app.records.values()
+    assert receipt.accepted and receipt.details["record_id"] == record.id
+    assert clock.slept == [1.0]
+    assert invenio.app.calls.count(("POST", f"/api/records/{record.id}/draft/actions/publish")) == 2
+
+
 def test_crash_after_publish_is_reconciled(invenio, make_transport, package, submission):
     invenio.app.fail("publish", 500, after=True)
-    invenio.app.faults.failures["publish"] = (500, True, {})
+    invenio.app.fail("record", 503)  # and the check whether it was published fails too
     first = make_transport(rdm_binding(invenio, **{"publish-attempts": 1}))
     with pytest.raises(TransientTransferError):
         first.send(package, submission)

@@ -125,8 +125,16 @@ def test_crash_after_a_step_leaves_one_record(zenodo, make_transport, package, s
     assert d.published and receipt.details["record_id"] == str(d.id)
 
 
+def test_a_lost_publish_answer_is_recognised(zenodo, make_transport, package, submission):
+    zenodo.app.fail("publish", 504, after=True)  # published; the retry is refused (400)
+    receipt = make_transport(zenodo_binding(zenodo)).send(package, submission)
+    [d] = zenodo.app.depositions.values()
+    assert d.published and receipt.details == {"record_id": str(d.id), "doi": d.doi}
+
+
 def test_crash_after_publish_is_reconciled(zenodo, make_transport, package, submission):
     zenodo.app.fail("publish", 500, after=True)
+    zenodo.app.fail("get", 503)  # and the check whether it was published fails too
     with pytest.raises(TransientTransferError):
         make_transport(zenodo_binding(zenodo, **{"publish-attempts": 1})).send(
             package, submission)
