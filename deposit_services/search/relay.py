@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Connection
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 BATCH = 500
 IDLE_S = 5.0  # also picks up marks other processes (the CLI's retry) recorded
 MAX_PAUSE_S = 15.0
+LEASE = "job:search-relay"
+LEASE_SECONDS = 60.0  # longer than a run (a batch and one bulk request) can take
 
 
 def _connection(uow: UnitOfWork) -> Connection:
@@ -64,6 +67,8 @@ class SearchRelay(CommitHook):
         self.database = database
         self.index = index
         self.marks = marks
+        self.owner = f"search-relay:{uuid.uuid4().hex}"
+        self.holds_lease = False
         self.prepared = False
         self.down_since: str | None = None  # the error of an ongoing outage
         self._wake = threading.Event()
@@ -84,7 +89,15 @@ class SearchRelay(CommitHook):
 
     def run_once(self, limit: int = BATCH) -> int:
         """Write the documents of up to ``limit`` marks; returns how many marks were
-        done. ``SearchUnavailable`` / ``SearchError``: the marks stay for later."""
+        done. ``SearchUnavailable`` / ``SearchError``: the marks stay for later.
+
+        One relay at a time among the processes on this store (the ``search-relay``
+        lease): two that read the same mark could otherwise write an older document
+        after a newer one and leave it so."""
+        if not run_unit(self.database, lambda uow: uow.state.acquire_lease(
+                LEASE, self.owner, LEASE_SECONDS), what="search relay lease"):
+            return 0
+        self.holds_lease = True
         if not self.prepared:
             self.index.prepare()
             self.prepared = True
@@ -155,6 +168,12 @@ class SearchRelay(CommitHook):
         if self._thread is not None:
             self._thread.join(timeout=IDLE_S)
             self._thread = None
+        if self.holds_lease:
+            try:  # let another process's relay take over at once
+                run_unit(self.database, lambda uow: uow.state.release_lease(LEASE, self.owner))
+                self.holds_lease = False
+            except DepositServicesError as exc:
+                log.debug("search relay lease not released (%s); it runs out", exc)
         self.index.close()
 
 

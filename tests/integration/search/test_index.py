@@ -183,3 +183,20 @@ def test_index_down_deposits_go_on_and_relay_catches_up(
     assert all_documents(search_url, f"{fresh_index}-copy") == documents
     copy.close()
     relay.close()
+
+
+def test_one_relay_at_a_time_on_a_store(database: SqlDatabase, search_url: str,
+                                        fresh_index: str) -> None:
+    first = _relay(database, search_url, fresh_index)
+    # another process's relay on the same store (its hook is in that process)
+    second = SearchRelay(database, ElasticIndex(search_url, fresh_index), first.marks)
+    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
+    assert first.run_once() == 2
+    run_unit(database, lambda uow: _seed(uow, 2, DepositStatus.ACCEPTED, "ok"))
+    assert second.run_once() == 0  # the first holds the relay's lease
+    assert _pending(database) == 2
+    first.close()  # gives the lease back
+    assert second.run_once() == 2
+    assert _pending(database) == 0
+    assert "Deposit:d2" in all_documents(search_url, fresh_index)
+    second.close()
