@@ -102,7 +102,7 @@ class Settings:
     # who may read: "operator" (signed in) or "anyone".
     web_user: str | None = None
     web_password: str | None = None
-    web_secret: str | None = None
+    web_session_key: str | None = None
     web_read_access: str = "operator"
     # NIHMS's "Bulk submission" mails over IMAPS (nihms_mail/): the job runs when a host
     # is set (and not disabled); delay is the job's interval in ms, as PASS's.
@@ -159,7 +159,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "search_index": ("DEPOSIT_SEARCH_INDEX",),
     "web_user": ("DEPOSIT_WEB_USER",),
     "web_password": ("DEPOSIT_WEB_PASSWORD",),
-    "web_secret": ("DEPOSIT_WEB_SECRET",),
+    "web_session_key": ("DEPOSIT_WEB_SESSION_KEY",),
     "web_read_access": ("DEPOSIT_WEB_READ_ACCESS",),
     "pass_core_url": ("DEPOSIT_RECORDS_URL", "PASS_CORE_URL", "PASS_CLIENT_URL"),
     "pass_core_user": ("PASS_CORE_USER", "PASS_CLIENT_USER"),

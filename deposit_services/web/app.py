@@ -77,7 +77,7 @@ class Dashboard:
         self.app = app
         self.settings = app.settings
         self.search_index = search
-        self.sessions = Sessions((self.settings.web_secret or secrets.token_hex(32)).encode())
+        self.sessions = Sessions((self.settings.web_session_key or secrets.token_hex(32)).encode())
         self.jinja = Environment(
             loader=FileSystemLoader(Path(__file__).with_name("templates")),
             autoescape=select_autoescape(default=True, default_for_string=True),

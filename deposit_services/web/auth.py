@@ -5,7 +5,7 @@ The operator and the password come from settings (``DEPOSIT_WEB_USER``,
 ``DEPOSIT_WEB_PASSWORD``: plain, or ``pbkdf2_sha256$iterations$salt$hash`` as printed by
 ``deposit-services web --hash-password``); a password is compared as digests in
 constant time, never as text. The session is a cookie signed with HMAC-SHA256
-(``DEPOSIT_WEB_SECRET``, or a key new to each process): who is signed in, until when,
+(``DEPOSIT_WEB_SESSION_KEY``, or a key new to each process): who is signed in, until when,
 and the session's CSRF token, which every form carries back (``check_csrf``). The
 cookie is HttpOnly and SameSite=Strict (and Secure when the page came over HTTPS).
 """
