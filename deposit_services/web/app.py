@@ -209,7 +209,7 @@ class Dashboard:
 
     def _login(self, request: Request) -> Response:
         target = request.query.get("next") or request.form.get("next") or "/"
-        if not target.startswith("/") or target.startswith("//"):
+        if not target.startswith("/") or target[1:2] in ("/", "\\"):
             target = "/"  # never an open redirect
         if request.method != "POST":
             return self._page("login.html", request, next=target)
