@@ -13,7 +13,7 @@ version's draft (files copied) and answers the original with ``links.latest_draf
 ``DELETE`` removes an unpublished deposition (a published one: 403).
 
 The test drives faults as on the InvenioRDM server (``fail``, ``pause``/``release``,
-see ``invenio_server.Faults``) and ``remove`` (an administrator deletes a record: 410).
+see ``invenio_api.Faults``) and ``remove`` (an administrator deletes a record: 410).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.support.invenio_server import (
+from tests.support.invenio_api import (
     Fail,
     JsonApi,
     StoredFile,

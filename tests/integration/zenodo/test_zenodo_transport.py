@@ -104,7 +104,7 @@ def test_429_upload_is_transient_with_retry_after(zenodo, make_transport, packag
 
 def test_unexpected_list_shape_is_a_clear_error(zenodo, make_transport, package, submission,
                                                 monkeypatch):
-    from tests.support.invenio_server import json_response
+    from tests.support.invenio_api import json_response
 
     monkeypatch.setattr(zenodo.app, "_list", lambda request: json_response({"hits": 1}))
     with pytest.raises(PermanentTransferError, match="not a list"):
