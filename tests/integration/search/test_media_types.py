@@ -19,6 +19,7 @@ COMPAT_JSON = "application/vnd.elasticsearch+json; compatible-with=8"
 
 class _Stub(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, str | None, str | None]] = []
+    authorization: list[str | None] = []
     distribution: str | None = None
 
     def _answer(self, body: object) -> None:
@@ -36,6 +37,7 @@ class _Stub(BaseHTTPRequestHandler):
             self.rfile.read(length)
         self.seen.append((self.command, self.path, self.headers.get("Content-Type"),
                           self.headers.get("Accept")))
+        self.authorization.append(self.headers.get("Authorization"))
         if self.path == "/":
             version = {"number": "8.15.0", "build_flavor": "default"}
             if self.distribution:
@@ -55,7 +57,7 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub() -> Iterator[tuple[str, type[_Stub]]]:
-    handler = type("Stub", (_Stub,), {"seen": [], "distribution": None})
+    handler = type("Stub", (_Stub,), {"seen": [], "authorization": [], "distribution": None})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -93,4 +95,18 @@ def test_a_server_that_is_not_elasticsearch_gets_plain_json(
     assert ("/_bulk", "application/x-ndjson", "application/json") in [
         (p.split("?")[0], c, a) for p, c, a in sent]
     assert all("vnd.elasticsearch" not in f"{c} {a}" for _, c, a in sent)
+    index.close()
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"api_key": "aWQ6a2V5"}, "ApiKey aWQ6a2V5"),
+    ({"user": "elastic", "password": "changeme"}, "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="),
+])
+def test_credentials_go_with_every_request(stub: tuple[str, type[_Stub]],
+                                           options: dict[str, str], expected: str) -> None:
+    url, handler = stub
+    index = ElasticIndex(url, "deposits", **options)  # type: ignore[arg-type]
+    index.write([{"_id": "Deposit:1", "@type": "Deposit"}])
+    assert handler.authorization and set(handler.authorization) == {expected}
+    assert "changeme" not in repr(index)
     index.close()
