@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from elastic_transport import ConnectionError as TransportConnectionError
-from elastic_transport import HttpHeaders, TransportError, Urllib3HttpNode
+from elastic_transport import HttpHeaders, TlsError, TransportError, Urllib3HttpNode
 from elastic_transport._models import DEFAULT, DefaultType
 from elastic_transport._node._base import NodeApiResponse
 from elasticsearch import ApiError, Elasticsearch
@@ -83,6 +83,10 @@ def _error(exc: Exception, doing: str) -> SearchError:
         if status == 429 or status >= 500:
             return SearchUnavailable(text)
         return SearchError(text)
+    if isinstance(exc, TlsError):
+        return SearchUnavailable(
+            f"{doing}: the index cannot be reached: its TLS certificate was not verified "
+            f"({safe(str(exc))}); set DEPOSIT_SEARCH_CA_FILE to the CA that signed it")
     return SearchUnavailable(f"{doing}: the index cannot be reached ({safe(str(exc))})")
 
 
