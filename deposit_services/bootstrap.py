@@ -165,8 +165,6 @@ def bootstrap(settings: Settings, *, with_broker: bool = True, clock: Clock | No
         if broker is not None:
             wire_outbox(database, broker, settings)
         search = search_from_settings(settings, database)  # marks changes to index
-        if search is not None and with_broker:
-            search.start()  # a worker command: its changes are indexed as they commit
     except BaseException:
         database.close()
         raise

@@ -150,6 +150,8 @@ def cmd_listen(settings: Settings, args: argparse.Namespace) -> int:
 
     # metrics; with DEPOSIT_HTTP_PORT /metrics, /readyz, and the dashboard on other paths
     ops = Operations(app, fallback=create_app(app)).start()
+    if app.search is not None:
+        app.search.start()  # writes to the index what this and other processes commit
     ctx = replace(app.context(), metrics=ops.metrics)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -34,6 +34,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from deposit_services.web.app import create_app
 
     app = bootstrap(settings)
+    if app.search is not None:
+        app.search.start()  # the dashboard's retries are indexed as they commit
     stop = threading.Event()
     try:
         server = make_server(args.host, args.port, create_app(app), server_class=_Server,
