@@ -202,8 +202,7 @@ def test_timeout_is_transient(invenio, make_transport, package, submission):
 def test_a_checksum_that_differs_is_sent_again(invenio, make_transport, package, submission,
                                               monkeypatch):
     from tests.support import invenio_server
-
-    real = invenio_server.store_body
+    from tests.support.invenio_api import store_body as real
 
     def damaged(request, directory, name):
         path, size, _ = real(request, directory, name)
