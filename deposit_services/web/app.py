@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_FORM_BYTES = 64 * 1024
+# Failed sign-ins one address may make within the window before it must wait.
+MAX_FAILED_SIGN_INS = 5
+SIGN_IN_WINDOW_S = 300.0
 PAGE_SIZE = 50
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "
@@ -57,6 +62,7 @@ class Request:
     session: Session
     secure: bool
     new_session: bool = False
+    client: str = ""
 
 
 @dataclass
@@ -83,6 +89,8 @@ class Dashboard:
             autoescape=select_autoescape(default=True, default_for_string=True),
         )
         self.jinja.filters["link"] = link
+        self._failed: dict[str, deque[float]] = {}  # address -> times of failed sign-ins
+        self._failed_lock = threading.Lock()
         if not (self.settings.web_user and self.settings.web_password):
             log.info("dashboard: DEPOSIT_WEB_USER and DEPOSIT_WEB_PASSWORD are not set: "
                         "nobody can sign in, so no action (retry, refresh) is possible%s",
@@ -130,7 +138,8 @@ class Dashboard:
         new = session is None
         return Request(method, str(environ.get("PATH_INFO") or "/"), query, form,
                        session or self.sessions.new(),
-                       environ.get("wsgi.url_scheme") == "https", new_session=new)
+                       environ.get("wsgi.url_scheme") == "https", new_session=new,
+                       client=str(environ.get("REMOTE_ADDR") or ""))
 
     # -- routing ------------------------------------------------------------------------
 
@@ -216,6 +225,11 @@ class Dashboard:
         if not check_csrf(request.session, request.form.get("csrf")):
             raise Forbidden("the form's CSRF token is missing or out of date: reload the page "
                             "and try again")
+        wait = self._sign_in_wait(request.client)
+        if wait > 0:
+            return self._page("login.html", request, status=429, next=target,
+                              message=f"too many failed sign-ins from this address: try again "
+                                      f"in {wait:.0f} s")
         user, password = self.settings.web_user, self.settings.web_password
         if (user and password and secrets.compare_digest(request.form.get("user", ""), user)
                 and check_password(request.form.get("password", ""), password)):
@@ -223,9 +237,25 @@ class Dashboard:
             request.session = self.sessions.new(user)  # a new session: new CSRF token
             request.new_session = True
             return _redirect(target)
-        log.warning("dashboard: a sign-in as %s was refused", safe(request.form.get("user", "")))
+        log.warning("dashboard: a sign-in as %s from %s was refused",
+                    safe(request.form.get("user", "")), safe(request.client))
+        with self._failed_lock:
+            self._failed.setdefault(request.client, deque()).append(self.app.clock.monotonic())
         return self._page("login.html", request, status=403, next=target,
                           message="wrong user name or password")
+
+    def _sign_in_wait(self, client: str) -> float:
+        """Seconds ``client`` must wait before trying to sign in again (0: none)."""
+        now = self.app.clock.monotonic()
+        with self._failed_lock:
+            times = self._failed.get(client)
+            while times and times[0] <= now - SIGN_IN_WINDOW_S:
+                times.popleft()
+            if not times:
+                self._failed.pop(client, None)
+                return 0.0
+            return times[0] + SIGN_IN_WINDOW_S - now if len(times) >= MAX_FAILED_SIGN_INS \
+                else 0.0
 
     def _action(self, request: Request, parts: list[str]) -> Response:
         if not request.session.user:

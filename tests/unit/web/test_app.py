@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from deposit_services.clock import SystemClock
 from deposit_services.search.records import RecordSearch
 from deposit_services.settings import load_settings
 from deposit_services.store.sql import SqlDatabase
-from deposit_services.web.app import Dashboard, link
+from deposit_services.web.app import MAX_FAILED_SIGN_INS, SIGN_IN_WINDOW_S, Dashboard, link
+from tests.support.clock import FakeClock
 
 
 class Client:
@@ -52,7 +52,7 @@ def client(tmp_path: Path) -> Client:
                               "DEPOSIT_WEB_PASSWORD": "pw"})
     database = SqlDatabase(settings.store_url)
     app = SimpleNamespace(settings=settings, database=database, broker=None,
-                          clock=SystemClock(), search=None)
+                          clock=FakeClock(), search=None)
     return Client(Dashboard(app, RecordSearch(database)))  # type: ignore[arg-type]
 
 
@@ -96,3 +96,16 @@ def test_outside_links_are_http_only() -> None:
     assert link("javascript:alert(1)") == "#"
     assert link(" JavaScript:alert(1)") == "#"
     assert link(None) == "#"
+
+
+def test_failed_sign_ins_from_one_address_must_wait(client: Client) -> None:
+    clock = client.app.app.clock
+    for _ in range(MAX_FAILED_SIGN_INS):
+        csrf = client.csrf()
+        assert client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=no")[0] == 403
+    csrf = client.csrf()
+    status, _, page = client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=pw")
+    assert status == 429 and "too many failed sign-ins" in page  # even the right password
+    clock.advance(SIGN_IN_WINDOW_S + 1)  # type: ignore[attr-defined]
+    status, headers, _ = client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=pw")
+    assert status == 303 and headers["Location"] == "/"
