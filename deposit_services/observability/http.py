@@ -37,12 +37,18 @@ TEXT = "text/plain; charset=utf-8"
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class _Server(ThreadingMixIn, WSGIServer):
+class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
+    """A WSGI server answering each request on a daemon thread (the worker's HTTP port
+    and ``deposit-services web``)."""
+
     daemon_threads = True
     allow_reuse_address = True
 
 
-class _Handler(WSGIRequestHandler):
+class DebugLogRequestHandler(WSGIRequestHandler):
+    """Request lines to ``logging`` at DEBUG (escaped as every record), never raw to
+    stderr."""
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http %s: %s", self.address_string(), format % args)
 
@@ -105,8 +111,8 @@ class OpsServer:
     def __init__(self, app: OpsApp, host: str, port: int) -> None:
         self.app = app
         try:
-            self._server = make_server(host, port, app, server_class=_Server,
-                                       handler_class=_Handler)
+            self._server = make_server(host, port, app, server_class=ThreadedWSGIServer,
+                                       handler_class=DebugLogRequestHandler)
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot serve metrics and health on {host}:{port} ({exc.strerror or exc}): "

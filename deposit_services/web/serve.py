@@ -17,7 +17,7 @@ from types import FrameType
 from wsgiref.simple_server import make_server
 
 # the threaded server and quiet handler the worker's HTTP port uses
-from deposit_services.observability.http import _Handler, _Server
+from deposit_services.observability.http import DebugLogRequestHandler, ThreadedWSGIServer
 from deposit_services.settings import Settings
 from deposit_services.web.auth import hash_password
 
@@ -38,8 +38,9 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
         app.search.start()  # the dashboard's retries are indexed as they commit
     stop = threading.Event()
     try:
-        server = make_server(args.host, args.port, create_app(app), server_class=_Server,
-                             handler_class=_Handler)
+        server = make_server(args.host, args.port, create_app(app),
+                             server_class=ThreadedWSGIServer,
+                             handler_class=DebugLogRequestHandler)
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
             stop.set()
