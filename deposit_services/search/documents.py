@@ -82,6 +82,7 @@ class Related:
         name = submission.submitter_name or (submitter.display_name or " ".join(
             n for n in (submitter.first_name, submitter.last_name) if n) if submitter else None)
         return {
+            "publication": submission.publication,  # what finds them when it changes
             "title": publication.title if publication else None,
             "doi": publication.doi if publication else None,
             "pmid": publication.pmid if publication else None,
@@ -144,7 +145,6 @@ def submission_document(submission: Submission, deposits: Sequence[Deposit],
         "submitted": submission.submitted,
         "source": submission.source,
         "statusMessage": submission.status_message,
-        "publication": submission.publication,
         **related.publication_fields(submission),
         "repositories": submission.repositories,
         "repositoryKeys": [related.repository_key(r) for r in submission.repositories],

@@ -1,10 +1,10 @@
 """The durable "to index" marks: which documents a committed change has made stale.
 
-A unit of work that writes a Submission or a Deposit records a mark here in its own
+A unit of work whose writes make documents stale records a mark here in its own
 transaction (``SearchRelay.changed``), so the mark is committed with the change or
 rolled back with it, and survives a crash or an index outage until the relay has
 written the document. The table lives in the worker state's SQL database beside the
-outbox; it is created here, at start-up, if it is not there (``create``).
+outbox (schema version 5, store/schema.py).
 """
 
 from __future__ import annotations
@@ -13,35 +13,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    delete,
-    exc,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import Engine, delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from deposit_services.store.engine import READ_ONLY, db_errors, masked
+from deposit_services.store.schema import search_pending
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-search_pending = Table(
-    "search_pending",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-           autoincrement=True),
-    Column("kind", String(32), nullable=False),
-    Column("entity_id", String(255), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -58,15 +36,6 @@ class PendingMarks:
         self.engine = engine
         self._where = masked(engine)
 
-    def create(self) -> None:
-        """Create the table if it is missing (two replicas at once: one wins)."""
-        try:
-            with db_errors(self._where), self.engine.begin() as conn:
-                metadata.create_all(conn, checkfirst=True)
-        except exc.DBAPIError:
-            with db_errors(self._where), self.engine.begin() as conn:
-                metadata.create_all(conn, checkfirst=True)  # the other one made it
-
     @staticmethod
     def add(conn: Connection, keys: Sequence[tuple[str, str]]) -> None:
         """Mark ``keys`` (type, id) in the transaction of ``conn``."""
@@ -74,10 +43,12 @@ class PendingMarks:
             conn.execute(insert(search_pending),
                          [{"kind": kind, "entity_id": id} for kind, id in keys])
 
-    def add_now(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Mark ``keys`` in a transaction of their own (documents a write left stale)."""
+    def replace(self, ids: Sequence[int], keys: Sequence[tuple[str, str]]) -> None:
+        """Mark ``keys`` and forget the marks ``ids`` in one transaction."""
         with db_errors(self._where), self.engine.begin() as conn:
             self.add(conn, keys)
+            if ids:
+                conn.execute(delete(search_pending).where(search_pending.c.id.in_(list(ids))))
 
     def oldest(self, limit: int) -> list[Mark]:
         with db_errors(self._where), self.engine.connect() as conn:

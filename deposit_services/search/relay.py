@@ -1,13 +1,17 @@
 """The relay: writes the documents of committed changes to the index, after the commit.
 
-``SearchRelay`` is the database's ``CommitHook``: inside each unit that writes a
-Submission or a Deposit it records "to index" marks (``pending``) with the change, and
-after the commit it wakes its thread, which reads the marked entities as committed,
-builds their documents and writes them in one bulk request, then removes the marks. A
-rolled-back unit leaves no mark, so no document ever shows state that was not
-committed. When the index is down or refuses, the marks stay and the thread tries again
-with a growing pause (up to ``MAX_PAUSE_S``): a deposit never waits for the index, and
-the index catches up by itself when it is back (``reindex`` is for a new index).
+``SearchRelay`` is the database's ``CommitHook``: inside each unit that writes records
+or an attempt it records "to index" marks (``pending``) with the change (``marks_for``
+says which), and after the commit it wakes its thread, which reads the marked entities
+as committed, builds their documents and writes them in one bulk request, then removes
+the marks. A change of an entity that documents only show (a Publication, a Repository,
+a copy whose deposit the unit did not read) is marked as itself and turned by the
+relay into marks of the documents the index holds that show it, so the committing
+unit reads nothing for it. A rolled-back unit leaves no mark, so no document ever shows
+state that was not committed. When the index is down or refuses, the marks stay and
+the thread tries again with a growing pause (up to ``MAX_PAUSE_S``): a deposit never
+waits for the index, and the index catches up by itself when it is back (``reindex`` is
+for a new index).
 """
 
 from __future__ import annotations
@@ -17,16 +21,21 @@ import threading
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy.engine import Connection
-
 from deposit_services.errors import DepositServicesError, SearchUnavailable
-from deposit_services.model.entities import Deposit, Entity, Submission
+from deposit_services.model.entities import (
+    Deposit,
+    Entity,
+    Publication,
+    Repository,
+    RepositoryCopy,
+    Submission,
+)
 from deposit_services.search.base import SearchIndex
 from deposit_services.search.documents import INDEXED_TYPES, build
-from deposit_services.search.pending import PendingMarks
+from deposit_services.search.pending import Mark, PendingMarks
 from deposit_services.settings import Settings
-from deposit_services.store.passcore.database import PassCoreDatabase, PassCoreUnitOfWork
-from deposit_services.store.sql import SqlDatabase, SqlUnitOfWork
+from deposit_services.store.passcore.database import PassCoreDatabase
+from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import CommitHook, Database, UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)
@@ -36,27 +45,39 @@ IDLE_S = 5.0  # also picks up marks other processes (the CLI's retry) recorded
 MAX_PAUSE_S = 15.0
 LEASE = "job:search-relay"
 LEASE_SECONDS = 60.0  # longer than a run (a batch and one bulk request) can take
+WINDOW = 10_000  # Elasticsearch's max_result_window: how far a search pages
+
+# What documents show of an entity that has none of its own: the document fields that
+# refer to it (a deposit's document carries its submission's publication).
+REFERRED_BY: dict[str, tuple[str, ...]] = {
+    Publication.TYPE: ("publication",),
+    Repository.TYPE: ("repository", "repositories"),
+    RepositoryCopy.TYPE: ("repositoryCopy",),
+}
 
 
-def _connection(uow: UnitOfWork) -> Connection:
-    """The SQL connection of the worker state in ``uow``'s transaction."""
-    if isinstance(uow, PassCoreUnitOfWork):
-        # the SQL unit inside pass-core's (it has no public name for it yet)
-        return uow._sql.connection()
-    if isinstance(uow, SqlUnitOfWork):
-        return uow.connection()
-    raise TypeError(f"the search index needs a SQL worker state, not {type(uow).__name__}")
-
-
-def marks_for(entities: Sequence[Entity]) -> list[tuple[str, str]]:
-    """The documents a write of ``entities`` makes stale: theirs, and a deposit's
-    submission's (it lists its deposits' statuses)."""
-    keys: dict[tuple[str, str], None] = {}
+def marks_for(uow: UnitOfWork, entities: Sequence[Entity]) -> list[tuple[str, str]]:
+    """The documents the writes of ``uow`` make stale, found in what it wrote and read
+    (no read of its own): a written submission's or deposit's, a deposit's submission's
+    (it lists its deposits' statuses), the deposit of each attempt written, and each
+    deposit the unit read whose copy it wrote. A written Publication or Repository, and
+    a copy whose deposit the unit did not read, are marked as themselves (the relay
+    finds the documents that show them)."""
+    keys: dict[tuple[str, str], None] = dict.fromkeys((Deposit.TYPE, id)
+                                                      for id in uow.attempted)
     for entity in entities:
         if entity.TYPE in INDEXED_TYPES:
             keys[(entity.TYPE, entity.id)] = None
         if isinstance(entity, Deposit) and entity.submission:
             keys[(Submission.TYPE, entity.submission)] = None
+        if entity.TYPE in (Publication.TYPE, Repository.TYPE):
+            keys[(entity.TYPE, entity.id)] = None
+    copies = {e.id for e in entities if isinstance(e, RepositoryCopy)}
+    if copies:
+        readers = [d for d in uow.records.loaded(Deposit) if d.repository_copy in copies]
+        keys.update(((Deposit.TYPE, d.id), None) for d in readers)
+        keys.update(((RepositoryCopy.TYPE, id), None)
+                    for id in sorted(copies - {d.repository_copy for d in readers}))
     return list(keys)
 
 
@@ -78,9 +99,9 @@ class SearchRelay(CommitHook):
     # -- the hook (in the worker's threads) ---------------------------------------------
 
     def changed(self, uow: UnitOfWork, entities: Sequence[Entity]) -> None:
-        keys = marks_for(entities)
+        keys = marks_for(uow, entities)
         if keys:
-            PendingMarks.add(_connection(uow), keys)
+            PendingMarks.add(uow.state_connection(), keys)
 
     def committed(self) -> None:
         self._wake.set()
@@ -104,6 +125,12 @@ class SearchRelay(CommitHook):
         marks = self.marks.oldest(limit)
         if not marks:
             return 0
+        referred = [m for m in marks if m.kind in REFERRED_BY]
+        if referred:  # their documents are marked now, written in the next runs
+            self.marks.replace([m.id for m in referred], self._showing(referred))
+            marks = [m for m in marks if m.kind not in REFERRED_BY]
+            if not marks:
+                return len(referred)
         submissions = list(dict.fromkeys(m.entity_id for m in marks
                                          if m.kind == Submission.TYPE))
         deposits = list(dict.fromkeys(m.entity_id for m in marks if m.kind == Deposit.TYPE))
@@ -115,7 +142,31 @@ class SearchRelay(CommitHook):
                         "(if any) is left as it was", kind, id)
         self.index.write(documents, refresh=True)
         self.marks.remove([m.id for m in marks])
-        return len(marks)
+        return len(marks) + len(referred)
+
+    def _showing(self, referred: Sequence[Mark]) -> list[tuple[str, str]]:
+        """The documents in the index that show the entities of ``referred`` marks, by
+        the fields that refer to them (a document not in the index yet is built from
+        the records when its own mark is relayed, so it shows the change already)."""
+        keys: dict[tuple[str, str], None] = {}
+        for mark in referred:
+            for field in REFERRED_BY[mark.kind]:
+                offset = 0
+                while True:
+                    found = self.index.search("", size=BATCH, offset=offset,
+                                              filters={field: mark.entity_id})
+                    keys.update(((d["@type"], d["@id"]), None) for d in found.documents
+                                if d.get("@type") in INDEXED_TYPES and d.get("@id"))
+                    offset += len(found.documents)
+                    if not found.documents or offset >= found.total:
+                        break
+                    if offset >= WINDOW:
+                        log.warning("search index: %s %s is shown by %d documents, more "
+                                    "than the %d a search can page through; run "
+                                    "`deposit-services reindex` to bring the rest up to date",
+                                    mark.kind, mark.entity_id, found.total, WINDOW)
+                        break
+        return list(keys)
 
     def catch_up(self) -> int:
         """Relay every mark there is now; returns how many."""
@@ -200,7 +251,6 @@ def search_from_settings(settings: Settings, database: Database) -> SearchRelay 
     if not settings.elasticsearch_url:
         return None
     marks = PendingMarks(state_database(database).engine)
-    marks.create()
     relay = SearchRelay(database, build_index(settings), marks)
     database.commit_hooks.append(relay)
     return relay

@@ -181,6 +181,17 @@ repository_states = Table(
     Column("noticed", Text, nullable=True),
 )
 
+# Search index marks (schema version 5): the documents a committed change has made stale
+# (by entity type and id), recorded in the change's transaction and removed once the
+# relay has written them (search/relay.py).
+search_pending = Table(
+    "search_pending",
+    metadata,
+    Column("id", _AUTO_ID, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("entity_id", _ID, nullable=False),
+)
+
 # The tables step 1 created, frozen: later tables are created by their own steps.
 _V1_TABLES = (*ENTITY_TABLES.values(), leases, queue_messages, queue_dead_letters)
 
@@ -205,8 +216,14 @@ def _v4_repository_states(conn: Connection) -> None:
     metadata.create_all(conn, tables=[repository_states])
 
 
+def _v5_search_pending(conn: Connection) -> None:
+    """The search index's "to index" marks (search_pending; kept if a release before
+    this step made it at start-up)."""
+    metadata.create_all(conn, tables=[search_pending], checkfirst=True)
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log, _v3_outbox,
-                                                  _v4_repository_states]
+                                                  _v4_repository_states, _v5_search_pending]
 LATEST = len(MIGRATIONS)
 
 

@@ -133,6 +133,9 @@ class SqlUnitOfWork(UnitOfWork):
             self._conn = conn
         return self._conn
 
+    def state_connection(self) -> Connection:
+        return self.connection()  # the records' and the worker state's transaction
+
     def _begin(self) -> Connection:
         conn = self.database.engine.connect()
         if self.read_only:

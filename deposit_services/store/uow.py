@@ -25,10 +25,10 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deposit_services.clock import Clock, SystemClock
-from deposit_services.errors import AlreadyExists, Conflict, NotFound, StaleVersion
+from deposit_services.errors import AlreadyExists, Conflict, NotFound, StaleVersion, StoreError
 from deposit_services.model.entities import Entity
 from deposit_services.store.base import (
     E,
@@ -37,6 +37,10 @@ from deposit_services.store.base import (
     WorkerState,
     check_criteria,
 )
+from deposit_services.store.watch import WatchedState
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,9 +50,10 @@ Publisher = Callable[[OutboxMessage], None]
 
 
 class CommitHook(ABC):
-    """Told of the entities a unit writes: ``changed`` inside the unit's transaction
-    (before its commit, so what it records there is committed or rolled back with
-    them), ``committed`` after the commit. The search index's "to index" marks use it."""
+    """Told of the entities a unit writes and of the deposits whose attempt log it
+    writes (``uow.attempted``): ``changed`` inside the unit's transaction (before its
+    commit, so what it records there is committed or rolled back with them),
+    ``committed`` after the commit. The search index's "to index" marks use it."""
 
     @abstractmethod
     def changed(self, uow: UnitOfWork, entities: Sequence[Entity]) -> None: ...
@@ -98,6 +103,11 @@ class RecordSession:
         if known is not None:
             return known  # type: ignore[return-value]
         return self._track(self._records.get(cls, id))
+
+    def loaded(self, cls: type[E]) -> list[E]:
+        """The entities of ``cls`` this unit has read or added so far (no read)."""
+        return [e for (kind, _), e in self._map.items()  # type: ignore[misc]
+                if kind == cls.TYPE]
 
     def get_many(self, cls: type[E], ids: Iterable[str]) -> list[E]:
         """Those of ``ids`` that exist, in the order given (duplicates once)."""
@@ -236,7 +246,7 @@ class UnitOfWork(ABC):
         self.database = database
         self.read_only = read_only
         self._records: RecordSession | None = None
-        self._state: WorkerState | None = None
+        self._state: WatchedState | None = None
         self._outbox: list[OutboxMessage] = []
         self._done = False
 
@@ -249,8 +259,20 @@ class UnitOfWork(ABC):
     @property
     def state(self) -> WorkerState:
         if self._state is None:
-            self._state = self._open_state()
+            self._state = WatchedState(self._open_state())
         return self._state
+
+    @property
+    def attempted(self) -> list[str]:
+        """The deposits whose attempt log this unit has written."""
+        return list(self._state.attempted) if self._state is not None else []
+
+    def state_connection(self) -> Connection:
+        """The SQL connection of this unit's worker state, in the unit's transaction
+        (begun on first use): for tables kept beside the worker state (the search
+        index's marks) that must commit or roll back with the unit. ``StoreError`` where
+        the worker state is not in SQL."""
+        raise StoreError(f"{type(self).__name__} keeps no worker state in SQL")
 
     def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
         """Announce ``body`` on ``queue`` once this unit has committed."""
@@ -263,8 +285,9 @@ class UnitOfWork(ABC):
         try:
             if self._records is not None and not self.read_only:
                 self._records.flush()
-                for hook in self.database.commit_hooks if self._records.written else ():
-                    hook.changed(self, self._records.written)
+            written = self._written()
+            for hook in self.database.commit_hooks if written or self.attempted else ():
+                hook.changed(self, written)
             if published:
                 self.state.remove_messages(published)
             self._commit()
@@ -277,9 +300,14 @@ class UnitOfWork(ABC):
             self._close()
         if self._outbox:
             self.database.after_commit(self._outbox)
-        if self._records is not None and self._records.written:
+        if self._written() or self.attempted:
             for hook in self.database.commit_hooks:
                 hook.committed()
+
+    def _written(self) -> list[Entity]:
+        if self._records is None or self.read_only:
+            return []
+        return self._records.written
 
     def rollback(self) -> None:
         if self._done:

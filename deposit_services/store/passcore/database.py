@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from sqlalchemy.engine import Connection
+
 from deposit_services.clock import Clock
 from deposit_services.errors import StoreUnavailable
 from deposit_services.store.base import OutboxMessage, Records, WorkerState
@@ -62,6 +64,9 @@ class PassCoreUnitOfWork(UnitOfWork):
     def __init__(self, database: PassCoreDatabase, read_only: bool) -> None:
         super().__init__(database, read_only)
         self._sql: SqlUnitOfWork = database.state.unit_of_work(read_only)
+
+    def state_connection(self) -> Connection:
+        return self._sql.connection()  # the SQL beside pass-core
 
     def _open_records(self) -> Records:
         return PassCoreRecords(self.database.client)

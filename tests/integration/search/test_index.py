@@ -21,7 +21,8 @@ from deposit_services.model.entities import (
 )
 from deposit_services.search.commands import reindex
 from deposit_services.search.elastic import ElasticIndex, PlainJsonNode, mappings
-from deposit_services.search.pending import PendingMarks, search_pending
+from deposit_services.search.pending import PendingMarks
+from deposit_services.store.schema import search_pending
 from deposit_services.search.relay import SearchRelay
 from deposit_services.store.base import AttemptOutcome, PackageInfo
 from deposit_services.store.sql import SqlDatabase
@@ -92,9 +93,8 @@ def database(store_url: str) -> Iterator[SqlDatabase]:
 
 
 def _relay(database: SqlDatabase, url: str, index_name: str) -> SearchRelay:
-    marks = PendingMarks(database.engine)
-    marks.create()
-    relay = SearchRelay(database, ElasticIndex(url, index_name, timeout=2), marks)
+    relay = SearchRelay(database, ElasticIndex(url, index_name, timeout=2),
+                        PendingMarks(database.engine))
     database.commit_hooks.append(relay)
     return relay
 
@@ -131,8 +131,10 @@ def test_relay_indexes_committed_changes_only(database: SqlDatabase, search_url:
                                          "permission denied on /upload"))
     with database.unit_of_work() as uow:  # rolled back: no mark, no document
         _seed(uow, 2, DepositStatus.ACCEPTED, "ok")
-    assert _pending(database) == 2  # the deposit and its submission
-    assert relay.run_once() == 2
+    # the deposit, its submission, and the publication and repository it added, which
+    # documents show (the relay looks them up in the index: none shows them yet)
+    assert _pending(database) == 4
+    assert relay.run_once() == 4
     assert _pending(database) == 0
     documents = all_documents(search_url, fresh_index)
     assert sorted(documents) == ["Deposit:d1", "Submission:s1"]
@@ -170,9 +172,9 @@ def test_index_down_deposits_go_on_and_relay_catches_up(
                                    message=f"timeout {n}"))
     with pytest.raises(SearchUnavailable):
         relay.run_once()
-    assert _pending(database) == 6
+    assert _pending(database) == 9  # each deposit, its submission, its publication
     search_proxy.restore()
-    assert relay.catch_up() == 6
+    assert relay.catch_up() == 9
     documents = all_documents(search_url, fresh_index)
     assert {f"Deposit:d{n}" for n in range(1, 5)} <= set(documents)
     assert documents["Deposit:d3"]["statusMessage"] == "timeout 3"
@@ -191,12 +193,12 @@ def test_one_relay_at_a_time_on_a_store(database: SqlDatabase, search_url: str,
     # another process's relay on the same store (its hook is in that process)
     second = SearchRelay(database, ElasticIndex(search_url, fresh_index), first.marks)
     run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
-    assert first.run_once() == 2
+    assert first.run_once() == 4
     run_unit(database, lambda uow: _seed(uow, 2, DepositStatus.ACCEPTED, "ok"))
     assert second.run_once() == 0  # the first holds the relay's lease
-    assert _pending(database) == 2
+    assert _pending(database) == 3
     first.close()  # gives the lease back
-    assert second.run_once() == 2
+    assert second.run_once() == 3
     assert _pending(database) == 0
     assert "Deposit:d2" in all_documents(search_url, fresh_index)
     second.close()
