@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from deposit_services.entrypoints.command import EXIT_FAILURE, EXIT_OK, bootstrap
 from deposit_services.nihms_mail.imap import ImapMailbox
 from deposit_services.nihms_mail.mailbox import MailboxError, MailboxUnavailable
 from deposit_services.nihms_mail.reader import NihmsMailReader, PassSummary
@@ -48,8 +49,6 @@ def run_pass(reader: NihmsMailReader) -> PassSummary | None:
 
 def cmd_nihms_mail(settings: Settings, args: argparse.Namespace) -> int:
     """``deposit-services nihms-mail``: read the mailbox once (exit 1 if it could not)."""
-    from deposit_services.cli import EXIT_FAILURE, EXIT_OK, bootstrap
-
     mail = MailSettings.from_settings(settings)  # before any connection: exit 2 on problems
     app = bootstrap(settings, with_repositories=False)
     try:

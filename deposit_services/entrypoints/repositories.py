@@ -1,6 +1,8 @@
-"""``deposit-services pause KEY [--until WHEN] [--reason TEXT]`` and ``resume KEY``: an
-operator holds a repository's deposits (maintenance, an outage announced) or lets them
-go again. The rules are in service/health.py; here parse, run, print."""
+"""The repository commands. ``deposit-services pause KEY [--until WHEN] [--reason TEXT]``
+and ``resume KEY``: an operator holds a repository's deposits (maintenance, an outage
+announced) or lets them go again; the rules are in service/health.py, here parse, run,
+print. ``check-target [KEY...]``: prove without depositing that deposits could succeed
+(service/preflight.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from deposit_services.bootstrap import App, bootstrap
+from deposit_services.bootstrap import App, bootstrap, load_repositories_config
+from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import Deposit, DepositStatus, Repository
 from deposit_services.safetext import safe
@@ -18,7 +21,6 @@ from deposit_services.service import health
 from deposit_services.settings import Settings
 from deposit_services.store.uow import UnitOfWork, run_unit
 
-EXIT_OK, EXIT_CONFIG = 0, 2
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -91,3 +93,22 @@ def _on_repository(settings: Settings, name: str,
         app.close()
     print(f"{safe(key)}: {safe(said)}")
     return EXIT_OK
+
+
+def cmd_check_target(settings: Settings, args: argparse.Namespace) -> int:
+    """Prove, without depositing, that deposits to the named repositories (all when none
+    are named) could succeed: one line per repository and check (service.preflight)."""
+    from deposit_services.service.preflight import check_targets
+
+    config = load_repositories_config(settings)
+    checks = check_targets(config, args.keys, settings.http_agent)
+    if args.json:
+        from deposit_services.entrypoints.reports import print_json
+
+        print_json([{"repository": c.repository, "check": c.check, "status": c.status,
+                     "detail": c.detail} for c in checks])
+    else:
+        for c in checks:
+            print(f"{safe(c.repository)}  {c.check:<7} {c.status.upper():<4}  "
+                  f"{safe(c.detail, 2000)}")
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILURE

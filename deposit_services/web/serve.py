@@ -16,6 +16,8 @@ import threading
 from types import FrameType
 from wsgiref.simple_server import make_server
 
+from deposit_services.entrypoints.command import EXIT_OK
+
 # the threaded server and quiet handler the worker's HTTP port uses
 from deposit_services.observability.http import DebugLogRequestHandler, ThreadedWSGIServer
 from deposit_services.settings import Settings
@@ -29,7 +31,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
         password = (getpass.getpass("password: ") if sys.stdin.isatty()
                     else sys.stdin.readline().rstrip("\n"))
         print(hash_password(password))
-        return 0
+        return EXIT_OK
     from deposit_services.bootstrap import bootstrap
     from deposit_services.web.app import create_app
 
@@ -56,4 +58,4 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
         server.server_close()
     finally:
         app.close()
-    return 0
+    return EXIT_OK

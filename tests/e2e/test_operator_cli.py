@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from deposit_services.cli import EXIT_ABORTED
+from deposit_services.entrypoints.command import EXIT_ABORTED
 from tests.e2e.conftest import Daemon, wait_until
 from tests.support.graphs import make_graph, write_graph
 

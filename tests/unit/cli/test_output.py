@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from deposit_services import cli
+from deposit_services.entrypoints import configuration
 from deposit_services.entrypoints.progress import Progress, summary_data, summary_table
 from deposit_services.entrypoints.reports import Column, render_table, status_table
 from deposit_services.errors import ConfigurationError
@@ -70,14 +70,14 @@ def test_the_default_repositories_json_is_looked_for_and_every_place_named(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("PASS_DEPOSIT_REPOSITORY_CONFIGURATION", raising=False)
-    monkeypatch.setattr(cli, "PACKAGE_ROOT", tmp_path / "nowhere")
+    monkeypatch.setattr(configuration, "PACKAGE_ROOT", tmp_path / "nowhere")
     settings = load_settings({"HOME": str(tmp_path), "DEPOSIT_DATA_DIR": str(tmp_path / "d")})
-    assert cli.locate_repositories(settings, required=False) == settings
+    assert configuration.locate_repositories(settings, required=False) == settings
     with pytest.raises(ConfigurationError) as caught:
-        cli.locate_repositories(settings, required=True)
-    for place in cli.repository_configuration_candidates(settings):
+        configuration.locate_repositories(settings, required=True)
+    for place in configuration.repository_configuration_candidates(settings):
         assert str(place) in str(caught.value)
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "repositories.json").write_text("{}")
-    found = cli.locate_repositories(settings, required=True)
+    found = configuration.locate_repositories(settings, required=True)
     assert found.repository_configuration == str(tmp_path / "d" / "repositories.json")

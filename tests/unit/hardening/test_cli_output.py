@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import exc
 
 from deposit_services import cli
+from deposit_services.entrypoints import configuration, operations, reports, submissions
+from deposit_services.entrypoints.command import EXIT_OK
 from deposit_services.errors import ConfigurationError, StoreError, StoreUnavailable
 from deposit_services.service.lifecycle import Outcome
 from deposit_services.settings import load_settings
@@ -31,7 +33,7 @@ def _report() -> list[dict[str, Any]]:
 
 
 def test_the_status_table_has_one_line_per_row_and_no_secret() -> None:
-    table = cli._status_table(_report())
+    table = reports.status_table(_report())
     lines = table.splitlines()
     assert len(lines) == 3  # header, submission, deposit
     assert lines[1].startswith("sub-1\\nsub-2  SUBMITTED  FAKE ROW")
@@ -43,18 +45,16 @@ def test_the_status_table_has_one_line_per_row_and_no_secret() -> None:
 def test_status_json_stays_exact_but_for_credentials(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import deposit_services.entrypoints.reports as reports
-
     class App:
         database = None
 
         def close(self) -> None:
             pass
 
-    monkeypatch.setattr(cli, "bootstrap", lambda settings, with_broker: App())
+    monkeypatch.setattr(submissions, "bootstrap", lambda settings, with_broker: App())
     monkeypatch.setattr(reports, "status_report", lambda database, submission: _report())
     settings = load_settings({"HOME": "/h"})
-    assert cli.cmd_status(settings, Namespace(submission=None, json=True)) == cli.EXIT_OK
+    assert submissions.cmd_status(settings, Namespace(submission=None, json=True)) == EXIT_OK
     data = json.loads(capsys.readouterr().out)
     assert data[0]["id"] == FORGED
     assert data[0]["statusMessage"] == (
@@ -68,7 +68,7 @@ def test_config_show_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> Non
         "DEPOSIT_STORE_URL": "postgresql://me:pg-pw@db/x?password=pg-pw2",
         "PASS_ELASTICSEARCH_URL": "http://es:9200/?token=es-token",
     })
-    cli.cmd_config_show(settings, Namespace())
+    configuration.cmd_config_show(settings, Namespace())
     out = capsys.readouterr().out
     assert "amq-pw" not in out and "pg-pw" not in out and "es-token" not in out
     assert "postgresql://me:***@db/x?password=***" in out
@@ -77,7 +77,7 @@ def test_config_show_prints_no_secret(capsys: pytest.CaptureFixture[str]) -> Non
 def test_configuration_problems_are_printed_one_per_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cli._print_problems(ConfigurationError("bad", ["X='a\nb': no", "Y='http://u:pw@h': no"]))
+    cli.print_problems(ConfigurationError("bad", ["X='a\nb': no", "Y='http://u:pw@h': no"]))
     err = capsys.readouterr().err.splitlines()
     assert err == ["configuration error: bad", "  - X='a\\nb': no",
                    "  - Y='http://u:***@h': no"]
@@ -86,7 +86,7 @@ def test_configuration_problems_are_printed_one_per_line(
 def test_batch_outcomes_are_shown_safe() -> None:
     outcome = Outcome(deposit_id="d-1\nFAKE", ok=False, status="FAILED",
                       message="refused by https://u:pw@h/\x1b[31m")
-    shown = cli._shown(outcome)
+    shown = operations.shown(outcome)
     assert shown.deposit_id == "d-1\\nFAKE"
     assert shown.message == "refused by https://u:***@h/\\x1b[31m"
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deposit_services import cli
 from deposit_services.assemblers.base import choose_format, create_assembler
 from deposit_services.config.repositories import load_repositories, parse_repositories
+from deposit_services.entrypoints import configuration
+from deposit_services.entrypoints.command import EXIT_OK
 from deposit_services.errors import ConfigurationError, RepositoryConfigError
 from deposit_services.settings import load_settings
 
@@ -135,7 +136,7 @@ def test_config_check_prints_each_repositorys_format(
         monkeypatch.setenv(name, value)
     settings = load_settings({"HOME": str(tmp_path),
                               "PASS_DEPOSIT_REPOSITORY_CONFIGURATION": str(source)})
-    assert cli.cmd_config_check(settings, Namespace()) == cli.EXIT_OK
+    assert configuration.cmd_config_check(settings, Namespace()) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("repositories, OK")
     for line in lines:
