@@ -4,29 +4,18 @@ reindex giving the same documents."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 
 import pytest
-from sqlalchemy import func, select
 
 from deposit_services.errors import SearchError, SearchUnavailable
-from deposit_services.model.entities import (
-    Deposit,
-    DepositStatus,
-    Publication,
-    Repository,
-    RepositoryCopy,
-    Submission,
-)
+from deposit_services.model.entities import Deposit, DepositStatus
 from deposit_services.search.commands import reindex
 from deposit_services.search.elastic import ElasticIndex, PlainJsonNode, mappings
-from deposit_services.search.pending import PendingMarks
-from deposit_services.store.schema import search_pending
 from deposit_services.search.relay import SearchRelay
-from deposit_services.store.base import AttemptOutcome, PackageInfo
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import UnitOfWork, run_unit
+from tests.integration.search.records import make_relay, pending, seed
 from tests.support.osmem import all_documents, elastic_index, raw_client, take_away
 from tests.support.tcp_proxy import TcpProxy
 
@@ -84,58 +73,18 @@ def test_mapping_names_pass_fields() -> None:
 # -- the relay on a real store ------------------------------------------------------
 
 
-@pytest.fixture
-def database(store_url: str) -> Iterator[SqlDatabase]:
-    db = SqlDatabase(store_url)
-    db.check()
-    yield db
-    db.close()
-
-
-def _relay(database: SqlDatabase, url: str, index_name: str) -> SearchRelay:
-    relay = SearchRelay(database, ElasticIndex(url, index_name, timeout=2),
-                        PendingMarks(database.engine))
-    database.commit_hooks.append(relay)
-    return relay
-
-
-def _seed(uow: UnitOfWork, n: int, status: DepositStatus, message: str) -> None:
-    records = uow.records
-    if not records.get_many(Repository, ["repo-1"]):
-        records.add(Repository(id="repo-1", name="JScholarship", repository_key="js"))
-    records.add(Publication(id=f"pub-{n}", title=f"Paper <{n}>", doi=f"10.5555/p.{n}"))
-    records.add(Submission(id=f"s{n}", publication=f"pub-{n}", repositories=["repo-1"],
-                           submitted=True))
-    records.add(RepositoryCopy(id=f"c{n}", access_url=f"https://js.example/item/{n}",
-                               external_ids=[f"hdl:1/{n}"]))
-    records.add(Deposit(id=f"d{n}", submission=f"s{n}", repository="repo-1",
-                        repository_copy=f"c{n}", deposit_status=status,
-                        status_message=message))
-    attempt = uow.state.begin_attempt(f"d{n}", trigger="message", owner="test",
-                                      package=PackageInfo(f"pkg-{n}.zip", 1234, "ab" * 16,
-                                                          "cd" * 32))
-    uow.state.end_attempt(f"d{n}", attempt.number, AttemptOutcome.PERMANENT_ERROR
-                          if status is DepositStatus.FAILED else AttemptOutcome.SENT,
-                          error=message if status is DepositStatus.FAILED else None)
-
-
-def _pending(database: SqlDatabase) -> int:
-    with database.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(search_pending)).scalar_one())
-
-
 def test_relay_indexes_committed_changes_only(database: SqlDatabase, search_url: str,
                                               fresh_index: str) -> None:
-    relay = _relay(database, search_url, fresh_index)
-    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.FAILED,
+    relay = make_relay(database, search_url, fresh_index)
+    run_unit(database, lambda uow: seed(uow, 1, DepositStatus.FAILED,
                                          "permission denied on /upload"))
     with database.unit_of_work() as uow:  # rolled back: no mark, no document
-        _seed(uow, 2, DepositStatus.ACCEPTED, "ok")
+        seed(uow, 2, DepositStatus.ACCEPTED, "ok")
     # the deposit, its submission, and the publication and repository it added, which
     # documents show (the relay looks them up in the index: none shows them yet)
-    assert _pending(database) == 4
+    assert pending(database) == 4
     assert relay.run_once() == 4
-    assert _pending(database) == 0
+    assert pending(database) == 0
     documents = all_documents(search_url, fresh_index)
     assert sorted(documents) == ["Deposit:d1", "Submission:s1"]
     deposit = documents["Deposit:d1"]
@@ -163,16 +112,16 @@ def test_relay_indexes_committed_changes_only(database: SqlDatabase, search_url:
 def test_index_down_deposits_go_on_and_relay_catches_up(
         database: SqlDatabase, search_url: str, search_proxy: TcpProxy,
         fresh_index: str) -> None:
-    relay = _relay(database, f"http://127.0.0.1:{search_proxy.port}", fresh_index)
-    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
+    relay = make_relay(database, f"http://127.0.0.1:{search_proxy.port}", fresh_index)
+    run_unit(database, lambda uow: seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
     relay.catch_up()
     take_away(search_proxy)
     for n in range(2, 5):  # commits go on while the index is away
-        run_unit(database, partial(_seed, n=n, status=DepositStatus.FAILED,
+        run_unit(database, partial(seed, n=n, status=DepositStatus.FAILED,
                                    message=f"timeout {n}"))
     with pytest.raises(SearchUnavailable):
         relay.run_once()
-    assert _pending(database) == 9  # each deposit, its submission, its publication
+    assert pending(database) == 9  # each deposit, its submission, its publication
     search_proxy.restore()
     assert relay.catch_up() == 9
     documents = all_documents(search_url, fresh_index)
@@ -189,16 +138,16 @@ def test_index_down_deposits_go_on_and_relay_catches_up(
 
 def test_one_relay_at_a_time_on_a_store(database: SqlDatabase, search_url: str,
                                         fresh_index: str) -> None:
-    first = _relay(database, search_url, fresh_index)
+    first = make_relay(database, search_url, fresh_index)
     # another process's relay on the same store (its hook is in that process)
     second = SearchRelay(database, ElasticIndex(search_url, fresh_index), first.marks)
-    run_unit(database, lambda uow: _seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
+    run_unit(database, lambda uow: seed(uow, 1, DepositStatus.ACCEPTED, "ok"))
     assert first.run_once() == 4
-    run_unit(database, lambda uow: _seed(uow, 2, DepositStatus.ACCEPTED, "ok"))
+    run_unit(database, lambda uow: seed(uow, 2, DepositStatus.ACCEPTED, "ok"))
     assert second.run_once() == 0  # the first holds the relay's lease
-    assert _pending(database) == 3
+    assert pending(database) == 3
     first.close()  # gives the lease back
     assert second.run_once() == 3
-    assert _pending(database) == 0
+    assert pending(database) == 0
     assert "Deposit:d2" in all_documents(search_url, fresh_index)
     second.close()
