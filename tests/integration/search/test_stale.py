@@ -6,6 +6,7 @@ PostgreSQL, with the documents read back from osmem-server."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ def relay(database: SqlDatabase, search_url: str, fresh_index: str) -> Iterator[
     """A relay over two indexed submissions (s1, s2), each with one deposit."""
     relay = make_relay(database, search_url, fresh_index)
     for n in (1, 2):
-        run_unit(database, lambda uow, n=n: seed(uow, n, DepositStatus.SUBMITTED, "sent"))
+        run_unit(database, partial(seed, n=n, status=DepositStatus.SUBMITTED, message="sent"))
     relay.catch_up()
     yield relay
     relay.close()
