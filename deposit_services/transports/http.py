@@ -1,33 +1,51 @@
 """HTTP pieces every HTTP protocol family uses (SWORD, DSpace ...): a session per
-thread, bounded reading of a response, a cached document, and ``requests``' errors
-mapped to ours in one place (TLS and bad URLs permanent, time-outs and connection
-faults transient)."""
+thread, bounded reading of a response, a cached document, ``requests``' errors mapped
+to ours in one place (TLS and bad URLs permanent, time-outs and connection faults
+transient; a request whose body went out whole and whose answer did not come in time
+``OutcomeUnknown``), and a REST API's HTTP status mapped to ours (``raise_for_status``:
+3xx and 4xx permanent, 401/403 AuthenticationError, 429 and 5xx transient)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import requests
 
-from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.errors import (
+    AuthenticationError,
+    OutcomeUnknown,
+    PermanentTransferError,
+    TransientTransferError,
+)
+from deposit_services.http_status import http_status
 
 BLOCK = 64 * 1024
 
 
 @contextmanager
-def transfer_errors(what: str, url: str) -> Iterator[None]:
+def transfer_errors(what: str, url: str, changes: bool = False) -> Iterator[None]:
     """``requests``' exceptions raised inside as TransferErrors naming ``what`` and
-    ``url``: a TLS failure or a bad URL will not go away, anything else may."""
+    ``url``: a TLS failure or a bad URL will not go away, anything else may. With
+    ``changes`` (a request that makes or changes something at the target), a read
+    time-out is OutcomeUnknown: the request went out whole and the target may have
+    done it, so the next attempt asks the target (``Transport.reconcile``) first."""
     try:
         yield
     except requests.exceptions.SSLError as exc:
         raise PermanentTransferError(f"{what}: TLS failure talking to {url}: {exc}") from exc
     except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
         raise PermanentTransferError(f"{what}: bad URL {url}: {exc}") from exc
+    except requests.exceptions.ReadTimeout as exc:
+        if changes:
+            raise OutcomeUnknown(
+                f"{what}: sent to {url}, no answer in time ({exc}); outcome unknown"
+            ) from exc
+        raise TransientTransferError(f"{what}: {url} timed out: {exc}") from exc
     except requests.exceptions.Timeout as exc:
         raise TransientTransferError(f"{what}: {url} timed out: {exc}") from exc
     except requests.RequestException as exc:
@@ -105,3 +123,55 @@ def read_limited(response: requests.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+
+
+def retry_after(error: BaseException) -> str | None:
+    """The ``Retry-After`` a 429 or 5xx answer carried (``raise_for_status``), if any."""
+    value = getattr(error, "retry_after", None)
+    return str(value) if value else None
+
+
+def error_reason(response: requests.Response,
+                 details: Callable[[Any], list[str]] | None = None) -> str:
+    """``: <message> (detail; ...)`` from a REST API's JSON error body (``message``,
+    and what ``details`` finds in the body), or "" when it has none."""
+    try:
+        raw = read_limited(response, 64 * 1024)
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, DocumentTooLarge, requests.RequestException):
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    message = str(body.get("message") or "")[:500]
+    found = details(body) if details else []
+    text = message + (f" ({'; '.join(found)})" if found else "")
+    return f": {text}" if text else ""
+
+
+def raise_for_status(response: requests.Response, what: str, advice: Mapping[int, str],
+                     api_setting: str, details: Callable[[Any], list[str]] | None = None
+                     ) -> None:
+    """A REST API's non-2xx answer as our error, the one mapping of HTTP status to
+    error class: 3xx permanent (put the final URL in ``api_setting``), 429 and 5xx
+    transient (``Retry-After`` kept, see ``retry_after``), 401 and 403
+    AuthenticationError, any other 4xx permanent; each quotes the server's own message
+    (``error_reason`` with ``details``). ``advice`` maps a status to what the operator
+    fixes."""
+    status = response.status_code
+    if status < 300:
+        return
+    reason = error_reason(response, details)
+    words = f"{what} refused: {http_status(status, response.reason)}{reason}"
+    fix = f"; {advice[status]}" if status in advice else ""
+    if status < 400:
+        raise PermanentTransferError(
+            f"{words}; redirected to {response.headers.get('Location')!r}: put the "
+            f"final URL in {api_setting}")
+    if status == 429 or status >= 500:
+        after = response.headers.get("Retry-After")
+        error = TransientTransferError(words + (f" (Retry-After: {after})" if after else ""))
+        error.retry_after = after  # type: ignore[attr-defined]
+        raise error
+    if status in (401, 403):
+        raise AuthenticationError(words + fix)
+    raise PermanentTransferError(words + fix)

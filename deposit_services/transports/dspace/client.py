@@ -32,6 +32,8 @@ from deposit_services.http_status import http_status
 from deposit_services.transports.http import (
     DocumentTooLarge,
     SessionPool,
+    error_reason,
+    raise_for_status,
     read_limited,
     transfer_errors,
 )
@@ -178,7 +180,7 @@ class DSpaceClient:
             if response.status_code in (401, 403):
                 raise AuthenticationError(
                     f"{what} refused: {http_status(response.status_code, response.reason)}"
-                    f"{_reason(response)}; check DSPACE_USER and DSPACE_PASSWORD")
+                    f"{error_reason(response)}; check DSPACE_USER and DSPACE_PASSWORD")
             self.raise_for_status(response, what)
             jwt = response.headers.get("Authorization")
         if not jwt:
@@ -194,10 +196,10 @@ class DSpaceClient:
 
     # -- requests -----------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, what: str, kwargs: Mapping[str, Any]
-              ) -> requests.Response:
+    def _send(self, method: str, url: str, what: str, kwargs: Mapping[str, Any],
+              changes: bool = False) -> requests.Response:
         a = self.account
-        with transfer_errors(what, url):
+        with transfer_errors(what, url, changes):
             response = self.sessions.get().request(
                 method, url, timeout=(a.connect_timeout, a.read_timeout), verify=a.verify,
                 allow_redirects=False, stream=True, **kwargs)
@@ -207,10 +209,12 @@ class DSpaceClient:
     def call(self, method: str, path: str, what: str, *,
              body: Callable[[], dict[str, Any]] | None = None,
              params: Mapping[str, str] | None = None,
-             missing_ok: bool = False) -> Any:
+             missing_ok: bool = False, changes: bool = False) -> Any:
         """``method path`` logged in, with the CSRF token on changing requests; the JSON
         answer (None for 204, or 404/410 when ``missing_ok``). ``body`` makes the
         request's ``data``/``json``/``headers`` afresh for each try (a stream is read once).
+        ``changes``: the request makes something (an item, a workflow item) that sending
+        it again would make twice, so a lost answer is OutcomeUnknown.
         """
         url = self.url(path)
         for attempt in range(3):
@@ -225,7 +229,8 @@ class DSpaceClient:
                 headers.update(self._csrf_headers(self._csrf_token()))
             used_csrf = headers.get(CSRF_REQUEST_HEADER)
             response = self._send(method, url, what,
-                                  {"headers": headers, "params": params, **kwargs})
+                                  {"headers": headers, "params": params, **kwargs},
+                                  changes)
             with response:
                 if attempt < 2 and response.status_code == 401:
                     with self._lock:  # expired JWT: log in again (once per request)
@@ -260,43 +265,11 @@ class DSpaceClient:
 
     def raise_for_status(self, response: requests.Response, what: str) -> None:
         """Turn a non-2xx answer into our error, quoting DSpace's message."""
-        status = response.status_code
-        if status < 300:
-            return
-        words = f"{what} refused: {http_status(status, response.reason)}{_reason(response)}"
-        if status < 400:
-            raise PermanentTransferError(
-                f"{words}; redirected to {response.headers.get('Location')!r}: put the "
-                "final URL in DSPACE_API_URL")
-        if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After")
-            error = TransientTransferError(
-                words + (f" (Retry-After: {retry_after})" if retry_after else ""))
-            error.retry_after = retry_after  # type: ignore[attr-defined]
-            raise error
         user = self.account.user
-        if status == 401:
-            raise AuthenticationError(
-                f"{words}; authentication failed for {user!r}: check DSPACE_USER and "
-                "DSPACE_PASSWORD")
-        if status == 403:
-            raise AuthenticationError(
-                f"{words}; {user!r} is not allowed to do this: check the account's "
-                "rights on the collection (it must be a submitter)")
-        if status == 422:
-            raise PermanentTransferError(
-                f"{words}; DSpace refused the submission's content: correct the field "
-                "named above (or the collection's submission form) and retry")
-        raise PermanentTransferError(words)
-
-
-def _reason(response: requests.Response) -> str:
-    """``: <message>`` from DSpace's JSON error body, if it has one."""
-    try:
-        raw = read_limited(response, 64 * 1024)
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, DocumentTooLarge, requests.RequestException):
-        return ""
-    if isinstance(body, dict) and body.get("message"):
-        return f": {str(body['message'])[:500]}"
-    return ""
+        raise_for_status(response, what, {
+            401: f"authentication failed for {user!r}: check DSPACE_USER and DSPACE_PASSWORD",
+            403: f"{user!r} is not allowed to do this: check the account's rights on the "
+                 "collection (it must be a submitter)",
+            422: "DSpace refused the submission's content: correct the field named above "
+                 "(or the collection's submission form) and retry",
+        }, "DSPACE_API_URL")

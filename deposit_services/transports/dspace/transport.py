@@ -26,19 +26,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import mimetypes
-import os
 import threading
 import uuid
 from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError, TransientTransferError
 from deposit_services.model.submission import DepositSubmission
-from deposit_services.transports.base import Binding, Receipt, Transport, TransportContext
+from deposit_services.transports.base import Receipt, Transport, TransportContext
 from deposit_services.transports.dspace.client import DSpaceAccount, DSpaceClient, MultipartBody
 from deposit_services.transports.dspace.metadata import (
     MARKER_FIELD,
@@ -47,6 +46,7 @@ from deposit_services.transports.dspace.metadata import (
     workspace_patch,
 )
 from deposit_services.transports.invenio.files import RecordFile, open_file, record_files
+from deposit_services.transports.pass_environment import PassEnvironmentBinding
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +55,12 @@ def _key(*names: str) -> Any:
     return AliasChoices(*names)
 
 
-# The binding keys PASS takes from its environment when its repositories.json omits them.
-PASS_ENVIRONMENT = ("DSPACE_API_URL", "DSPACE_WEBSITE_URL", "DSPACE_USER", "DSPACE_PASSWORD",
-                    "DSPACE_COLLECTION_HANDLE", "DSPACE_SERVER", "DSPACE_FIELD_EMBARGO_LIFT",
-                    "DSPACE_FIELD_EMBARGO_TERMS")
-
-
-class DSpaceBinding(Binding):
+class DSpaceBinding(PassEnvironmentBinding):
     """The DSpace protocol-binding: PASS's setting names, plus ours (sections, timeouts)."""
+
+    pass_environment = ("DSPACE_API_URL", "DSPACE_WEBSITE_URL", "DSPACE_USER",
+                        "DSPACE_PASSWORD", "DSPACE_COLLECTION_HANDLE", "DSPACE_SERVER",
+                        "DSPACE_FIELD_EMBARGO_LIFT", "DSPACE_FIELD_EMBARGO_TERMS")
 
     api_url: str = Field(validation_alias=_key("DSPACE_API_URL", "dspace.api.url", "api-url"))
     website_url: str = Field(
@@ -88,20 +86,6 @@ class DSpaceBinding(Binding):
     # for the status resolver (status.py), kept here so the binding validates
     status_mapping: dict[str, str] = Field(default_factory=dict,
                                            validation_alias=_key("status-mapping"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_environment(cls, data: Any) -> Any:
-        """PASS reads these settings from its environment (Spring properties), and its
-        repositories.json names only the protocol: a key the binding leaves out is taken
-        from the environment variable of PASS's name, as PASS does."""
-        if not isinstance(data, dict):
-            return data
-        filled = dict(data)
-        for name in PASS_ENVIRONMENT:
-            if name not in filled and os.environ.get(name):
-                filled[name] = os.environ[name]
-        return filled
 
 
 def account_for(binding: DSpaceBinding, user_agent: str) -> DSpaceAccount:
@@ -275,7 +259,8 @@ class DSpaceTransport(Transport):
         workflow = _object(self.client.call(
             "POST", "workflow/workflowitems", f"DSpace submission of workspace item {ws_id}",
             body=lambda: {"data": ws_uri.encode(),
-                          "headers": {"Content-Type": "text/uri-list"}}), "DSpace workflow item")
+                          "headers": {"Content-Type": "text/uri-list"}}, changes=True),
+            "DSpace workflow item")
         if "_embedded" not in workflow or "item" not in (workflow.get("_embedded") or {}):
             workflow = {**workflow, "_embedded": {"item": item}}
         return self._receipt(workflow, "workflow item")
@@ -297,7 +282,7 @@ class DSpaceTransport(Transport):
 
         try:
             answer = self.client.call("POST", "submission/workspaceitems", what, body=body,
-                                      params={"owningCollection": collection})
+                                      params={"owningCollection": collection}, changes=True)
         except OSError as exc:
             raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
         finally:

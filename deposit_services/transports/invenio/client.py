@@ -22,17 +22,17 @@ import requests
 from deposit_services.assemblers.base import BackgroundHasher, Package
 from deposit_services.clock import Clock, SystemClock
 from deposit_services.errors import (
-    AuthenticationError,
     PermanentTransferError,
     TransferError,
     TransientTransferError,
 )
-from deposit_services.http_status import http_status
 from deposit_services.safetext import mask_url
 from deposit_services.transports.http import (
     DocumentTooLarge,
     SessionPool,
+    raise_for_status,
     read_limited,
+    retry_after,
     transfer_errors,
 )
 from deposit_services.transports.invenio.files import RecordFile, open_file
@@ -110,9 +110,10 @@ class InvenioClient:
 
     def call(self, method: str, path: str, what: str, *, json_body: Any = None,
              params: Mapping[str, str] | None = None, missing_ok: bool = False,
-             stream: SizedStream | None = None) -> Any:
+             stream: SizedStream | None = None, changes: bool = False) -> Any:
         """``method path``; the JSON answer (None for 204, or for 404/410 when
-        ``missing_ok``). ``stream`` is sent as ``application/octet-stream``."""
+        ``missing_ok``). ``stream`` is sent as ``application/octet-stream``. ``changes``:
+        the request makes or publishes something, so a lost answer is OutcomeUnknown."""
         url = self.url(path)
         a = self.account
         kwargs: dict[str, Any] = {"params": params}
@@ -121,7 +122,7 @@ class InvenioClient:
         if stream is not None:
             kwargs["data"] = stream
             kwargs["headers"] = {"Content-Type": "application/octet-stream"}
-        with transfer_errors(what, mask_url(url)):
+        with transfer_errors(what, mask_url(url), changes):
             response = self.sessions.get().request(
                 method, url, timeout=(a.connect_timeout, a.read_timeout), verify=a.verify,
                 allow_redirects=False, stream=True, **kwargs)
@@ -144,7 +145,7 @@ class InvenioClient:
             except TransientTransferError as exc:
                 if attempt == attempts:
                     raise
-                wait = min(_seconds(getattr(exc, "retry_after", None)) or delay, 60.0)
+                wait = min(_seconds(retry_after(exc)) or delay, 60.0)
                 self.clock.sleep(wait)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -166,31 +167,14 @@ class InvenioClient:
 
     def raise_for_status(self, response: requests.Response, what: str) -> None:
         """Turn a non-2xx answer into our error, quoting the server's message and fields."""
-        status = response.status_code
-        if status < 300:
-            return
-        words = f"{what} refused: {http_status(status, response.reason)}{_reason(response)}"
-        if status < 400:
-            raise PermanentTransferError(
-                f"{words}; redirected to {response.headers.get('Location')!r}: put the "
-                "final URL in the API URL setting")
-        if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After")
-            error = TransientTransferError(
-                words + (f" (Retry-After: {retry_after})" if retry_after else ""))
-            error.retry_after = retry_after  # type: ignore[attr-defined]
-            raise error
-        if status == 401:
-            raise AuthenticationError(
-                f"{words}; the token was refused: check {self.account.token_setting}")
-        if status == 403:
-            raise AuthenticationError(
-                f"{words}; the token may not do this: give {self.account.token_setting} "
-                "the deposit scopes (deposit:write, deposit:actions) or the community rights")
-        if status in (400, 422):
-            raise PermanentTransferError(
-                f"{words}; correct the submission's metadata (the fields named) and retry")
-        raise PermanentTransferError(words)
+        token = self.account.token_setting
+        fields = "correct the submission's metadata (the fields named) and retry"
+        raise_for_status(response, what, {
+            401: f"the token was refused: check {token}",
+            403: f"the token may not do this: give {token} the deposit scopes "
+                 "(deposit:write, deposit:actions) or the community rights",
+            400: fields, 422: fields,
+        }, "the API URL setting", field_errors)
 
 
 def upload(client: InvenioClient, url: str, package: Package, file: RecordFile,
@@ -206,7 +190,8 @@ def upload(client: InvenioClient, url: str, package: Package, file: RecordFile,
         hasher = BackgroundHasher([md5], name="upload-md5")
     try:
         with open_file(package, file) as stream:
-            answer = client.call("PUT", url, what, stream=SizedStream(stream, file.size, hasher))
+            answer = client.call("PUT", url, what, stream=SizedStream(stream, file.size, hasher),
+                                 changes=True)
     except OSError as exc:
         raise TransientTransferError(f"{what}: cannot read the package: {exc}") from exc
     finally:
@@ -231,7 +216,8 @@ def publish(client: InvenioClient, path: str, what: str, attempts: int,
     when the action fails, ``published()`` (the record if it is published, else None)
     decides before the fault is raised."""
     try:
-        return json_object(client.call_retrying("POST", path, what, attempts), what)
+        return json_object(client.call_retrying("POST", path, what, attempts, changes=True),
+                           what)
     except TransferError:
         try:
             found = published()
@@ -264,21 +250,6 @@ def field_errors(body: Any) -> list[str]:
         text = "; ".join(str(m) for m in messages)
         found.append(f"{error.get('field') or '(record)'}: {text}"[:300])
     return found
-
-
-def _reason(response: requests.Response) -> str:
-    """``: <message> (field: message, ...)`` from Invenio's JSON error body."""
-    try:
-        raw = read_limited(response, 64 * 1024)
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, DocumentTooLarge, requests.RequestException):
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    message = str(body.get("message") or "")[:500]
-    fields = field_errors(body)
-    text = message + (f" ({'; '.join(fields)})" if fields else "")
-    return f": {text}" if text else ""
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:

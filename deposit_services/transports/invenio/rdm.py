@@ -19,20 +19,18 @@ draft and starts again, so there is never a second record.
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field
 
 from deposit_services.assemblers.base import Package
 from deposit_services.errors import PermanentTransferError
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.transports.base import (
-    Binding,
     PriorItem,
     Receipt,
     Transport,
@@ -54,20 +52,20 @@ from deposit_services.transports.metadata import (
     record_metadata,
     urn_suffix,
 )
+from deposit_services.transports.pass_environment import PassEnvironmentBinding
 
 logger = logging.getLogger(__name__)
-
-# The binding keys PASS takes from its environment when its repositories.json omits them.
-PASS_ENVIRONMENT = ("INVENIORDM_API_BASE_URL", "INVENIORDM_API_TOKEN",
-                    "INVENIORDM_VERIFY_SSL_CERT")
 
 
 def _key(*names: str) -> Any:
     return AliasChoices(*names)
 
 
-class InvenioRdmBinding(Binding):
+class InvenioRdmBinding(PassEnvironmentBinding):
     """The invenioRdm protocol-binding: PASS's setting names, plus ours."""
+
+    pass_environment = ("INVENIORDM_API_BASE_URL", "INVENIORDM_API_TOKEN",
+                        "INVENIORDM_VERIFY_SSL_CERT")
 
     api_url: str = Field(validation_alias=_key(
         "INVENIORDM_API_BASE_URL", "inveniordm.api.baseUrl", "api-url"))
@@ -84,19 +82,6 @@ class InvenioRdmBinding(Binding):
     # for the status resolver (status.py), kept here so the binding validates
     status_mapping: dict[str, str] = Field(default_factory=dict,
                                            validation_alias=_key("status-mapping"))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_environment(cls, data: Any) -> Any:
-        """PASS reads these from its environment and its repositories.json names only
-        the protocol: a key left out is taken from the variable of PASS's name."""
-        if not isinstance(data, dict):
-            return data
-        filled = dict(data)
-        for name in PASS_ENVIRONMENT:
-            if name not in filled and os.environ.get(name):
-                filled[name] = os.environ[name]
-        return filled
 
 
 def rdm_client(binding: InvenioRdmBinding, context: TransportContext) -> InvenioClient:
@@ -229,7 +214,8 @@ class InvenioRdmTransport(Transport):
         body = rdm_record(submission, mark, self.binding.resource_type,
                           self.context.clock.now().date())
         what = f"InvenioRDM draft for submission {submission.id}"
-        draft = json_object(self.client.call("POST", "records", what, json_body=body), what)
+        draft = json_object(self.client.call("POST", "records", what, json_body=body,
+                                             changes=True), what)
         record_id = str(json_field(draft, "id", what))
         return self._finish(package, record_id, review=bool(self.binding.community))
 
@@ -292,7 +278,7 @@ class InvenioRdmTransport(Transport):
                                     "type": "community-submission"})
         self.client.call_retrying(
             "POST", f"records/{record_id}/draft/actions/submit-review", what,
-            self.binding.publish_attempts,
+            self.binding.publish_attempts, changes=True,
             json_body={"payload": {"content": "Deposited by deposit-services for PASS",
                                    "format": "html"}})
         draft = json_object(self.client.call("GET", f"records/{record_id}/draft", what), what)

@@ -195,7 +195,8 @@ class ZenodoTransport(Transport):
                                    self.context.clock.now().date())
         what = f"Zenodo deposition for submission {submission.id}"
         deposition = json_object(self.client.call(
-            "POST", "deposit/depositions", what, json_body={"metadata": metadata}), what)
+            "POST", "deposit/depositions", what, json_body={"metadata": metadata},
+            changes=True), what)
         return self._finish(package, deposition)
 
     def update(self, package: Package, submission: DepositSubmission,
