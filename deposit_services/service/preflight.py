@@ -11,7 +11,13 @@ For each repositories.json entry, in order, stopping at the first failure:
              packaging, mediation and size checks a deposit makes); SWORD 1.3 an
              ``X-No-Op`` deposit of the real package is accepted; SFTP/FTP the directory
              exists or can be made and a probe file is written, renamed and removed (the
-             drop transport's own session primitives); filesystem the same locally.
+             drop transport's own session primitives); filesystem the same locally;
+             DSpace the account logs in and the collection's handle is found;
+             InvenioRDM the token lists the account's records and the community, if
+             one is configured, is found; Zenodo the token lists the depositions;
+             dtool a probe dataset is written at the base URI and removed, dserver
+             answers, accepts the credentials and lets that user register datasets on
+             the base URI.
 
 Every failure says what to fix. Done here with the transports' public pieces rather
 than a method on the Transport port, so the port stays small; a protocol without a
@@ -29,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from deposit_services.assemblers.base import Assembler, Package, create_assembler
 from deposit_services.clock import Clock, SystemClock
@@ -169,13 +176,19 @@ Checker = Callable[[Transport, Package, DepositSubmission, Path], str]
 def _checker_for(transport: Transport) -> Checker | None:
     from deposit_services.transports.devnull import DevNullTransport
     from deposit_services.transports.drop import DropTransport
+    from deposit_services.transports.dspace.transport import DSpaceTransport
+    from deposit_services.transports.dtool.transport import DtoolTransport
     from deposit_services.transports.filesystem import FilesystemTransport
+    from deposit_services.transports.invenio.rdm import InvenioRdmTransport
+    from deposit_services.transports.invenio.zenodo import ZenodoTransport
     from deposit_services.transports.sword.transport import SwordV2Transport
     from deposit_services.transports.sword.v1 import Sword1Transport
 
     table: list[tuple[type[object], Checker]] = [
         (Sword1Transport, _sword1), (SwordV2Transport, _sword2), (DropTransport, _drop),
         (FilesystemTransport, _filesystem), (DevNullTransport, _devnull),
+        (DSpaceTransport, _dspace), (InvenioRdmTransport, _invenio_rdm),
+        (ZenodoTransport, _zenodo), (DtoolTransport, _dtool),
     ]
     return next((check for cls, check in table if isinstance(transport, cls)), None)
 
@@ -280,6 +293,73 @@ def _filesystem(transport: Transport, package: Package, submission: DepositSubmi
 def _devnull(transport: Transport, package: Package, submission: DepositSubmission,
              work: Path) -> str:
     return "devnull discards packages: nothing to check"
+
+
+def _dspace(transport: Transport, package: Package, submission: DepositSubmission,
+            work: Path) -> str:
+    from deposit_services.transports.dspace.transport import DSpaceTransport
+
+    assert isinstance(transport, DSpaceTransport)
+    b = transport.binding
+    transport.client.login()  # AuthenticationError names DSPACE_USER and DSPACE_PASSWORD
+    collection = transport.collection_uuid()  # names DSPACE_COLLECTION_HANDLE when missing
+    return (f"logged in to {b.api_url} as {b.user!r}; collection {b.collection_handle} "
+            f"found ({collection})")
+
+
+def _invenio_rdm(transport: Transport, package: Package, submission: DepositSubmission,
+                 work: Path) -> str:
+    from deposit_services.errors import PermanentTransferError
+    from deposit_services.transports.invenio.rdm import InvenioRdmTransport
+
+    assert isinstance(transport, InvenioRdmTransport)
+    b, client = transport.binding, transport.client
+    client.call("GET", "user/records", f"InvenioRDM records of the token's account at "
+                f"{b.api_url}", params={"size": "1"})  # 401/403 name INVENIORDM_API_TOKEN
+    done = f"token accepted by {b.api_url}"
+    if not b.community:
+        return done + " (no community: records are published directly)"
+    found = client.call("GET", f"communities/{quote(b.community, safe='')}",
+                        f"InvenioRDM community {b.community!r}", missing_ok=True)
+    if not isinstance(found, dict):
+        raise PermanentTransferError(
+            f"InvenioRDM community {b.community!r} not found at {b.api_url}; correct the "
+            "binding's community (the community's slug or id) or remove it to publish "
+            "without review")
+    return done + f"; community {b.community!r} found ({found.get('id')})"
+
+
+def _zenodo(transport: Transport, package: Package, submission: DepositSubmission,
+            work: Path) -> str:
+    from deposit_services.transports.invenio.zenodo import ZenodoTransport
+
+    assert isinstance(transport, ZenodoTransport)
+    api = transport.binding.api_url
+    transport.client.call("GET", "deposit/depositions", f"Zenodo depositions at {api}",
+                          params={"size": "1"})  # 401/403 name the access-token
+    return f"token accepted by {api} (it lists the account's depositions)"
+
+
+def _dtool(transport: Transport, package: Package, submission: DepositSubmission,
+           work: Path) -> str:
+    from deposit_services.errors import PermanentTransferError
+    from deposit_services.transports.dtool.dataset import probe
+    from deposit_services.transports.dtool.transport import DtoolTransport
+
+    assert isinstance(transport, DtoolTransport)
+    base, client = transport.base_uri, transport.client
+    written = probe(base)
+    user = client.me()  # unreachable: transient; refused: AuthenticationError saying what
+    name = str(user.get("username") or "?")
+    allowed = [str(u).rstrip("/") for u in user.get("register_permissions_on_base_uris") or []]
+    if base not in allowed:
+        raise PermanentTransferError(
+            f"dserver at {client.url} does not let {name!r} register datasets on base URI "
+            f"{base} (it may on: {', '.join(allowed) or 'none'}): the base URI is not "
+            f"registered in dserver, or the user lacks the permission. A dserver admin "
+            f"adds it (`flask base_uri add {base}`, then `flask base_uri permission "
+            f"--register {name} ...`, or PUT /base-uris/...), or correct base-uri")
+    return f"{written}; dserver {client.url} accepts {name!r}, who may register on it"
 
 
 def _probe_package(work: Path) -> Package:

@@ -1,6 +1,7 @@
 """SWORD 1.3 deposits through the real CLI, and ``check-target`` against every kind of
-target (filesystem, SFTP, FTP, SWORDv2, SWORD 1.3): all passing, then one fault each,
-exit 1 with a line naming the fault and the fix."""
+target (filesystem, SFTP, FTP, SWORDv2, SWORD 1.3; DSpace, InvenioRDM, Zenodo, dtool
+with dserver): all passing, then one fault each, exit 1 with a line naming the fault
+and the fix."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dtoolcore.utils
 import pytest
 
 from deposit_services.model.entities import Deposit, DepositStatus
 from tests.e2e.conftest import Daemon, filesystem_repo, make_daemon, wait_until
+from tests.integration.dspace.conftest import HANDLE, dspace_binding
 from tests.integration.ftp.conftest import ftp_binding
+from tests.integration.invenio.conftest import rdm_binding
+from tests.integration.zenodo.conftest import zenodo_binding
+from tests.support import dserver
+from tests.support.dspace_server import running_dspace_server
 from tests.support.ftp_server import running_ftp_server
 from tests.support.graphs import make_graph, write_graph
+from tests.support.invenio_server import running_invenio_server
 from tests.support.sshd import Sshd, running_sshd
 from tests.support.sword1_server import Sword1Server, running_sword1_server
 from tests.support.sword_server import SwordServer, running_sword_server
+from tests.support.zenodo_server import running_zenodo_server
 
 MYCORE = {"@type": "Repository", "id": "repo-mycore", "name": "MyCoRe",
           "repositoryKey": "mycore", "integrationType": "ONE_WAY"}
@@ -225,3 +234,66 @@ def test_check_target_faults(tmp_path: Path, targets: tuple[Daemon, dict[str, An
         assert result.returncode == 1
         assert result.stdout.count(" FAIL ") == 5
     assert not os.path.exists(blocker / "target")
+
+
+SIMPLE = {"specification": "simple", "options": {"archive": "ZIP"}}
+
+
+def _entry(binding: dict[str, Any]) -> dict[str, Any]:
+    return {"assembler": SIMPLE, "transport-config": {"protocol-binding": binding}}
+
+
+def test_check_target_rest_repositories_and_dtool(tmp_path: Path) -> None:
+    """DSpace, InvenioRDM (with a community), Zenodo and dtool pass and keep nothing;
+    then a wrong password, a missing community, a wrong token and a base URI dserver
+    does not know each fail naming what to fix."""
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    base_uri = str(dtoolcore.utils.sanitise_uri(str(datasets)))
+    unknown = tmp_path / "unregistered"
+    for folder in (unknown, tmp_path / "rdm", tmp_path / "zenodo"):
+        folder.mkdir()
+    with running_dspace_server(collections={HANDLE: "c0ffee00-0000-4000-8000-000000000004"}
+                               ) as dspace, \
+            running_invenio_server(directory=tmp_path / "rdm") as rdm, \
+            running_zenodo_server(tmp_path / "zenodo") as zenodo, \
+            dserver.running(tmp_path / "dserver") as dsrv:
+        dsrv.add_user("depositor")
+        dsrv.add_base_uri(base_uri, register=["depositor"], search=["depositor"])
+        dtool = {"protocol": "dtool", "base-uri": base_uri, "dserver-url": dsrv.url,
+                 "private-key-file": str(dsrv.private_key), "username": "depositor"}
+        config = {
+            "dspace7": _entry(dspace_binding(dspace)),
+            "rdm": _entry(rdm_binding(rdm, community="pass-community")),
+            "zenodo": _entry(zenodo_binding(zenodo)),
+            "dtool": _entry(dtool),
+        }
+        (tmp_path / "daemon").mkdir()
+        daemon = make_daemon(tmp_path / "daemon")
+        daemon.write_repositories(config)
+        result = daemon.cli("check-target", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        targets = {line.split()[0]: line for line in result.stdout.splitlines()
+                   if "  target " in line}
+        assert all(" OK " in targets[key] for key in config), result.stdout
+        assert f"collection {HANDLE} found" in targets["dspace7"]
+        assert "community 'pass-community' found" in targets["rdm"]
+        assert "written and removed" in targets["dtool"] and "'depositor'" in targets["dtool"]
+        # nothing made: no items, records, depositions, datasets
+        assert not dspace.app.items and not rdm.app.records and not zenodo.app.depositions
+        assert list(datasets.iterdir()) == []
+
+        faulty = {
+            "dspace7": _entry(dspace_binding(dspace, DSPACE_PASSWORD="wrong")),
+            "rdm": _entry(rdm_binding(rdm, community="no-such-community")),
+            "zenodo": _entry(zenodo_binding(zenodo, **{"access-token": "wrong"})),
+            "dtool": _entry({**dtool, "base-uri": str(unknown)}),
+        }
+        daemon.write_repositories(faulty)
+        _fails(daemon, "dspace7", "credentials refused", "check DSPACE_USER and "
+               "DSPACE_PASSWORD")
+        _fails(daemon, "rdm", "'no-such-community' not found", "correct the binding's "
+               "community")
+        _fails(daemon, "zenodo", "credentials refused", "the token was refused",
+               "access-token")
+        _fails(daemon, "dtool", "does not let 'depositor' register", "flask base_uri add")

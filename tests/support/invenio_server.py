@@ -138,6 +138,7 @@ class InvenioApp(JsonApi):
         ("PUT", r"/api/records/(?P<rid>[^/]+)/draft/review", "review"),
         ("POST", r"/api/records/(?P<rid>[^/]+)/draft/actions/submit-review", "submit_review"),
         ("POST", r"/api/records/(?P<rid>[^/]+)/versions", "versions"),
+        ("GET", r"/api/communities/(?P<cid>[^/]+)", "community"),
     )
 
     @staticmethod
@@ -237,6 +238,15 @@ class InvenioApp(JsonApi):
         if record is not None and record.removed:
             raise Fail(410, "The record has been deleted.")
         return json_response(self._json(self._find(rid, draft=False)))
+
+    def _community(self, request: Request, cid: str) -> Response:
+        """A community by slug or id (invenio-communities resolves either), or 404."""
+        found = [(slug, ident) for slug, ident in self.communities.items() if cid in (slug, ident)]
+        if not found:
+            raise Fail(404, f"The persistent identifier does not exist: {cid}")
+        slug, ident = found[0]
+        return json_response({"id": ident, "slug": slug, "metadata": {"title": slug},
+                              "links": {"self": f"{self.base}/communities/{ident}"}})
 
     def _draft(self, request: Request, rid: str) -> Response:
         return json_response(self._json(self._find(rid, draft=True)))

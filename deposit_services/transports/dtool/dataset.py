@@ -111,6 +111,28 @@ def write_frozen(package: Package, base_uri: str, metadata: DatasetMetadata,
                                      ) from exc
 
 
+def probe(base_uri: str) -> str:
+    """Prove that datasets can be written at ``base_uri``: a proto dataset made (with a
+    README) and removed again. Only ``file:`` base URIs are probed (a directory is
+    removed the same way on every host); the answer says what was done."""
+    if dtoolcore.utils.generous_parse_uri(base_uri).scheme != "file":
+        return f"base URI {base_uri} not probed (only file: base URIs are)"
+    name = f"deposit-services-check-{uuid.uuid4().hex[:8]}"
+    admin = dtoolcore.generate_admin_metadata(name, "deposit-services")
+    proto = dtoolcore.generate_proto_dataset(admin, base_uri)
+    path = Path(dtoolcore.utils.generous_parse_uri(proto.uri).path)
+    try:
+        proto.create()
+        proto.put_readme("probe: deposit-services check-target\n")
+    except (OSError, dtoolcore.DtoolCoreTypeError, dtoolcore.DtoolCoreValueError) as exc:
+        raise PermanentTransferError(
+            f"base URI {base_uri} is not writable: {exc}; give the worker's user write "
+            "permission on it (or correct base-uri)") from exc
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+    return f"base URI {base_uri} is writable: probe dataset {name} written and removed"
+
+
 def _admin_metadata(uri: str) -> dict[str, Any] | None:
     broker = dtoolcore._get_storage_broker(uri, None)
     if not broker.has_admin_metadata():

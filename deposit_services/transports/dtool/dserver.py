@@ -209,6 +209,21 @@ class DServerClient:
         entry = _json(response, url)
         return entry if isinstance(entry, dict) else None
 
+    def me(self) -> dict[str, Any]:
+        """The user the credentials are for (dserver's ``GET /me``): ``username`` and the
+        base URIs it may register (``register_permissions_on_base_uris``) and search on."""
+        url = f"{self.url}/me"
+        response = self._request("GET", url, "asking dserver who the credentials are for")
+        if response.status_code != 200:
+            raise PermanentTransferError(
+                f"asking dserver at {self.url} who the credentials are for: "
+                f"{response.status_code} {_reason(response)}; is dserver-url the dserver "
+                "API's root?")
+        user = _json(response, url)
+        if not isinstance(user, dict):
+            raise PermanentTransferError(f"dserver {url} did not answer a user")
+        return user
+
     def close(self) -> None:
         self._sessions.close()
 
