@@ -16,7 +16,8 @@ environment over unchanged.
 Crash safety: the patch writes a marker (submission id and package name) into
 ``dc.identifier.other``. ``send`` first looks through the account's own workspace and
 workflow items for that marker, or for an unpatched workspace item holding exactly the
-package's files (names and MD5s), and carries that one on; ``reconcile`` finds a
+package's files (names and MD5s: the zip's ``manifest-md5.txt`` where it has one, so no
+file is read again), and carries that one on; ``reconcile`` finds a
 workflow item or archived item so made and returns its Receipt. A restart therefore
 never makes a second item.
 """
@@ -28,6 +29,7 @@ import logging
 import mimetypes
 import threading
 import uuid
+import zipfile
 from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any
@@ -49,6 +51,8 @@ from deposit_services.transports.invenio.files import RecordFile, open_file, rec
 from deposit_services.transports.pass_environment import PassEnvironmentBinding
 
 logger = logging.getLogger(__name__)
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
 
 def _key(*names: str) -> Any:
@@ -141,12 +145,42 @@ def _mime_type(package: Package, file: RecordFile) -> str:
     return mimetypes.guess_type(file.key)[0] or "application/octet-stream"
 
 
-def _md5_of(package: Package, file: RecordFile) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open_file(package, file) as stream:
-        while chunk := stream.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _md5s(package: Package, files: list[RecordFile]) -> list[tuple[str, str]]:
+    """(name, md5) of each file, for matching an unpatched workspace item (only after a
+    crash): the md5 known without reading the file where there is one (the package's
+    own, or the zip's ``manifest-md5.txt`` as SimpleZip writes it), else read for it."""
+    listed = _manifest_md5s(package) if any(f.member for f in files) else {}
+    found: list[tuple[str, str]] = []
+    for file in files:
+        md5 = file.md5 or listed.get(file.member or "")
+        if md5 is None:
+            digest = hashlib.md5(usedforsecurity=False)
+            with open_file(package, file) as stream:
+                while chunk := stream.read(1024 * 1024):
+                    digest.update(chunk)
+            md5 = digest.hexdigest()
+        found.append((file.key, md5.lower()))
+    return found
+
+
+def _manifest_md5s(package: Package) -> dict[str, str]:
+    """entry -> md5 from the zip's ``manifest-md5.txt`` (``<hex>  <name>`` lines); {}
+    when it has none, or one too large to be a manifest."""
+    try:
+        with zipfile.ZipFile(package.path) as archive:
+            info = archive.getinfo("manifest-md5.txt")
+            if info.file_size > MAX_MANIFEST_BYTES:
+                return {}
+            text = archive.read(info).decode("utf-8", errors="replace")
+    except (KeyError, zipfile.BadZipFile, OSError):
+        return {}
+    listed: dict[str, str] = {}
+    for line in text.splitlines():
+        md5, _, name = line.partition(" ")
+        name = name.lstrip(" ").removeprefix("*")
+        if len(md5) == 32 and name:
+            listed[name] = md5
+    return listed
 
 
 class DSpaceTransport(Transport):
@@ -227,7 +261,7 @@ class DSpaceTransport(Transport):
             if [name for name, _ in found] != [f.key for f in files]:
                 continue
             if uploads is None:
-                uploads = [(f.key, _md5_of(package, f)) for f in files]
+                uploads = _md5s(package, files)
             if found == uploads:
                 return wrapper  # made, not yet patched: the crash came before the PATCH
         return None

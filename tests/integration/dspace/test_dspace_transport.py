@@ -218,6 +218,34 @@ def test_crash_between_steps_reuses_the_item(dspace, binding, make_transport, pa
     assert [v["value"] for v in item.metadata["dc.title"]] == ["Two stupendous minds"]
 
 
+@pytest.mark.parametrize(("algorithms", "reads"), [(["sha256", "md5"], 0), (["sha256"], 2)],
+                         ids=["manifest-md5", "no-md5-manifest"])
+def test_unpatched_item_matched_by_the_manifests_md5s(dspace, binding, make_transport,
+                                                     submission, tmp_path, monkeypatch,
+                                                     algorithms, reads):
+    """After a crash before the PATCH, the workspace item is matched by its files' names
+    and MD5s: taken from the zip's manifest-md5.txt where the package has one (no file
+    read again), else read out of the package."""
+    from deposit_services.assemblers.simple import SimpleZipAssembler
+    from deposit_services.transports.dspace import transport as module
+    from tests.support.packages import PACKAGE_TIME
+
+    (tmp_path / "out").mkdir()
+    package = SimpleZipAssembler({"archive": "ZIP", "algorithms": algorithms}).assemble(
+        submission, tmp_path / "out", PACKAGE_TIME)
+    dspace.app.fail("create", 503, after=True)
+    with pytest.raises(TransientTransferError):
+        make_transport(binding).send(package, submission)
+    opened: list[str] = []
+    real = module.open_file
+    monkeypatch.setattr(module, "open_file",
+                        lambda p, f: opened.append(f.key) or real(p, f))
+    make_transport(binding).send(package, submission)
+    assert len(opened) == reads, opened
+    [item] = dspace.app.items.values()  # the first attempt's item, carried on
+    assert item.workflow_id is not None and len(item.files) == 2
+
+
 def test_crash_after_submit_is_reconciled(dspace, binding, make_transport, package,
                                           submission):
     dspace.app.fail("submit", 503, after=True)
