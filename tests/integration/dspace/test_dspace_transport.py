@@ -227,7 +227,7 @@ def test_unpatched_item_matched_by_the_manifests_md5s(dspace, binding, make_tran
     and MD5s: taken from the zip's manifest-md5.txt where the package has one (no file
     read again), else read out of the package."""
     from deposit_services.assemblers.simple import SimpleZipAssembler
-    from deposit_services.transports.dspace import transport as module
+    from deposit_services.transports.invenio.files import open_file
     from tests.support.packages import PACKAGE_TIME
 
     (tmp_path / "out").mkdir()
@@ -237,9 +237,12 @@ def test_unpatched_item_matched_by_the_manifests_md5s(dspace, binding, make_tran
     with pytest.raises(TransientTransferError):
         make_transport(binding).send(package, submission)
     opened: list[str] = []
-    real = module.open_file
-    monkeypatch.setattr(module, "open_file",
-                        lambda p, f: opened.append(f.key) or real(p, f))
+
+    def counted(package, file):
+        opened.append(file.key)
+        return open_file(package, file)
+
+    monkeypatch.setattr("deposit_services.transports.dspace.transport.open_file", counted)
     make_transport(binding).send(package, submission)
     assert len(opened) == reads, opened
     [item] = dspace.app.items.values()  # the first attempt's item, carried on
