@@ -20,6 +20,7 @@ would). Everything received is kept: ``items``, ``files`` (bytes, md5), ``calls`
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import threading
@@ -44,8 +45,8 @@ class StoredFile:
     mime_type: str
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    @property
-    def md5(self) -> str:
+    @functools.cached_property
+    def md5(self) -> str:  # once, as DSpace stores a bitstream's checksum at upload
         return hashlib.md5(self.data).hexdigest()
 
 
