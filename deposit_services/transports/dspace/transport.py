@@ -19,7 +19,10 @@ workflow items for that marker, or for an unpatched workspace item holding exact
 package's files (names and MD5s: the zip's ``manifest-md5.txt`` where it has one, so no
 file is read again), and carries that one on; ``reconcile`` finds a
 workflow item or archived item so made and returns its Receipt. A restart therefore
-never makes a second item.
+never makes a second item. The upload that makes the workspace item and the request
+that submits it to the workflow, sent whole and left unanswered, are
+``OutcomeUnknown``: the attempt stays open and the next one (on any replica) runs
+``reconcile`` first.
 """
 
 from __future__ import annotations

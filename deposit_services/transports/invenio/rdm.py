@@ -13,7 +13,9 @@ ACCEPTED) or declines (REJECTED).
 The draft carries a marker (``metadata.identifiers``: ``urn:deposit-services:<submission>:
 <package>``, scheme ``urn``): a restarted worker searches the account's records for it
 and takes a published or in-review record as the outcome, or deletes an unfinished
-draft and starts again, so there is never a second record.
+draft and starts again, so there is never a second record. A draft, upload, publish
+or review request sent whole and left unanswered is ``OutcomeUnknown``: the attempt
+stays open and the next one (on any replica) runs ``reconcile`` first.
 """
 
 from __future__ import annotations

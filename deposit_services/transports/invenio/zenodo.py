@@ -8,8 +8,11 @@ externalIds, its record page is the access URL.
 The deposition carries a marker (a related identifier ``urn:deposit-services:
 <submission>:<package>``, relation ``isAlternateIdentifier``): a restarted worker lists
 the account's depositions, takes a published one as the outcome and deletes an
-unfinished one before starting again, so there is never a second record. An update
-is a new version (``actions/newversion``) whose files and metadata are replaced.
+unfinished one before starting again, so there is never a second record. A
+deposition, upload or publish request sent whole and left unanswered is
+``OutcomeUnknown``: the attempt stays open and the next one (on any replica) runs
+``reconcile`` first. An update is a new version (``actions/newversion``) whose files
+and metadata are replaced.
 """
 
 from __future__ import annotations
