@@ -83,6 +83,7 @@ class Related:
             n for n in (submitter.first_name, submitter.last_name) if n) if submitter else None)
         return {
             "publication": submission.publication,  # what finds them when it changes
+            "journal": publication.journal if publication else None,
             "title": publication.title if publication else None,
             "doi": publication.doi if publication else None,
             "pmid": publication.pmid if publication else None,

@@ -34,7 +34,7 @@ _COMPAT = "application/vnd.elasticsearch+"
 # Keyword fields are matched whole (ids, statuses, DOIs, checksums); text fields by word.
 _KEYWORDS = ("@id", "@type", "depositStatus", "depositStatusRef", "submission", "repository",
              "repositoryKey", "repositoryCopy", "copyStatus", "aggregatedDepositStatus",
-             "submissionStatus", "source", "publication", "doi", "pmid", "issns",
+             "submissionStatus", "source", "publication", "journal", "doi", "pmid", "issns",
              "submitter", "submitterEmail", "repositories", "repositoryKeys", "deposits",
              "depositStatuses", "externalIds", "accessUrl", "lastAttemptTrigger",
              "lastAttemptOutcome", "packageName", "packageMd5", "packageSha256")

@@ -4,14 +4,14 @@
 or an attempt it records "to index" marks (``pending``) with the change (``marks_for``
 says which), and after the commit it wakes its thread, which reads the marked entities
 as committed, builds their documents and writes them in one bulk request, then removes
-the marks. A change of an entity that documents only show (a Publication, a Repository,
-a copy whose deposit the unit did not read) is marked as itself and turned by the
-relay into marks of the documents the index holds that show it, so the committing
-unit reads nothing for it. A rolled-back unit leaves no mark, so no document ever shows
-state that was not committed. When the index is down or refuses, the marks stay and
-the thread tries again with a growing pause (up to ``MAX_PAUSE_S``): a deposit never
-waits for the index, and the index catches up by itself when it is back (``reindex`` is
-for a new index).
+the marks. A change of an entity that documents only show (a Publication, Journal,
+User, Repository, a copy whose deposit the unit did not read) is marked as itself and
+turned by the relay into marks of the documents the index holds that show it, so the
+committing unit reads nothing for it. A rolled-back unit leaves no mark, so no document
+ever shows state that was not committed. When the index is down or refuses, the marks
+stay and the thread tries again with a growing pause (up to ``MAX_PAUSE_S``): a deposit
+never waits for the index, and the index catches up by itself when it is back
+(``reindex`` is for a new index).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from deposit_services.errors import DepositServicesError, SearchUnavailable
 from deposit_services.model.entities import (
     Deposit,
     Entity,
+    Journal,
     Publication,
     Repository,
     RepositoryCopy,
     Submission,
+    User,
 )
 from deposit_services.search.base import SearchIndex
 from deposit_services.search.documents import INDEXED_TYPES, build
@@ -47,10 +49,13 @@ LEASE = "job:search-relay"
 LEASE_SECONDS = 60.0  # longer than a run (a batch and one bulk request) can take
 WINDOW = 10_000  # Elasticsearch's max_result_window: how far a search pages
 
-# What documents show of an entity that has none of its own: the document fields that
-# refer to it (a deposit's document carries its submission's publication).
+# The entities documents show without having documents of their own, and the document
+# fields that refer to them (a deposit's document carries its submission's publication,
+# journal and submitter).
 REFERRED_BY: dict[str, tuple[str, ...]] = {
     Publication.TYPE: ("publication",),
+    Journal.TYPE: ("journal",),
+    User.TYPE: ("submitter",),
     Repository.TYPE: ("repository", "repositories"),
     RepositoryCopy.TYPE: ("repositoryCopy",),
 }
@@ -60,9 +65,9 @@ def marks_for(uow: UnitOfWork, entities: Sequence[Entity]) -> list[tuple[str, st
     """The documents the writes of ``uow`` make stale, found in what it wrote and read
     (no read of its own): a written submission's or deposit's, a deposit's submission's
     (it lists its deposits' statuses), the deposit of each attempt written, and each
-    deposit the unit read whose copy it wrote. A written Publication or Repository, and
-    a copy whose deposit the unit did not read, are marked as themselves (the relay
-    finds the documents that show them)."""
+    deposit the unit read whose copy it wrote. Any other entity documents show (a
+    Publication, Journal, submitter User, Repository, or a copy whose deposit the unit
+    did not read) is marked as itself: the relay finds the documents that show it."""
     keys: dict[tuple[str, str], None] = dict.fromkeys((Deposit.TYPE, id)
                                                       for id in uow.attempted)
     for entity in entities:
@@ -70,7 +75,7 @@ def marks_for(uow: UnitOfWork, entities: Sequence[Entity]) -> list[tuple[str, st
             keys[(entity.TYPE, entity.id)] = None
         if isinstance(entity, Deposit) and entity.submission:
             keys[(Submission.TYPE, entity.submission)] = None
-        if entity.TYPE in (Publication.TYPE, Repository.TYPE):
+        if entity.TYPE in REFERRED_BY and not isinstance(entity, RepositoryCopy):
             keys[(entity.TYPE, entity.id)] = None
     copies = {e.id for e in entities if isinstance(e, RepositoryCopy)}
     if copies:

@@ -1,7 +1,7 @@
 """Documents rewritten for every write they show, not only a Submission's or a
-Deposit's: a Publication, a Repository, a RepositoryCopy (with its deposit read in the
-unit or not) and an attempt recorded alone (the transfer's intent). On SQLite and
-PostgreSQL, with the documents read back from osmem-server."""
+Deposit's: a Publication, a Journal, a submitter, a Repository, a RepositoryCopy (with
+its deposit read in the unit or not) and an attempt recorded alone (the transfer's
+intent). On SQLite and PostgreSQL, with the documents read back from osmem-server."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
     DepositStatus,
+    Journal,
     Publication,
     Repository,
     RepositoryCopy,
+    Submission,
+    User,
 )
 from deposit_services.search.relay import SearchRelay
 from deposit_services.store.base import PackageInfo
@@ -78,6 +81,32 @@ def test_a_repository_change_rewrites_its_deposits_and_submissions(
         assert documents[f"Deposit:d{n}"]["repositoryKey"] == "jscholarship"
         assert documents[f"Deposit:d{n}"]["repositoryName"] == "JScholarship (JHU)"
         assert documents[f"Submission:s{n}"]["repositoryKeys"] == ["jscholarship"]
+
+
+def test_journal_and_submitter_changes_rewrite_the_documents_that_show_them(
+        database: SqlDatabase, relay: SearchRelay, search_url: str, fresh_index: str) -> None:
+    def attach(uow: UnitOfWork) -> None:
+        uow.records.add(Journal(id="j1", journal_name="J. Tests"))
+        uow.records.add(User(id="u1", display_name="Ada L."))
+        uow.records.get(Publication, "pub-1").journal = "j1"
+        uow.records.get(Submission, "s1").submitter = "u1"
+
+    run_unit(database, attach)
+    relay.catch_up()
+    assert all_documents(search_url, fresh_index)["Deposit:d1"]["journalName"] == "J. Tests"
+
+    def rename(uow: UnitOfWork) -> None:
+        uow.records.get(Journal, "j1").journal_name = "Journal of Tests"
+        uow.records.get(User, "u1").display_name = "Ada Lovelace"
+
+    run_unit(database, rename)
+    assert sorted(marks(database)) == [("Journal", "j1"), ("User", "u1")]
+    relay.catch_up()
+    documents = all_documents(search_url, fresh_index)
+    for key in ("Deposit:d1", "Submission:s1"):
+        assert documents[key]["journalName"] == "Journal of Tests"
+        assert documents[key]["submitterName"] == "Ada Lovelace"
+    assert "journalName" not in documents["Deposit:d2"]
 
 
 def _complete_copy(read_deposit: bool) -> Callable[[UnitOfWork], None]:

@@ -12,10 +12,12 @@ from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
     Entity,
+    Journal,
     Publication,
     Repository,
     RepositoryCopy,
     Submission,
+    User,
 )
 from deposit_services.search.relay import marks_for
 from deposit_services.store.memory import MemoryDatabase
@@ -42,8 +44,10 @@ def database() -> MemoryDatabase:
 
     def seed(uow: UnitOfWork) -> None:
         uow.records.add(Repository(id="r", repository_key="js"))
-        uow.records.add(Publication(id="p", title="T"))
-        uow.records.add(Submission(id="s", publication="p", repositories=["r"]))
+        uow.records.add(Journal(id="j", journal_name="J"))
+        uow.records.add(User(id="u", display_name="U"))
+        uow.records.add(Publication(id="p", title="T", journal="j"))
+        uow.records.add(Submission(id="s", publication="p", repositories=["r"], submitter="u"))
         uow.records.add(RepositoryCopy(id="c", repository="r"))
         uow.records.add(Deposit(id="d", submission="s", repository="r", repository_copy="c"))
 
@@ -91,8 +95,9 @@ def test_a_copy_write_alone_marks_the_copy(database: MemoryDatabase) -> None:
 
 
 @pytest.mark.parametrize(("cls", "id", "field"), [
-    (Publication, "p", "title"), (Repository, "r", "name")])
-def test_a_publication_or_repository_write_marks_it(database: MemoryDatabase,
+    (Publication, "p", "title"), (Journal, "j", "journal_name"), (User, "u", "email"),
+    (Repository, "r", "name")])
+def test_an_entity_documents_show_is_marked_itself(database: MemoryDatabase,
                                                      cls: type[Entity], id: str,
                                                      field: str) -> None:
     assert _marks(database, _set(cls, id, **{field: "new"})) == [(cls.TYPE, id)]
