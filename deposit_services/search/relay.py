@@ -47,6 +47,7 @@ IDLE_S = 5.0  # also picks up marks other processes (the CLI's retry) recorded
 MAX_PAUSE_S = 15.0
 LEASE = "job:search-relay"
 LEASE_SECONDS = 60.0  # longer than a run (a batch and one bulk request) can take
+PAGE = 500  # documents per search when finding those that show an entity
 WINDOW = 10_000  # Elasticsearch's max_result_window: how far a search pages
 
 # The entities documents show without having documents of their own, and the document
@@ -158,7 +159,7 @@ class SearchRelay(CommitHook):
             for field in REFERRED_BY[mark.kind]:
                 offset = 0
                 while True:
-                    found = self.index.search("", size=BATCH, offset=offset,
+                    found = self.index.search("", size=PAGE, offset=offset,
                                               filters={field: mark.entity_id})
                     keys.update(((d["@type"], d["@id"]), None) for d in found.documents
                                 if d.get("@type") in INDEXED_TYPES and d.get("@id"))

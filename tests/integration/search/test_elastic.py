@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from deposit_services.errors import SearchError, SearchUnavailable
 from deposit_services.model.entities import DepositStatus, Repository
+from deposit_services.search import relay as relay_module
 from deposit_services.search.elastic import ElasticIndex, PlainJsonNode, mappings
 from deposit_services.search.pending import PendingMarks
 from deposit_services.search.relay import SearchRelay
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import UnitOfWork, run_unit
 from tests.integration.search.elastic_stub import Cluster, elastic_stub
-from tests.integration.search.records import seed
+from tests.integration.search.records import marks, seed
 
 COMPAT = "application/vnd.elasticsearch+{}; compatible-with=8"
 
@@ -194,6 +196,33 @@ def test_the_relay_writes_through_elasticsearch(stub: tuple[str, Cluster],
         assert held["Deposit:d1"]["repositoryKey"] == "jscholarship"
         assert held["Submission:s1"]["repositoryKeys"] == ["jscholarship"]
         assert cluster.templates["deposits"]["template"]["mappings"] == mappings()
+    finally:
+        relay.close()
+        database.close()
+
+
+@pytest.mark.parametrize(("window", "found"), [(100, 14), (4, 8)])
+def test_documents_showing_an_entity_are_found_page_by_page(
+        stub: tuple[str, Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, window: int, found: int) -> None:
+    """A repository shown by 7 deposits and 7 submissions, searched 2 at a time: all
+    are marked; past the search window the rest is left to reindex, and the log says so."""
+    monkeypatch.setattr(relay_module, "PAGE", 2)
+    monkeypatch.setattr(relay_module, "WINDOW", window)
+    database = SqlDatabase(f"sqlite:///{tmp_path / 'store.db'}")
+    relay = SearchRelay(database, ElasticIndex(stub[0], "deposits", timeout=5),
+                        PendingMarks(database.engine))
+    database.commit_hooks.append(relay)
+    try:
+        for n in range(1, 8):
+            run_unit(database, partial(seed, n=n, status=DepositStatus.ACCEPTED, message="ok"))
+        relay.catch_up()
+        run_unit(database, lambda uow: setattr(uow.records.get(Repository, "repo-1"),
+                                               "name", "Renamed"))
+        assert relay.run_once() == 1
+        assert len(marks(database)) == found
+        assert ("search index: Repository repo-1 is shown by 7 documents" in caplog.text) \
+            == (window < 7)
     finally:
         relay.close()
         database.close()
