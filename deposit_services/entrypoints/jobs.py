@@ -56,9 +56,9 @@ from deposit_services.model.entities import (
 )
 from deposit_services.service import notices
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_JOB
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.outcome import TRIGGER_JOB
 from deposit_services.service.submission_status import recompute
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import Settings

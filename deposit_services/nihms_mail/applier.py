@@ -40,7 +40,7 @@ from deposit_services.nihms_mail.refs import (
 )
 from deposit_services.service.aggregate import settle_aggregate
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import announce
+from deposit_services.service.outcome import announce
 from deposit_services.store.uow import UnitOfWork, get_or_none, run_unit
 
 log = logging.getLogger(__name__)

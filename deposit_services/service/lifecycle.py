@@ -39,14 +39,8 @@ from deposit_services.model.entities import (
 from deposit_services.model.graph import Graph
 from deposit_services.service.aggregate import aggregate_for, settle_aggregate
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import (
-    TRIGGER_JOB,
-    DepositTask,
-    Work,
-    announce,
-    retry_hint,
-    set_status,
-)
+from deposit_services.service.deposits import DepositTask, Work
+from deposit_services.service.outcome import TRIGGER_JOB, announce, retry_hint, set_status
 from deposit_services.service.stale import stale_message, submitted_since
 from deposit_services.service.submissions import missing_repository
 from deposit_services.status.base import ResolvedStatus

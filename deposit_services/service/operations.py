@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 from deposit_services.errors import DepositServicesError
 from deposit_services.model.entities import Deposit, DepositStatus
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_FORCE, TRIGGER_OPERATOR
 from deposit_services.service.lifecycle import DepositProcessor, Outcome, status_word
+from deposit_services.service.outcome import TRIGGER_FORCE, TRIGGER_OPERATOR
 from deposit_services.store.uow import UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)

@@ -33,13 +33,8 @@ from deposit_services.model.messages import SubmissionReady
 from deposit_services.model.submission import DepositSubmission
 from deposit_services.service.aggregate import deposit_repositories, settle_aggregate
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import (
-    TRIGGER_MESSAGE,
-    DepositTask,
-    Work,
-    announce,
-    deposit_lease,
-)
+from deposit_services.service.deposits import DepositTask, Work
+from deposit_services.service.outcome import TRIGGER_MESSAGE, announce, deposit_lease
 from deposit_services.store.uow import UnitOfWork, run_unit
 
 log = logging.getLogger(__name__)

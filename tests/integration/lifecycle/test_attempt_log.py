@@ -13,8 +13,8 @@ from sqlalchemy import insert, inspect, select
 
 from deposit_services.errors import Conflict, NotFound
 from deposit_services.model.entities import DepositStatus
-from deposit_services.service.deposits import TRIGGER_JOB
 from deposit_services.service.lifecycle import DepositProcessor, Outcome
+from deposit_services.service.outcome import TRIGGER_JOB
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.store import schema

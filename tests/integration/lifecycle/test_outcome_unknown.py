@@ -18,8 +18,8 @@ from datetime import timedelta
 import pytest
 
 from deposit_services.model.entities import CopyStatus, DepositStatus, RepositoryCopy
-from deposit_services.service.deposits import TRIGGER_OPERATOR
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.outcome import TRIGGER_OPERATOR
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.store.base import AttemptOutcome

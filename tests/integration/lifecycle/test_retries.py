@@ -15,8 +15,8 @@ from deposit_services.model.entities import (
     RepositoryCopy,
     Submission,
 )
-from deposit_services.service.deposits import TRIGGER_OPERATOR
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.outcome import TRIGGER_OPERATOR
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import load_settings

@@ -11,7 +11,7 @@ from deposit_services.model.entities import (
     DepositStatus,
     Submission,
 )
-from deposit_services.service.deposits import deposit_lease
+from deposit_services.service.outcome import deposit_lease
 from deposit_services.settings import load_settings
 from deposit_services.store.base import AttemptOutcome, PackageInfo
 from tests.integration.lifecycle.conftest import FS_REPO, World

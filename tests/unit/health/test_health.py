@@ -26,9 +26,9 @@ from deposit_services.model.entities import (
 from deposit_services.model.graph import Graph, resolve_file_uris
 from deposit_services.service import health
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_FORCE, TRIGGER_JOB
 from deposit_services.service.health import HealthPolicy
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.outcome import TRIGGER_FORCE, TRIGGER_JOB
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets

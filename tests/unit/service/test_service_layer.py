@@ -22,9 +22,10 @@ from deposit_services.model.entities import (
     Submission,
 )
 from deposit_services.model.graph import Graph, resolve_file_uris
+from deposit_services.service import deposits
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.deposits import TRIGGER_JOB, DepositTask
 from deposit_services.service.lifecycle import DepositProcessor
+from deposit_services.service.outcome import TRIGGER_JOB
 from deposit_services.service.retry import RetryPolicy
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets
@@ -214,7 +215,7 @@ def test_a_crash_before_midnight_is_reconciled_after_it(world: World,
         raise Crash
 
     with monkeypatch.context() as patch:
-        patch.setattr(DepositTask, "_record_receipt", crash)
+        patch.setattr(deposits, "record_receipt", crash)  # the outcome unit
         with pytest.raises(Crash):
             SubmissionProcessor(world.ctx).process("s1")
     (sent,) = world.directory(yesterday)
