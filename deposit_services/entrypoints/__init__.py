@@ -1,2 +1,3 @@
 """What drives the service layer: the message worker, the scheduled jobs, the
-operator's progress bar and the status reports."""
+operator's commands (one module per group, cli.py only parses and dispatches), their
+progress bar and the status reports."""
