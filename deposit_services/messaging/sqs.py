@@ -4,7 +4,7 @@ pass-core publishes its SubmissionReady and DepositStatus messages on SQS when i
 with ``PASS_CORE_USE_SQS=true`` (the default of its production profile), as JMS text
 messages through Amazon's JMS library: the JSON body as the SQS body, the JMS ``type``
 property as a String message attribute. URL forms, region, credentials and the
-dead-letter queue's name are described in sqs_client.py.
+dead-letter queue's name are described in sqs_client.py, the queues in sqs_queues.py.
 
 Queue names (``PASS_DEPOSIT_QUEUE_*_NAME``) are resolved to queue URLs once and cached;
 the broker's own queues and their dead-letter queues are resolved at start-up, so a
@@ -41,7 +41,6 @@ A queue's own RedrivePolicy still applies: SQS moves a message to its target aft
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -52,26 +51,25 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from deposit_services.errors import BrokerUnavailable, ConfigurationError, MessagingError
+from deposit_services.errors import MessagingError
 from deposit_services.messaging.base import Broker, DeadLetter, Delivery
 from deposit_services.messaging.sqs_client import (
     MAX_WAIT_S,
     LeaseLost,
-    MissingQueue,
     SqsEndpoint,
     check_headers,
     dead_letter_attributes,
     dead_letter_from,
-    default_dead_letter_queue,
     header_value,
     make_client,
     sqs_errors,
     string_attributes,
 )
+from deposit_services.messaging.sqs_queues import SqsQueues
 from deposit_services.settings import Settings
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs.literals import QueueAttributeFilterType, QueueAttributeNameType
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
     from mypy_boto3_sqs.type_defs import (
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
         MessageAttributeValueOutputTypeDef,
@@ -132,14 +130,12 @@ class SqsBroker(Broker):
         self._client, self.region = make_client(
             self.endpoint, max_connections=max_connections,
             environ=os.environ if environ is None else environ)
-        self._lock = threading.Lock()
-        self._urls: dict[str, str] = {}  # queue name -> queue URL
-        self._dead_letter_names: dict[str, str] = {}  # queue name -> its dead-letter queue
+        self.queues = SqsQueues(self._client, self.endpoint, max_deliveries, str(self))
         self._rotation = itertools.count()
         self._closed = threading.Event()
         try:
             for queue in queues:
-                self._prepare(queue)
+                self.queues.prepare(queue)
         except BaseException:
             self._client.close()
             raise
@@ -159,102 +155,13 @@ class SqsBroker(Broker):
     def __str__(self) -> str:
         return f"{self.endpoint} (region {self.region})"
 
-    # Queues -------------------------------------------------------------------------
-
-    def _prepare(self, queue: str) -> None:
-        try:
-            self.dead_letter_queue_for(queue)  # resolves the queue itself first
-        except BrokerUnavailable as exc:
-            log.warning("%s cannot be reached (%s); queue %s will be looked up on first use",
-                        self, exc, queue)
-
-    def queue_url(self, name: str, purpose: str = "queue") -> str:
-        """The URL of queue ``name`` (looked up once; created on ``?create=true``)."""
-        with self._lock:
-            url = self._urls.get(name)
-        if url is not None:
-            return url
-        try:
-            with sqs_errors("lookup", name):
-                url = self._client.get_queue_url(QueueName=name)["QueueUrl"]
-        except MissingQueue as exc:
-            if not self.endpoint.create:
-                fix = ("fix its name (PASS_DEPOSIT_QUEUE_SUBMISSION_NAME / "
-                       "PASS_DEPOSIT_QUEUE_DEPOSIT_NAME)" if purpose == "queue" else
-                       "name another (?dlq=NAME in DEPOSIT_BROKER_URL, or the queue's "
-                       "RedrivePolicy)")
-                raise MissingQueue(
-                    f"SQS {purpose} {name!r} does not exist ({self}): create it or {fix}; "
-                    "?create=true in the URL creates missing queues (tests only)"
-                ) from exc
-            url = self._create(name)
-        with self._lock:
-            self._urls[name] = url
-        return url
-
-    def _create(self, name: str) -> str:
-        attributes: dict[QueueAttributeNameType, str] = (
-            {"FifoQueue": "true"} if name.endswith(".fifo") else {})
-        with sqs_errors("create", name):
-            url = self._client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        log.info("created SQS queue %s (create=true)", name)
-        return url
-
-    def dead_letter_queue_for(self, queue: str) -> str:
-        """The name of ``queue``'s dead-letter queue: ``?dlq=`` if given, else the target
-        of the queue's RedrivePolicy, else ``<queue>-dlq`` (``<name>-dlq.fifo`` for a
-        FIFO queue). Both queues are looked up (or created) here."""
-        with self._lock:
-            known = self._dead_letter_names.get(queue)
-        if known is not None:
-            return known
-        self.queue_url(queue)
-        if self.endpoint.dead_letter_queue:
-            name = self.endpoint.dead_letter_queue.replace("{queue}", queue)
-        else:
-            name = self._redrive_target(queue) or default_dead_letter_queue(queue)
-        self.queue_url(name, f"dead-letter queue (of {queue})")
-        with self._lock:
-            self._dead_letter_names[queue] = name
-        log.debug("dead letters of %s go to %s", queue, name)
-        return name
-
-    def _redrive_target(self, queue: str) -> str | None:
-        """The queue the operator made ``queue``'s dead-letter queue on the AWS side."""
-        try:
-            with sqs_errors("read attributes of", queue):
-                attributes = self._client.get_queue_attributes(
-                    QueueUrl=self.queue_url(queue), AttributeNames=["RedrivePolicy"]
-                ).get("Attributes", {})
-        except ConfigurationError as exc:
-            log.warning("cannot read the RedrivePolicy of %s (%s); dead letters go to %s",
-                        queue, exc, default_dead_letter_queue(queue))
-            return None
-        raw = attributes.get("RedrivePolicy")
-        if not raw:
-            return None
-        try:
-            policy = json.loads(raw)
-            target = str(policy["deadLetterTargetArn"]).rpartition(":")[2]
-            most = int(policy.get("maxReceiveCount", 0))
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable RedrivePolicy on %s: %r", queue, raw)
-            return None
-        if most and most <= self.max_deliveries:
-            log.warning(
-                "queue %s's RedrivePolicy moves a message to %s after %d receives, no more than "
-                "DEPOSIT_MAX_DELIVERIES=%d: SQS will dead-letter failing messages before we "
-                "do, without the reason; raise maxReceiveCount above %d", queue, target, most,
-                self.max_deliveries, self.max_deliveries)
-        return target or None
-
     # Publishing ---------------------------------------------------------------------
 
     def publish(self, queue: str, body: str, headers: Mapping[str, str] | None = None) -> None:
         """SendMessage; every header as a String message attribute (``type`` among them,
         as pass-core sends it). Durable once SQS has answered."""
         attributes = string_attributes(check_headers(headers or {}))
-        self._send(queue, self.queue_url(queue), body, attributes, "publish")
+        self._send(queue, self.queues.queue_url(queue), body, attributes, "publish")
         log.debug("published to %s", queue)
 
     def _send(self, queue: str, url: str, body: str,
@@ -292,7 +199,7 @@ class SqsBroker(Broker):
         return None
 
     def _poll(self, queue: str, wait: int) -> Delivery | None:
-        url = self.queue_url(queue)
+        url = self.queues.queue_url(queue)
         with sqs_errors("receive", queue):
             messages = self._client.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=1, WaitTimeSeconds=wait,
@@ -392,11 +299,11 @@ class SqsBroker(Broker):
         dead-letter queue, delete the original."""
         if not self._set_visibility(delivery, self.visibility, "dead-letter"):
             return
-        dead_letter_queue = self.dead_letter_queue_for(delivery.queue)
+        dead_letter_queue = self.queues.dead_letter_queue_for(delivery.queue)
         attributes = dead_letter_attributes(
             self._receipt(delivery).attributes, reason=reason, queue=delivery.queue,
             attempts=attempts, message_id=delivery.message_id)
-        self._send(dead_letter_queue, self.queue_url(dead_letter_queue), delivery.body,
+        self._send(dead_letter_queue, self.queues.queue_url(dead_letter_queue), delivery.body,
                    attributes, "dead-letter")
         receipt = self._receipt(delivery)
         try:
@@ -411,13 +318,6 @@ class SqsBroker(Broker):
 
     # Listing dead letters -----------------------------------------------------------
 
-    def _dead_letter_queue_names(self, queues: Sequence[str]) -> list[str]:
-        for queue in queues:
-            self.dead_letter_queue_for(queue)
-        with self._lock:
-            return sorted({dlq for queue, dlq in self._dead_letter_names.items()
-                           if not queues or queue in queues})
-
     def dead_letters(self, queues: Sequence[str] = ()) -> list[DeadLetter]:
         """The dead-letter queues of ``queues`` (default: every queue this broker has
         used), read without consuming them: each message is received (hidden
@@ -425,7 +325,7 @@ class SqsBroker(Broker):
         once. Costs a second of long polling per queue; concurrent listings may each see
         part. Ids are the dead-letter queue's message ids."""
         letters: list[DeadLetter] = []
-        for name in self._dead_letter_queue_names(queues):
+        for name in self.queues.dead_letter_queues(queues):
             letters.extend(self._list(name))
         return letters
 
@@ -445,8 +345,8 @@ class SqsBroker(Broker):
         are requeued (or not) and deleted, the others released at once."""
         wanted = None if ids is None else set(ids)
         done: list[str] = []
-        for name in self._dead_letter_queue_names(queues):
-            url = self.queue_url(name)
+        for name in self.queues.dead_letter_queues(queues):
+            url = self.queues.queue_url(name)
             keep: list[str] = []
             try:
                 for message in self._browse(url, name):
@@ -473,7 +373,7 @@ class SqsBroker(Broker):
         return done
 
     def _list(self, name: str) -> list[DeadLetter]:
-        url = self.queue_url(name)
+        url = self.queues.queue_url(name)
         found: dict[str, tuple[int, DeadLetter]] = {}
         handles: list[str] = []
         try:

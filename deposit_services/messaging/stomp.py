@@ -52,6 +52,18 @@ from deposit_services.messaging.stomp_connection import (
     Endpoint,
     StompLink,
 )
+from deposit_services.messaging.stomp_headers import (
+    ATTEMPT,
+    ATTEMPTS,
+    DELIVERY_HEADERS,
+    LAST_ERROR,
+    MESSAGE_ID,
+    ORIGINAL_QUEUE,
+    REASON,
+    dead_letter_of,
+    message_headers,
+    one_line,
+)
 from deposit_services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,23 +72,8 @@ PUBLISH_TIMEOUT = 30.0
 REDELIVERY_FIRST_S = 0.5
 REDELIVERY_MAX_S = 10.0
 DEAD_LETTER_QUEUE = "DLQ.{queue}"  # ActiveMQ's individual dead-letter naming
-REASON_MAX = 1000
 BROWSE_PREFETCH = 1000  # a dead-letter browse takes this many unacked at once
 BROWSE_IDLE_S = 1.0  # ... and ends when nothing more came for this long
-
-ATTEMPT = "x-attempt"
-MESSAGE_ID = "x-message-id"
-REASON = "x-dead-letter-reason"
-ORIGINAL_QUEUE = "x-original-queue"
-ATTEMPTS = "x-attempts"
-LAST_ERROR = "x-last-error"
-# Frame headers that belong to one delivery, not to the message: dropped on republish.
-_DELIVERY_HEADERS = frozenset({
-    "message-id", "destination", "subscription", "ack", "redelivered", "content-length",
-    "content-type", "timestamp", "expires", "priority", "persistent", "receipt",
-    "transaction", "original-destination", "message-id-original",
-})
-
 
 @dataclass(frozen=True)
 class _Incoming:
@@ -380,20 +377,20 @@ class StompBroker(Broker):
 
     @staticmethod
     def _carried(delivery: Delivery) -> dict[str, str]:
-        headers = {k: v for k, v in delivery.headers.items() if k not in _DELIVERY_HEADERS}
+        headers = {k: v for k, v in delivery.headers.items() if k not in DELIVERY_HEADERS}
         headers[MESSAGE_ID] = delivery.message_id
         return headers
 
     def _republish(self, delivery: Delivery, attempt: int, reason: str) -> None:
         headers = self._carried(delivery)
         headers[ATTEMPT] = str(attempt)
-        headers[LAST_ERROR] = _one_line(reason)
+        headers[LAST_ERROR] = one_line(reason)
         self._move(delivery, delivery.queue, delivery.body, headers)
 
     def _dead_letter(self, delivery: Delivery, reason: str, raw: bytes | None = None) -> None:
         headers = self._carried(delivery)
         headers.update({
-            REASON: _one_line(reason),
+            REASON: one_line(reason),
             ORIGINAL_QUEUE: delivery.queue,
             ATTEMPTS: str(delivery.delivery_count),
         })
@@ -458,15 +455,14 @@ class StompBroker(Broker):
             dlqs = [self.dead_letter_queue_for(queue) for queue in queues]
             browser._ensure_subscribed(dlqs)
             while (item := browser._next(dlqs, time.monotonic() + BROWSE_IDLE_S)) is not None:
-                letter = _dead_letter_of(item)
+                letter = dead_letter_of(item.headers, item.body)
                 action = str(choose(letter))
                 if action != "keep" and not letter.queue:
                     log.warning("dead letter %s on %s names no original queue; left there",
                                 letter.id, item.queue)
                     action = "keep"
                 if action == "requeue":
-                    headers = {k: v for k, v in item.headers.items()
-                               if k not in _DELIVERY_HEADERS and k not in _DEAD_LETTER_HEADERS}
+                    headers = message_headers(item.headers)
                     headers[MESSAGE_ID] = letter.id
                     browser._link.move(item.headers.get("ack", ""), item.generation,
                                        f"/queue/{letter.queue}", item.body, headers,
@@ -497,27 +493,3 @@ class StompBroker(Broker):
         for timer in timers:
             timer.cancel()
         self._link.close()
-
-
-_DEAD_LETTER_HEADERS = frozenset({REASON, ORIGINAL_QUEUE, ATTEMPTS, ATTEMPT, LAST_ERROR})
-
-
-def _dead_letter_of(item: _Incoming) -> DeadLetter:
-    headers = item.headers
-    try:
-        attempts = int(headers.get(ATTEMPTS, "0"))
-    except ValueError:
-        attempts = 0
-    return DeadLetter(
-        queue=headers.get(ORIGINAL_QUEUE, ""),
-        body=item.body.decode("utf-8", errors="replace"),
-        reason=headers.get(REASON, "(no reason recorded)"),
-        attempts=attempts,
-        headers={k: v for k, v in headers.items()
-                 if k not in _DELIVERY_HEADERS and k not in _DEAD_LETTER_HEADERS},
-        id=headers.get(MESSAGE_ID) or headers.get("message-id", ""),
-    )
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:REASON_MAX]

@@ -66,7 +66,7 @@ class SqsKit:
     def dead_letters(self, broker: SqsBroker, queue: str, expected: int,
                      timeout: float = 15.0) -> list[DeadLetter]:
         """The dead letters of ``queue``, listed (not consumed), waiting for ``expected``."""
-        broker.dead_letter_queue_for(queue)  # known to the broker, so listed
+        broker.queues.dead_letter_queue_for(queue)  # known to the broker, so listed
         deadline = time.monotonic() + timeout
         while True:
             listed = [letter for letter in broker.dead_letters() if letter.queue == queue]

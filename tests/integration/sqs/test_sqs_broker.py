@@ -38,7 +38,7 @@ def test_a_message_as_pass_core_sends_it(sqs_kit: SqsKit) -> None:
     property as a String message attribute, beside the library's own type marker."""
     queue = sqs_kit.queue("pass-submission")
     broker = sqs_kit.make()
-    url = broker.queue_url(queue)
+    url = broker.queues.queue_url(queue)
     sqs_kit.client().send_message(QueueUrl=url, MessageBody=PASS_CORE_BODY, MessageAttributes={
         "type": {"DataType": "String", "StringValue": "SubmissionReady"},
         "JMS_SQSMessageType": {"DataType": "String", "StringValue": "text"},
@@ -58,7 +58,7 @@ def test_publish_is_what_a_pass_consumer_reads(sqs_kit: SqsKit) -> None:
     broker = sqs_kit.make()
     broker.publish(queue, '{"deposit": "31", "type": "DepositStatus"}', {"type": "DepositStatus"})
     raw = sqs_kit.client().receive_message(
-        QueueUrl=broker.queue_url(queue), MessageAttributeNames=["All"], WaitTimeSeconds=5
+        QueueUrl=broker.queues.queue_url(queue), MessageAttributeNames=["All"], WaitTimeSeconds=5
     )["Messages"][0]
     assert json.loads(raw["Body"]) == {"deposit": "31", "type": "DepositStatus"}
     assert raw["MessageAttributes"] == {"type": {"DataType": "String",
@@ -93,7 +93,7 @@ def test_attributes_beyond_sqs_limit_survive_dead_lettering(sqs_kit: SqsKit) -> 
         "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01binary"},
     }
     attributes.update({f"a{i}": {"DataType": "String", "StringValue": f"v{i}"} for i in range(7)})
-    sqs_kit.client().send_message(QueueUrl=broker.queue_url(queue), MessageBody="many",
+    sqs_kit.client().send_message(QueueUrl=broker.queues.queue_url(queue), MessageBody="many",
                                   MessageAttributes=attributes)  # type: ignore[arg-type]
     delivery = receive(broker, queue)
     broker.dead_letter(delivery, "too many attributes?")
@@ -103,7 +103,7 @@ def test_attributes_beyond_sqs_limit_survive_dead_lettering(sqs_kit: SqsKit) -> 
     assert dict(letter.headers) == expected
     assert letter.reason == "too many attributes?"
     raw = sqs_kit.client().receive_message(
-        QueueUrl=broker.queue_url(broker.dead_letter_queue_for(queue)),
+        QueueUrl=broker.queues.queue_url(broker.queues.dead_letter_queue_for(queue)),
         MessageAttributeNames=["All"], WaitTimeSeconds=2)["Messages"][0]
     assert len(raw["MessageAttributes"]) == 10
     assert raw["MessageAttributes"]["count"] == {"DataType": "Number", "StringValue": "42"}
@@ -272,7 +272,7 @@ def test_fifo_queues(sqs_kit: SqsKit) -> None:
     again = receive(broker, queue)
     assert again.delivery_count == 2
     broker.nack(again, "still failing")
-    assert broker.dead_letter_queue_for(queue) == queue.removesuffix(".fifo") + "-dlq.fifo"
+    assert broker.queues.dead_letter_queue_for(queue) == queue.removesuffix(".fifo") + "-dlq.fifo"
     [letter] = sqs_kit.dead_letters(broker, queue, expected=1)
     assert (letter.body, letter.attempts) == ("first", 2)
     assert "still failing (after 2 attempts)" in letter.reason

@@ -119,7 +119,7 @@ def test_a_missing_queue_stops_start_up(sqs_kit: SqsKit, moto: MotoServer,
     assert isinstance(broker, SqsBroker)
     assert (broker.max_deliveries, broker.visibility) == (settings.max_deliveries,
                                                           int(settings.lease_seconds))
-    assert broker.dead_letter_queue_for(deposit) == f"{deposit}-dlq"
+    assert broker.queues.dead_letter_queue_for(deposit) == f"{deposit}-dlq"
     broker.close()
 
 
@@ -148,7 +148,7 @@ def test_the_queues_redrive_policy_names_the_dead_letter_queue(
     with caplog.at_level(logging.WARNING, logger="deposit_services.messaging.sqs"):
         broker = SqsBroker(moto.broker_url(create=False), queues=[queue], max_deliveries=5)
     assert "after 3 receives" in caplog.text and "DEPOSIT_MAX_DELIVERIES=5" in caplog.text
-    assert broker.dead_letter_queue_for(queue) == target
+    assert broker.queues.dead_letter_queue_for(queue) == target
     broker.publish(queue, "m", {"type": "SubmissionReady"})
     delivery = broker.receive([queue], timeout=5)
     assert delivery is not None
@@ -161,7 +161,8 @@ def test_the_queues_redrive_policy_names_the_dead_letter_queue(
 def test_one_dead_letter_queue_for_every_queue(sqs_kit: SqsKit, moto: MotoServer) -> None:
     first, second, shared = sqs_kit.queue("a"), sqs_kit.queue("b"), sqs_kit.queue("dead")
     broker = SqsBroker(moto.broker_url(create=True, dlq=shared), queues=[first, second])
-    assert broker.dead_letter_queue_for(first) == broker.dead_letter_queue_for(second) == shared
+    queues = broker.queues
+    assert queues.dead_letter_queue_for(first) == queues.dead_letter_queue_for(second) == shared
     for queue in (first, second):
         broker.publish(queue, f"from {queue}")
         delivery = broker.receive([queue], timeout=5)
@@ -170,7 +171,7 @@ def test_one_dead_letter_queue_for_every_queue(sqs_kit: SqsKit, moto: MotoServer
     letters = {letter.queue: letter.body for letter in broker.dead_letters()}
     assert letters == {first: f"from {first}", second: f"from {second}"}
     templated = SqsBroker(moto.broker_url(create=True, dlq="{queue}_dead"), queues=[first])
-    assert templated.dead_letter_queue_for(first) == f"{first}_dead"
+    assert templated.queues.dead_letter_queue_for(first) == f"{first}_dead"
     broker.close()
     templated.close()
 
