@@ -61,6 +61,10 @@ class Package:
     #: the repositories.json entry's own ``specification`` where PASS's beanName chose
     #: the format (PASS's package metadata ``spec``), else ``specification``
     label: str = ""
+    #: each submission file written: (its id, its size, "<algorithm>:<hex digest>" of its
+    #: bytes when the format computed one, else ""), so a resubmission whose file changed
+    #: under the same name is not taken for a duplicate (service/duplicates.py)
+    contents: tuple[tuple[str, int, str], ...] = ()
 
     def open(self) -> BinaryIO:
         return self.path.open("rb")

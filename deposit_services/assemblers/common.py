@@ -93,6 +93,7 @@ class PackageBuilder:
         self._writer: ArchiveWriter | None = None
         self._closed = False
         self._warnings: list[str] = []
+        self._contents: list[tuple[str, int, str]] = []  # Package.contents
 
     def __enter__(self) -> PackageBuilder:
         try:
@@ -138,12 +139,15 @@ class PackageBuilder:
         ``keep_head``: the Entry keeps the file's first bytes (to sniff its type)."""
         with open_file(file, self._sources) as (stream, size):
             try:
-                return self.writer.add_stream(entry_name, stream, size, algorithms,
-                                              keep_head=keep_head)
+                entry = self.writer.add_stream(entry_name, stream, size, algorithms,
+                                               keep_head=keep_head)
             except OSError as exc:  # writes are AssemblyErrors already: this is a read
                 raise AssemblyError(
                     f"file {file.name!r} ({file.location}) cannot be read: {exc.strerror or exc}"
                 ) from exc
+        digest = min(f"{alg}:{hex}" for alg, hex in entry.digests.items()) if entry.digests else ""
+        self._contents.append((file.id, entry.size, digest))
+        return entry
 
     def add_bytes(self, entry_name: str, data: bytes,
                   algorithms: tuple[str, ...] | None = None) -> Entry:
@@ -160,7 +164,7 @@ class PackageBuilder:
         return Package(path=self._path, name=self.name, size=out.size, md5=out.md5,
                        sha256=out.sha256, mime_type=mime_type or self._mime_type,
                        specification=self._specification, warnings=tuple(self._warnings),
-                       label=self._label)
+                       label=self._label, contents=tuple(self._contents))
 
 
 def xml_document(root: Any) -> bytes:

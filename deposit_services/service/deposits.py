@@ -38,7 +38,13 @@ from deposit_services.model.submission import DepositSubmission
 from deposit_services.observability.logs import bind
 from deposit_services.observability.metrics import repository_label
 from deposit_services.service.context import ServiceContext
-from deposit_services.service.duplicates import Kind, Resubmission, find_resubmission
+from deposit_services.service.duplicates import (
+    Kind,
+    Resubmission,
+    find_resubmission,
+    fingerprint,
+    sent_work,
+)
 from deposit_services.service.faults import CRASH_AFTER_TRANSFER, fault_point
 from deposit_services.service.health import (
     Gate,
@@ -105,6 +111,7 @@ class Work:
     leased: bool = False
     wait: bool = False
     leased_at: float | None = None
+    fingerprint: str | None = None  # its content with its package's files, once built
 
 
 class DepositTask:
@@ -135,6 +142,7 @@ class DepositTask:
                     return early
             package = target.assembler.assemble(
                 work.content, ctx.work_dir, package_timestamp(work.submission, ctx.clock))
+            work.fingerprint = fingerprint(work.content, package.contents)
         except StoreError:
             raise
         except Exception as exc:  # noqa: BLE001 - config or assembly: recorded, nothing sent
@@ -243,12 +251,12 @@ class DepositTask:
             return Intent(deposit, attempts, probe=True)
         if gate.until is not None:
             return self._hold(uow, deposit, target.config, gate, attempts)
-        if (not built or target.config.operations.allow_duplicates
+        if (not built or work.fingerprint is None or target.config.operations.allow_duplicates
                 or any(a.is_open for a in attempts)
                 or any(a.trigger == TRIGGER_FORCE for a in attempts)
                 or trigger == TRIGGER_FORCE):
             return None
-        found = find_resubmission(uow, deposit, work.content,
+        found = find_resubmission(uow, deposit, work.content, work.fingerprint,
                                   target.transport.supports_update)
         if found is None:
             return None
@@ -306,6 +314,10 @@ class DepositTask:
                 return Intent(deposit, attempts)  # reconciled before anything is sent
             attempt = uow.state.begin_attempt(deposit_id, trigger=trigger, owner=ctx.owner,
                                               package=package)
+            sent = (sent_work(deposit, work.content, work.fingerprint)
+                    if work.fingerprint is not None else None)
+            if sent is not None:  # indexed with its intent: committed or rolled back with it
+                uow.state.record_sent_work(sent)
             return Intent(deposit, [*attempts, attempt], attempt,
                           resubmission=gated.resubmission if gated else None)
 

@@ -8,7 +8,10 @@ names are not identities.) Then, unless the repository allows duplicates
 deposit (``retry --force``):
 
 - **duplicate**: the earlier submission's content is the same (same article and
-  journal metadata, persons, grants, and files by name, role, label and type): nothing
+  journal metadata, persons, grants, and files by name, role, label and type, and by
+  the size and digest the package recorded of each, so a corrected file under the same
+  name is a change; the whole package's MD5 is no measure: packages carry their
+  submission's id and date): nothing
   is sent; the deposit is FAILED, with a message naming the earlier deposit and how to
   send it anyway. FAILED because it is the one status DESIGN.md's semantics allow for
   "not transferred": FAILED has no RepositoryCopy (ACCEPTED would need the copy the
@@ -20,6 +23,12 @@ deposit (``retry --force``):
 - **replacement**: the content changed and the protocol cannot update (file drops): a
   new package is sent and the deposit's message names it as a replacement of the
   earlier deposit's item.
+
+Finding the earlier deposit is one indexed lookup of the works sent to the repository
+with that DOI (``WorkerState.sent_works``, model/works.py), written in each deposit's
+intent unit: no deposit of the repository is read unless one matches, so the check
+costs the same on an empty repository and on one holding 10,000 items, and behind
+pass-core no request at all.
 """
 
 from __future__ import annotations
@@ -29,24 +38,16 @@ import enum
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deposit_services.errors import ModelError, NotFound
-from deposit_services.model.builder import (
-    build_deposit_submission,
-    normalise_doi,
-    parse_metadata,
-)
-from deposit_services.model.entities import (
-    Deposit,
-    DepositStatus,
-    Publication,
-    RepositoryCopy,
-    Submission,
-)
+from deposit_services.model.builder import build_deposit_submission
+from deposit_services.model.entities import Deposit, DepositStatus, RepositoryCopy
 from deposit_services.model.graph import Graph
 from deposit_services.model.submission import DepositSubmission
+from deposit_services.model.works import SentWork, doi_key
 from deposit_services.store.base import AttemptOutcome
 from deposit_services.store.uow import UnitOfWork, get_or_none
 from deposit_services.transports.base import PriorItem
@@ -86,60 +87,56 @@ class Resubmission:
                 f"item in place, so this new package replaces the one of {held}")
 
 
-def doi_key(raw: str | None) -> str | None:
-    """The DOI as deposits are compared by: normalised, case folded (DOIs ignore case)."""
-    doi = normalise_doi(raw)
-    return doi.casefold() if doi else None
-
-
-def fingerprint(content: DepositSubmission) -> str:
+def fingerprint(content: DepositSubmission,
+                contents: Sequence[tuple[str, int, str]] = ()) -> str:
     """What makes two submissions the same content (not their ids, dates or where
-    their files are kept)."""
+    their files are kept): the metadata, and each file's name, role, label and type,
+    with its size and digest as the package recorded them (``Package.contents``; left
+    out when not given, as for a deposit made before the index)."""
     data: dict[str, Any] = dataclasses.asdict(content)
     for key in ("id", "submitted_date", "metadata", "agreements"):
         data.pop(key, None)
     data["article"]["doi"] = doi_key(content.article.doi)
+    written = {id: [size, digest] for id, size, digest in contents}
     data["files"] = sorted(
-        [f["name"], str(f["role"]), f["label"], f["mime_type"]] for f in data["files"])
+        [f["name"], str(f["role"]), f["label"], f["mime_type"], *written.get(f["id"], [])]
+        for f in data["files"])
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def sent_work(deposit: Deposit, content: DepositSubmission, printed: str) -> SentWork | None:
+    """The index row of ``deposit`` sending ``content`` (fingerprint ``printed``); None
+    without a DOI or a repository."""
+    doi = doi_key(content.article.doi)
+    if doi is None or not deposit.repository or not deposit.submission:
+        return None
+    return SentWork(deposit.repository, doi, deposit.id, deposit.submission, printed)
+
+
 def find_resubmission(uow: UnitOfWork, deposit: Deposit, content: DepositSubmission,
-                      supports_update: bool) -> Resubmission | None:
-    """The earlier deposit this one resubmits (see the module doc), or None. Reads the
-    repository's ACCEPTED and SUBMITTED deposits, their submissions and publications;
-    the earlier submission's graph only when its DOI matches."""
+                      printed: str, supports_update: bool) -> Resubmission | None:
+    """The earlier deposit this one resubmits (see the module doc), or None. One
+    indexed lookup of the works sent to the repository with this DOI (``sent_works``);
+    only on a match the earlier deposits are read (to confirm they still hold the
+    work), and the earlier submission's graph only when its row has no fingerprint.
+    ``printed`` is this deposit's fingerprint (``fingerprint``, with its package's
+    contents)."""
     doi = doi_key(content.article.doi)
     if doi is None or not deposit.repository:
         return None
-    holding = [d for status in HOLDING
-               for d in uow.records.find(Deposit, repository=deposit.repository,
-                                         deposit_status=status)
-               if d.id != deposit.id and d.submission != deposit.submission]
+    rows = {w.deposit_id: w for w in uow.state.sent_works(deposit.repository, doi)
+            if w.deposit_id != deposit.id and w.submission_id != deposit.submission}
+    if not rows:
+        return None
+    holding = [d for d in uow.records.get_many(Deposit, list(rows))
+               if d.deposit_status in HOLDING and d.repository == deposit.repository]
     if not holding:
         return None
-    submissions = {s.id: s for s in uow.records.get_many(
-        Submission, [d.submission for d in holding if d.submission])}
-    publications = {p.id: p for p in uow.records.get_many(
-        Publication, [s.publication for s in submissions.values() if s.publication])}
-
-    def same_doi(d: Deposit) -> bool:  # the DOI as the builder takes it: blob, publication
-        submission = submissions.get(d.submission or "")
-        if submission is None:
-            return False
-        publication = publications.get(submission.publication or "")
-        try:
-            given = parse_metadata(submission).get("doi")
-        except ModelError:
-            given = None
-        return doi_key(str(given) if given else publication.doi if publication else None) == doi
-
-    matches = sorted((d for d in holding if same_doi(d)),
-                     key=lambda d: (d.deposit_status is DepositStatus.ACCEPTED, d.id))
-    if not matches:
-        return None
-    earlier = matches[-1]
-    if _content_of(uow, earlier) == fingerprint(content):
+    earlier = max(holding, key=lambda d: (d.deposit_status is DepositStatus.ACCEPTED, d.id))
+    stored = rows[earlier.id].fingerprint
+    same = (stored == printed if stored is not None
+            else _content_of(uow, earlier) == fingerprint(content))
+    if same:
         return Resubmission(Kind.DUPLICATE, earlier, doi)
     if supports_update:
         return Resubmission(Kind.UPDATE, earlier, doi, prior_item(uow, earlier))
@@ -147,6 +144,8 @@ def find_resubmission(uow: UnitOfWork, deposit: Deposit, content: DepositSubmiss
 
 
 def _content_of(uow: UnitOfWork, deposit: Deposit) -> str | None:
+    """The fingerprint of a deposit made before the index, from its submission (its
+    files by name, role, label and type only)."""
     try:
         graph = Graph(tuple(uow.records.submission_graph(deposit.submission or "")))
         return fingerprint(build_deposit_submission(graph.submission, graph))

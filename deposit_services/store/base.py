@@ -37,6 +37,7 @@ from deposit_services.model.entities import (
     Submission,
     User,
 )
+from deposit_services.model.works import SentWork
 
 E = TypeVar("E", bound=Entity)
 
@@ -200,7 +201,8 @@ def _ids(values: Any) -> list[str]:
 
 
 class WorkerState(ABC):
-    """Leases, the attempt log and the outbox, inside the unit of work's transaction."""
+    """Leases, the attempt log, repository states, the outbox and the index of works
+    sent (model/works.py), inside the unit of work's transaction."""
 
     @abstractmethod
     def acquire_lease(self, key: str, owner: str, seconds: float) -> bool:
@@ -274,3 +276,17 @@ class WorkerState(ABC):
         """Forget outbox messages with this body, published or not: what they announce
         has been taken up (a claimed submission's SubmissionReady)."""
 
+
+    @abstractmethod
+    def record_sent_work(self, work: SentWork) -> None:
+        """Index ``work`` (one row per deposit: a row of the same deposit is replaced)."""
+
+    @abstractmethod
+    def backfill_sent_works(self, works: Sequence[SentWork]) -> int:
+        """Index those of ``works`` whose deposit has no row yet (rows written since are
+        kept); how many were added."""
+
+    @abstractmethod
+    def sent_works(self, repository: str, doi: str) -> list[SentWork]:
+        """The rows of that repository (its id) and DOI key, by deposit id: one indexed
+        statement."""

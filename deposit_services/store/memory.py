@@ -20,6 +20,7 @@ from typing import Any
 from deposit_services.clock import Clock
 from deposit_services.errors import AlreadyExists, Conflict, NotFound, StaleVersion
 from deposit_services.model.entities import Deposit
+from deposit_services.model.works import SentWork
 from deposit_services.store.base import (
     Attempt,
     AttemptOutcome,
@@ -43,6 +44,7 @@ class _Data:
     outbox: dict[int, tuple[OutboxMessage, float]] = field(default_factory=dict)
     next_message: int = 1
     repositories: dict[str, RepositoryState] = field(default_factory=dict)
+    sent_works: dict[str, SentWork] = field(default_factory=dict)  # by deposit id
 
 
 class MemoryDatabase(Database):
@@ -210,6 +212,20 @@ class MemoryWorkerState(WorkerState):
             return False
         states[state.key] = replace(state, version=state.version + 1)
         return True
+
+    def record_sent_work(self, work: SentWork) -> None:
+        self._unit.data().sent_works[work.deposit_id] = work
+
+    def backfill_sent_works(self, works: Sequence[SentWork]) -> int:
+        stored = self._unit.data().sent_works
+        added = {w.deposit_id: w for w in works if w.deposit_id not in stored}
+        stored.update(added)
+        return len(added)
+
+    def sent_works(self, repository: str, doi: str) -> list[SentWork]:
+        stored = self._unit.data().sent_works
+        return [stored[k] for k in sorted(stored)
+                if (stored[k].repository, stored[k].doi) == (repository, doi)]
 
     def add_message(self, queue: str, body: str, headers: Mapping[str, str]) -> OutboxMessage:
         data = self._unit.data()

@@ -35,8 +35,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from deposit_services.errors import StoreError
-from deposit_services.model.entities import ENTITY_TYPES
-from deposit_services.store.base import INDEXED_FIELDS
+from deposit_services.model.entities import (
+    ENTITY_TYPES,
+    Deposit,
+    DepositStatus,
+    Publication,
+    Submission,
+)
+from deposit_services.model.works import works_of
+from deposit_services.store.base import INDEXED_FIELDS, E, entity_from_json
 from deposit_services.store.engine import READ_ONLY, db_errors, masked
 
 log = logging.getLogger(__name__)
@@ -192,6 +199,20 @@ search_pending = Table(
     Column("entity_id", _ID, nullable=False),
 )
 
+# Works sent (schema version 6): one row per deposit of a submission with a DOI, by
+# repository id and DOI key (model/works.py), written in the deposit's intent unit, so
+# the duplicate check is one indexed lookup (service/duplicates.py).
+sent_works = Table(
+    "sent_works",
+    metadata,
+    Column("deposit_id", _ID, primary_key=True),
+    Column("repository", _ID, nullable=False),
+    Column("doi", String(512), nullable=False),
+    Column("submission_id", _ID, nullable=False),
+    Column("fingerprint", String(64), nullable=True),
+    Index("ix_sent_works_repository_doi", "repository", "doi"),
+)
+
 # The tables step 1 created, frozen: later tables are created by their own steps.
 _V1_TABLES = (*ENTITY_TABLES.values(), leases, queue_messages, queue_dead_letters)
 
@@ -222,8 +243,46 @@ def _v5_search_pending(conn: Connection) -> None:
     metadata.create_all(conn, tables=[search_pending], checkfirst=True)
 
 
+_BACKFILL_BATCH = 500
+
+
+def _v6_sent_works(conn: Connection) -> None:
+    """The index of works sent (sent_works), filled from this database's ACCEPTED and
+    SUBMITTED deposits (a pass-core deployment's are indexed by ``index-works``)."""
+    metadata.create_all(conn, tables=[sent_works])
+    deposits, submissions = ENTITY_TABLES["Deposit"], ENTITY_TABLES["Submission"]
+    publications = ENTITY_TABLES["Publication"]
+    holding = [s.value for s in (DepositStatus.ACCEPTED, DepositStatus.SUBMITTED)]
+    added, last = 0, ""
+    while True:  # a batch at a time, by id: memory stays at one batch
+        rows = conn.execute(select(deposits.c.id, deposits.c.body, deposits.c.version)
+                            .where(deposits.c.deposit_status.in_(holding), deposits.c.id > last)
+                            .order_by(deposits.c.id).limit(_BACKFILL_BATCH)).all()
+        if not rows:
+            break
+        last = rows[-1].id
+        batch = [entity_from_json(Deposit, r.body, r.version) for r in rows]
+        subs = _read(conn, submissions, Submission, [d.submission for d in batch])
+        pubs = _read(conn, publications, Publication, [s.publication for s in subs])
+        works = [vars(w) for w in works_of(batch, subs, pubs)]
+        if works:
+            conn.execute(sent_works.insert(), works)
+            added += len(works)
+    if added:
+        log.info("indexed %d earlier deposits' works", added)
+
+
+def _read(conn: Connection, table: Table, cls: type[E], ids: list[str | None]) -> list[E]:
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return []
+    found = conn.execute(select(table.c.body, table.c.version).where(table.c.id.in_(wanted)))
+    return [entity_from_json(cls, r.body, r.version) for r in found]
+
+
 MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_attempt_log, _v3_outbox,
-                                                  _v4_repository_states, _v5_search_pending]
+                                                  _v4_repository_states, _v5_search_pending,
+                                                  _v6_sent_works]
 LATEST = len(MIGRATIONS)
 
 

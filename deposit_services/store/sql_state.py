@@ -29,6 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from deposit_services.errors import Conflict, NotFound
+from deposit_services.model.works import SentWork
 from deposit_services.store.base import (
     Attempt,
     AttemptOutcome,
@@ -38,7 +39,13 @@ from deposit_services.store.base import (
     WorkerState,
 )
 from deposit_services.store.engine import db_errors
-from deposit_services.store.schema import deposit_attempts, leases, outbox, repository_states
+from deposit_services.store.schema import (
+    deposit_attempts,
+    leases,
+    outbox,
+    repository_states,
+    sent_works,
+)
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +211,39 @@ class SqlWorkerState(WorkerState):
                                                t.c.version == state.version)
                                .values(**values).returning(t.c.key))
         return result.first() is not None
+
+    # Works sent ----------------------------------------------------------------------
+
+    def record_sent_work(self, work: SentWork) -> None:
+        t = sent_works
+
+        def upsert() -> Executable:  # a row of the same deposit is replaced
+            ins = postgresql.insert(t) if self._s.postgres else sqlite.insert(t)
+            return ins.values({c.name: bindparam(f"_{c.name}") for c in t.c}
+                              ).on_conflict_do_update(
+                index_elements=[t.c.deposit_id],
+                set_={c.name: ins.excluded[c.name] for c in t.c if c.name != "deposit_id"})
+
+        statement = self._s.get("record sent work", t, upsert)
+        self._execute(statement, {f"_{k}": v for k, v in vars(work).items()})
+
+    def backfill_sent_works(self, works: Sequence[SentWork]) -> int:
+        if not works:
+            return 0
+        t = sent_works
+        ins = postgresql.insert(t) if self._s.postgres else sqlite.insert(t)
+        statement = ins.values([vars(w) for w in works]).on_conflict_do_nothing(
+            index_elements=[t.c.deposit_id]).returning(t.c.deposit_id)
+        return len(self._execute(statement).all())
+
+    def sent_works(self, repository: str, doi: str) -> list[SentWork]:
+        t = sent_works
+        query = self._s.get("sent works", t, lambda: select(t).where(
+            t.c.repository == bindparam("_repository"), t.c.doi == bindparam("_doi"),
+        ).order_by(t.c.deposit_id))
+        rows = self._execute(query, {"_repository": repository, "_doi": doi})
+        return [SentWork(r.repository, r.doi, r.deposit_id, r.submission_id, r.fingerprint)
+                for r in rows]
 
     # Outbox ---------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from deposit_services.model.works import SentWork
 from deposit_services.store.base import (
     Attempt,
     AttemptOutcome,
@@ -75,3 +76,12 @@ class WatchedState(WorkerState):
 
     def discard_messages(self, body: str) -> None:
         self.inner.discard_messages(body)
+
+    def record_sent_work(self, work: SentWork) -> None:
+        self.inner.record_sent_work(work)
+
+    def backfill_sent_works(self, works: Sequence[SentWork]) -> int:
+        return self.inner.backfill_sent_works(works)
+
+    def sent_works(self, repository: str, doi: str) -> list[SentWork]:
+        return self.inner.sent_works(repository, doi)

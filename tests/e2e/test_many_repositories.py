@@ -30,10 +30,11 @@ def repository(key: str) -> dict[str, str]:
             "integrationType": "ONE_WAY"}
 
 
-def submit(daemon: Daemon, sid: str, keys: tuple[str, ...], **metadata: Any) -> None:
+def submit(daemon: Daemon, sid: str, keys: tuple[str, ...],
+           contents: dict[str, bytes] | None = None, **metadata: Any) -> None:
     files = daemon.root / "files"
     graph = make_graph(sid, files, repositories=[repository(k) for k in keys],
-                       metadata=metadata)
+                       metadata=metadata, files=contents)
     if "doi" in metadata:  # the publication says the same as the metadata blob
         for entity in graph:
             if entity["@type"] == "Publication":
@@ -147,7 +148,8 @@ def test_an_operator_pause_holds_deposits_until_resume(daemon: Daemon) -> None:
 
 def test_the_same_doi_twice_is_sent_once_and_with_force_twice(daemon: Daemon) -> None:
     worker = daemon.listen()
-    same = {"doi": "https://doi.org/10.5555/E2E.Twice", "title": "Twice told"}
+    same: dict[str, Any] = {"doi": "https://doi.org/10.5555/E2E.Twice", "title": "Twice told",
+                            "contents": {"twice.txt": b"the same bytes\n"}}
     submit(daemon, "t1", ("archive",), **same)
     wait_until(lambda: deposits(daemon).get(("t1", "archive"), {}).get("depositStatus")
                == "ACCEPTED", 60, "the first deposit", [worker])

@@ -63,12 +63,12 @@ class World:
     probe_answers: dict[str, str | None]
 
     def seed(self, sid: str, keys: tuple[str, ...] = ("down",), doi: str | None = None,
-             **metadata: Any) -> None:
+             files: dict[str, bytes] | None = None, **metadata: Any) -> None:
         if doi is not None:
             metadata["doi"] = doi
         path = write_graph(self.root / f"{sid}.json", make_graph(
             sid, self.root / "files", repositories=[repository(k) for k in keys],
-            metadata=metadata))
+            metadata=metadata, files=files))
         for entity in resolve_file_uris(Graph.load(path), self.root / "files").entities:
             if isinstance(entity, Publication) and doi is not None:
                 entity.doi = doi
@@ -247,9 +247,10 @@ def test_an_operator_pause_with_until_ends_by_itself(world: World) -> None:
 
 
 def test_the_same_doi_twice_is_sent_once_then_with_force_twice(world: World) -> None:
+    same = {"manuscript.txt": b"the one manuscript\n"}  # the same bytes in both
     world.seed("d1", keys=("updating",), doi="https://doi.org/10.5555/SAME",
-               title="One paper")
-    world.seed("d2", keys=("updating",), doi="10.5555/same", title="One paper")
+               title="One paper", files=same)
+    world.seed("d2", keys=("updating",), doi="10.5555/same", title="One paper", files=same)
     SubmissionProcessor(world.ctx).process("d1")
     SubmissionProcessor(world.ctx).process("d2")
     first, second = world.deposit("d1", "updating"), world.deposit("d2", "updating")
