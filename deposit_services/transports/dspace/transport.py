@@ -50,7 +50,7 @@ from deposit_services.transports.dspace.metadata import (
     marker,
     workspace_patch,
 )
-from deposit_services.transports.invenio.files import RecordFile, open_file, record_files
+from deposit_services.transports.files import RecordFile, open_file, record_files
 from deposit_services.transports.pass_environment import PassEnvironmentBinding
 
 logger = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from deposit_services.errors import (
     TransientTransferError,
 )
 from deposit_services.safetext import mask_url
+from deposit_services.transports.files import RecordFile, open_file
 from deposit_services.transports.http import (
     DocumentTooLarge,
     SessionPool,
@@ -35,7 +36,6 @@ from deposit_services.transports.http import (
     retry_after,
     transfer_errors,
 )
-from deposit_services.transports.invenio.files import RecordFile, open_file
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
 logger = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from deposit_services.transports.base import (
     Transport,
     TransportContext,
 )
+from deposit_services.transports.files import record_files
 from deposit_services.transports.invenio.client import (
     InvenioAccount,
     InvenioClient,
@@ -47,7 +48,6 @@ from deposit_services.transports.invenio.client import (
     publish,
     upload,
 )
-from deposit_services.transports.invenio.files import record_files
 from deposit_services.transports.metadata import (
     marked_urn,
     marker_urn,

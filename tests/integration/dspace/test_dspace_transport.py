@@ -227,7 +227,7 @@ def test_unpatched_item_matched_by_the_manifests_md5s(dspace, binding, make_tran
     and MD5s: taken from the zip's manifest-md5.txt where the package has one (no file
     read again), else read out of the package."""
     from deposit_services.assemblers.simple import SimpleZipAssembler
-    from deposit_services.transports.invenio.files import open_file
+    from deposit_services.transports.files import open_file
     from tests.support.packages import PACKAGE_TIME
 
     (tmp_path / "out").mkdir()

@@ -1,6 +1,7 @@
-"""The files a package hands to a record: each file of a zip package (as PASS uploads a
-submission's custodial files one by one; SimpleZip's checksum manifests left out), or
-the package itself when it is not a zip. Each is read as a stream straight out of the
+"""The files a package hands to a record (InvenioRDM and Zenodo files, DSpace
+bitstreams): each file of a zip package (as PASS uploads a submission's custodial files
+one by one; SimpleZip's checksum manifests left out), or the package itself when it is
+not a zip. Each is read as a stream straight out of the
 package, so memory does not grow with its size.
 """
 
