@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from deposit_services.bootstrap import App, bootstrap, load_repositories_config
-from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK
+from deposit_services.bootstrap import App, load_repositories_config
+from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, bootstrap
 from deposit_services.errors import RepositoryConfigError
 from deposit_services.model.entities import Deposit, DepositStatus, Repository
 from deposit_services.safetext import safe
@@ -79,7 +79,7 @@ def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
 def _on_repository(settings: Settings, name: str,
                    act: Callable[[App, str, datetime], str]) -> int:
     """Run ``act`` on the repositories.json entry ``name``; print what it says."""
-    app = bootstrap(settings, with_broker=False)
+    app = bootstrap(settings, with_broker=False, with_repositories=True)
     try:
         key = health.known_key(app.repositories, name)
         said = act(app, key, app.clock.now())

@@ -16,7 +16,7 @@ import threading
 from types import FrameType
 from wsgiref.simple_server import make_server
 
-from deposit_services.entrypoints.command import EXIT_OK
+from deposit_services.entrypoints.command import EXIT_OK, bootstrap
 
 # the threaded server and quiet handler the worker's HTTP port uses
 from deposit_services.observability.http import DebugLogRequestHandler, ThreadedWSGIServer
@@ -32,7 +32,6 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
                     else sys.stdin.readline().rstrip("\n"))
         print(hash_password(password))
         return EXIT_OK
-    from deposit_services.bootstrap import bootstrap
     from deposit_services.web.app import create_app
 
     app = bootstrap(settings)
