@@ -30,6 +30,7 @@ from deposit_services.entrypoints.nihms_mail import cmd_nihms_mail
 from deposit_services.entrypoints.operations import cmd_refresh, cmd_retry
 from deposit_services.entrypoints.repositories import cmd_check_target, cmd_pause, cmd_resume
 from deposit_services.entrypoints.submissions import cmd_package, cmd_status, cmd_submit
+from deposit_services.entrypoints.works_index import cmd_index_works
 from deposit_services.errors import ConfigurationError, DepositServicesError
 from deposit_services.observability.logs import formatter
 from deposit_services.safetext import safe
@@ -158,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="show at most this many (default 50)")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
     p.set_defaults(func=cmd_search, repositories=False, quiet=True)
+
+    p = sub.add_parser("index-works", help="index the works of deposits made before the "
+                       "duplicate check's index (pass-core deployments)")
+    p.add_argument("--repository", metavar="KEY", help="only this repository (its repositoryKey)")
+    p.set_defaults(func=cmd_index_works, repositories=False)
 
     p = sub.add_parser("web", help="serve the operator's dashboard over HTTP")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

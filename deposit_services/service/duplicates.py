@@ -38,18 +38,24 @@ import enum
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deposit_services.errors import ModelError, NotFound
 from deposit_services.model.builder import build_deposit_submission
-from deposit_services.model.entities import Deposit, DepositStatus, RepositoryCopy
+from deposit_services.model.entities import (
+    Deposit,
+    DepositStatus,
+    Publication,
+    RepositoryCopy,
+    Submission,
+)
 from deposit_services.model.graph import Graph
 from deposit_services.model.submission import DepositSubmission
-from deposit_services.model.works import SentWork, doi_key
+from deposit_services.model.works import SentWork, doi_key, works_of
 from deposit_services.store.base import AttemptOutcome
-from deposit_services.store.uow import UnitOfWork, get_or_none
+from deposit_services.store.uow import Database, UnitOfWork, get_or_none, run_unit
 from deposit_services.transports.base import PriorItem
 
 log = logging.getLogger(__name__)
@@ -169,3 +175,34 @@ def prior_item(uow: UnitOfWork, earlier: Deposit) -> PriorItem:
                      access_url=copy.access_url if copy else None,
                      external_ids=tuple(copy.external_ids) if copy else (),
                      evidence=evidence)
+
+
+INDEX_BATCH = 200  # deposits indexed per unit (their submissions and publications: 2 reads)
+
+
+def index_earlier_works(database: Database, repository: str | None,
+                        progress: Callable[[int, int], None]) -> int:
+    """Index the works of ACCEPTED and SUBMITTED deposits (of ``repository``, a
+    Repository id, or of every repository) that have no row yet: the deposits made
+    before the index (``deposit-services index-works``). One unit per batch, so a stop
+    loses at most a batch, done again next time; rows written since are kept. Calls
+    ``progress(done, total)`` after each batch; returns how many rows were added."""
+    where = {"repository": repository} if repository else {}
+    deposits = run_unit(database, lambda uow: [
+        d for status in HOLDING for d in uow.records.find(Deposit, deposit_status=status,
+                                                          **where)],
+        read_only=True, what="finding the deposits to index")
+    added = 0
+    for start in range(0, len(deposits), INDEX_BATCH):
+        batch = deposits[start:start + INDEX_BATCH]
+
+        def index(uow: UnitOfWork, batch: list[Deposit] = batch) -> int:
+            submissions = uow.records.get_many(
+                Submission, list(dict.fromkeys(d.submission for d in batch if d.submission)))
+            publications = uow.records.get_many(Publication, list(dict.fromkeys(
+                s.publication for s in submissions if s.publication)))
+            return uow.state.backfill_sent_works(works_of(batch, submissions, publications))
+
+        added += run_unit(database, index, what="indexing the works sent")
+        progress(start + len(batch), len(deposits))
+    return added

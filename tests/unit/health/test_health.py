@@ -294,6 +294,20 @@ def test_a_changed_resubmission_updates_the_earlier_item_where_the_transport_can
             f"of deposit {world.deposit('c1', 'down').id}") in (replacement.status_message or "")
 
 
+def test_a_corrected_file_under_the_same_name_and_size_is_an_update(world: World) -> None:
+    world.seed("f1", keys=("updating",), doi="10.5555/fixed", title="Same",
+               files={"paper.txt": b"a typo in teh paper\n"})
+    SubmissionProcessor(world.ctx).process("f1")
+    world.seed("f2", keys=("updating",), doi="10.5555/fixed", title="Same",
+               files={"paper.txt": b"a typo in the paper\n"})  # same name and size
+    SubmissionProcessor(world.ctx).process("f2")
+    assert world.servers["updating"].calls == ["send", "update item-1"]
+    corrected = world.deposit("f2", "updating")
+    assert corrected.deposit_status is DepositStatus.ACCEPTED
+    assert (f"updated the item of deposit {world.deposit('f1', 'updating').id}"
+            in (corrected.status_message or ""))
+
+
 def test_a_repository_state_write_is_a_compare_and_set(world: World) -> None:
     def put(state: RepositoryState) -> bool:
         return run_unit(world.database, lambda uow: uow.state.put_repository_state(state))
