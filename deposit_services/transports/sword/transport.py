@@ -117,7 +117,7 @@ class SwordV2Binding(SwordBinding):
     status_read_timeout: float = Field(default=60.0, alias="status-read-timeout", gt=0)
 
 
-class _CountingReader:
+class CountingReader:
     """Wraps the package file for requests: streams it, and counts what was sent.
 
     ``__len__`` gives requests the Content-Length, ``read`` is called by http.client per
@@ -271,7 +271,7 @@ class SwordV2Transport(Transport):
         }
         try:
             with package.open() as stream:
-                reader = _CountingReader(stream, package.size)
+                reader = CountingReader(stream, package.size)
                 try:
                     return self.client.request(
                         method, url, what, data=reader, headers=headers,

@@ -42,7 +42,7 @@ from deposit_services.transports.base import Receipt, Transport, TransportContex
 from deposit_services.transports.http import Cached
 from deposit_services.transports.sword.client import Connection, Credentials, SwordClient
 from deposit_services.transports.sword.documents import XmlError
-from deposit_services.transports.sword.transport import SwordBinding, _CountingReader
+from deposit_services.transports.sword.transport import CountingReader, SwordBinding
 from deposit_services.transports.sword.v1_documents import (
     DepositResponse1,
     ServiceDocument1,
@@ -170,7 +170,7 @@ class Sword1Transport(Transport):
         logger.info("%s", what)
         try:
             with package.open() as stream:
-                reader = _CountingReader(stream, package.size)
+                reader = CountingReader(stream, package.size)
                 try:
                     response = self.client.request(
                         "POST", collection, what, data=reader, headers=headers,
