@@ -10,8 +10,7 @@ import argparse
 import sys
 import time
 
-from deposit_services.bootstrap import bootstrap
-from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_OK
+from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_OK, bootstrap
 from deposit_services.entrypoints.progress import Progress
 from deposit_services.model.entities import Repository
 from deposit_services.safetext import safe
