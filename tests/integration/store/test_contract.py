@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -25,22 +24,9 @@ from deposit_services.model.entities import (
 )
 from deposit_services.store import schema
 from deposit_services.store.base import AttemptOutcome
-from deposit_services.store.memory import MemoryDatabase
 from deposit_services.store.sql import SqlDatabase
 from deposit_services.store.uow import UnitOfWork, run_unit
 from tests.support.store import StoreView
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> Iterator[StoreView]:
-    """The same test on each adapter."""
-    if request.param == "memory":
-        view = StoreView(MemoryDatabase())
-    else:
-        fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-        view = StoreView.sql(request.getfixturevalue(fixture))
-    yield view
-    view.close()
 
 
 def test_add_get_update_bumps_version(store: StoreView) -> None:

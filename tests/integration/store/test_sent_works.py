@@ -18,22 +18,10 @@ from deposit_services.model.submission import ArticleMetadata, DepositSubmission
 from deposit_services.model.works import SentWork
 from deposit_services.service.duplicates import Kind, find_resubmission, fingerprint
 from deposit_services.store import schema
-from deposit_services.store.memory import MemoryDatabase
 from deposit_services.store.uow import UnitOfWork, run_unit
 from tests.support.store import StoreView
 
 REPO = "repo-x"
-
-
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest) -> Iterator[StoreView]:
-    if request.param == "memory":
-        view = StoreView(MemoryDatabase())
-    else:
-        fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-        view = StoreView.sql(request.getfixturevalue(fixture))
-    yield view
-    view.close()
 
 
 def rows(store: StoreView, repository: str, doi: str) -> list[SentWork]:
