@@ -2,4 +2,4 @@
 the lifecycle tests (``sword_server``)."""
 
 from tests.integration.lifecycle.conftest import sword_server  # noqa: F401 - the fixture
-from tests.integration.store.test_contract import store  # noqa: F401 - the fixture
+from tests.integration.store.conftest import store  # noqa: F401 - the fixture
