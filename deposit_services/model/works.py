@@ -17,6 +17,10 @@ from deposit_services.errors import ModelError
 from deposit_services.model.builder import normalise_doi, parse_metadata
 from deposit_services.model.entities import Deposit, Publication, Submission
 
+# The longest DOI key indexed (the column's width). DOIs are far shorter; a longer
+# value is not a DOI anyone can resolve, and is compared by no one.
+DOI_LIMIT = 512
+
 
 @dataclass(frozen=True)
 class SentWork:
@@ -59,6 +63,6 @@ def works_of(deposits: Iterable[Deposit], submissions: Iterable[Submission],
         if submission is None or not deposit.repository:
             continue
         doi = submission_doi(submission, pubs.get(submission.publication or ""))
-        if doi is not None:
+        if doi is not None and len(doi) <= DOI_LIMIT:
             rows.append(SentWork(deposit.repository, doi, deposit.id, submission.id))
     return rows

@@ -53,7 +53,7 @@ from deposit_services.model.entities import (
 )
 from deposit_services.model.graph import Graph
 from deposit_services.model.submission import DepositSubmission
-from deposit_services.model.works import SentWork, doi_key, works_of
+from deposit_services.model.works import DOI_LIMIT, SentWork, doi_key, works_of
 from deposit_services.store.base import AttemptOutcome
 from deposit_services.store.uow import Database, UnitOfWork, get_or_none, run_unit
 from deposit_services.transports.base import PriorItem
@@ -115,6 +115,11 @@ def sent_work(deposit: Deposit, content: DepositSubmission, printed: str) -> Sen
     without a DOI or a repository."""
     doi = doi_key(content.article.doi)
     if doi is None or not deposit.repository or not deposit.submission:
+        return None
+    if len(doi) > DOI_LIMIT:
+        log.warning("deposit %s: its DOI is %d characters long, not indexed for the "
+                    "duplicate check (longer than %d: not a DOI)", deposit.id, len(doi),
+                    DOI_LIMIT)
         return None
     return SentWork(deposit.repository, doi, deposit.id, deposit.submission, printed)
 

@@ -9,8 +9,9 @@ fails with ``StaleVersion`` when someone else wrote first.
 PostgreSQL shared by replicas): leases (named, expiring claims such as ``deposit:31``
 that keep two workers off the same piece of work), the attempt log (the intent of
 every transfer before it, the outcome after it, so a restart can tell "never sent"
-from "sent, outcome unknown") and the outbox (messages recorded with the state they
-announce, published after commit).
+from "sent, outcome unknown"), the outbox (messages recorded with the state they
+announce, published after commit), repository states and the index of works sent (a
+repository's deposits by DOI, for the duplicate check: model/works.py).
 
 Neither port is used directly by the service layer: it works inside a unit of work
 (``store.uow``), which gives both to one phase of the work and one transaction.

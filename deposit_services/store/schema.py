@@ -42,7 +42,7 @@ from deposit_services.model.entities import (
     Publication,
     Submission,
 )
-from deposit_services.model.works import works_of
+from deposit_services.model.works import DOI_LIMIT, works_of
 from deposit_services.store.base import INDEXED_FIELDS, E, entity_from_json
 from deposit_services.store.engine import READ_ONLY, db_errors, masked
 
@@ -207,7 +207,7 @@ sent_works = Table(
     metadata,
     Column("deposit_id", _ID, primary_key=True),
     Column("repository", _ID, nullable=False),
-    Column("doi", String(512), nullable=False),
+    Column("doi", String(DOI_LIMIT), nullable=False),
     Column("submission_id", _ID, nullable=False),
     Column("fingerprint", String(64), nullable=True),
     Index("ix_sent_works_repository_doi", "repository", "doi"),

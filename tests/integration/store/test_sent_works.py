@@ -16,7 +16,7 @@ from sqlalchemy import Engine, delete, event, select, update
 from deposit_services.model.entities import Deposit, DepositStatus, Publication, Submission
 from deposit_services.model.submission import ArticleMetadata, DepositSubmission
 from deposit_services.model.works import SentWork
-from deposit_services.service.duplicates import Kind, find_resubmission, fingerprint
+from deposit_services.service.duplicates import Kind, find_resubmission, fingerprint, sent_work
 from deposit_services.store import schema
 from deposit_services.store.uow import UnitOfWork, run_unit
 from tests.support.store import StoreView
@@ -151,6 +151,19 @@ def test_the_check_is_one_statement_and_no_records_read_on_a_full_repository(
             conn.execute(delete(schema.ENTITY_TABLES["Deposit"]).where(
                 schema.ENTITY_TABLES["Deposit"].c.id == "held-0007"))
         found, _ = run_unit(store.database, check, read_only=True)
+        assert found is None
+    finally:
+        store.close()
+
+
+def test_a_doi_too_long_to_be_one_is_not_indexed_and_matches_nothing(store_url: str) -> None:
+    store = StoreView.sql(store_url)
+    try:
+        content = DepositSubmission(id="s", article=ArticleMetadata(doi="10.5555/" + "x" * 600))
+        deposit = Deposit(id="d", submission="s", repository=REPO)
+        assert sent_work(deposit, content, "p") is None
+        found = run_unit(store.database, lambda uow: find_resubmission(
+            uow, deposit, content, "p", True), read_only=True)
         assert found is None
     finally:
         store.close()
