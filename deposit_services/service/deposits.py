@@ -310,14 +310,14 @@ class DepositTask:
                 return gated
             if target is not None and package is None:  # the gate only: go and build it
                 return Intent(deposit, attempts)
-            if any(a.is_open for a in attempts) and package is not None:
-                return Intent(deposit, attempts)  # reconciled before anything is sent
-            attempt = uow.state.begin_attempt(deposit_id, trigger=trigger, owner=ctx.owner,
-                                              package=package)
             sent = (sent_work(deposit, work.content, work.fingerprint)
                     if work.fingerprint is not None else None)
             if sent is not None:  # indexed with its intent: committed or rolled back with it
                 uow.state.record_sent_work(sent)
+            if any(a.is_open for a in attempts) and package is not None:
+                return Intent(deposit, attempts)  # reconciled before anything is sent
+            attempt = uow.state.begin_attempt(deposit_id, trigger=trigger, owner=ctx.owner,
+                                              package=package)
             return Intent(deposit, [*attempts, attempt], attempt,
                           resubmission=gated.resubmission if gated else None)
 
