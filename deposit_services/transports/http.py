@@ -25,6 +25,7 @@ from deposit_services.errors import (
 from deposit_services.http_status import http_status
 
 BLOCK = 64 * 1024
+MAX_JSON_BYTES = 16 * 1024 * 1024  # a REST API answer read whole (read_json)
 
 
 @contextmanager
@@ -123,6 +124,22 @@ def read_limited(response: requests.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def read_json(response: requests.Response, what: str, limit: int = MAX_JSON_BYTES) -> Any:
+    """A REST API's JSON answer (None when empty), read within ``limit``: too large or
+    not JSON is permanent, a read cut short transient."""
+    try:
+        raw = read_limited(response, limit)
+    except DocumentTooLarge as exc:
+        raise PermanentTransferError(f"{what}: {exc}") from exc
+    except requests.RequestException as exc:
+        raise TransientTransferError(f"{what}: reading the answer failed: {exc}") from exc
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise PermanentTransferError(
+            f"{what}: the answer is not JSON ({exc}): {raw[:200]!r}") from exc
 
 
 def retry_after(error: BaseException) -> str | None:

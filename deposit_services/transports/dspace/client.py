@@ -15,7 +15,6 @@ PermanentTransferError, never a crash.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,22 +25,19 @@ import requests
 from deposit_services.errors import (
     AuthenticationError,
     PermanentTransferError,
-    TransientTransferError,
 )
 from deposit_services.http_status import http_status
 from deposit_services.transports.http import (
-    DocumentTooLarge,
     SessionPool,
     error_reason,
     raise_for_status,
-    read_limited,
+    read_json,
     transfer_errors,
 )
 
 CSRF_HEADER = "DSPACE-XSRF-TOKEN"
 CSRF_REQUEST_HEADER = "X-XSRF-TOKEN"
 CSRF_COOKIE = "DSPACE-XSRF-COOKIE"
-MAX_JSON_BYTES = 16 * 1024 * 1024
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -245,23 +241,8 @@ class DSpaceClient:
                 self.raise_for_status(response, what)
                 if response.status_code == 204:
                     return None
-                return self._json(response, what)
+                return read_json(response, what)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _json(self, response: requests.Response, what: str) -> Any:
-        try:
-            raw = read_limited(response, MAX_JSON_BYTES)
-        except DocumentTooLarge as exc:
-            raise PermanentTransferError(f"{what}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransientTransferError(f"{what}: reading the answer failed: {exc}") from exc
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise PermanentTransferError(
-                f"{what}: the answer is not JSON ({exc}): {raw[:200]!r}") from exc
 
     def raise_for_status(self, response: requests.Response, what: str) -> None:
         """Turn a non-2xx answer into our error, quoting DSpace's message."""

@@ -11,7 +11,6 @@ never a crash. The token is never logged: it travels only in the header.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,15 +28,13 @@ from deposit_services.errors import (
 from deposit_services.safetext import mask_url
 from deposit_services.transports.files import RecordFile, open_file
 from deposit_services.transports.http import (
-    DocumentTooLarge,
     SessionPool,
     raise_for_status,
-    read_limited,
+    read_json,
     retry_after,
     transfer_errors,
 )
 
-MAX_JSON_BYTES = 16 * 1024 * 1024
 logger = logging.getLogger(__name__)
 
 
@@ -132,7 +129,7 @@ class InvenioClient:
             self.raise_for_status(response, what)
             if response.status_code == 204:
                 return None
-            return self._json(response, what)
+            return read_json(response, what)
 
     def call_retrying(self, method: str, path: str, what: str, attempts: int = 4,
                       first_delay: float = 1.0, **kwargs: Any) -> Any:
@@ -149,21 +146,6 @@ class InvenioClient:
                 self.clock.sleep(wait)
                 delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _json(self, response: requests.Response, what: str) -> Any:
-        try:
-            raw = read_limited(response, MAX_JSON_BYTES)
-        except DocumentTooLarge as exc:
-            raise PermanentTransferError(f"{what}: {exc}") from exc
-        except requests.RequestException as exc:
-            raise TransientTransferError(f"{what}: reading the answer failed: {exc}") from exc
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise PermanentTransferError(
-                f"{what}: the answer is not JSON ({exc}): {raw[:200]!r}") from exc
 
     def raise_for_status(self, response: requests.Response, what: str) -> None:
         """Turn a non-2xx answer into our error, quoting the server's message and fields."""
