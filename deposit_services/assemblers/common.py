@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from lxml import etree
 
 from deposit_services.assemblers.archive import (
+    ArchiveFormat,
     ArchiveOptions,
     ArchiveWriter,
     Entry,
@@ -137,9 +138,12 @@ class PackageBuilder:
     ) -> Entry:
         """Read ``file`` into entry ``entry_name``; AssemblyError names the file.
         ``keep_head``: the Entry keeps the file's first bytes (to sniff its type)."""
+        algs = self.options.algorithms if algorithms is None else algorithms
+        if not algs and self.options.archive is not ArchiveFormat.NONE:
+            algs = ("md5",)  # for Package.contents: the duplicate check's file digest
         with open_file(file, self._sources) as (stream, size):
             try:
-                entry = self.writer.add_stream(entry_name, stream, size, algorithms,
+                entry = self.writer.add_stream(entry_name, stream, size, algs,
                                                keep_head=keep_head)
             except OSError as exc:  # writes are AssemblyErrors already: this is a read
                 raise AssemblyError(
@@ -161,6 +165,8 @@ class PackageBuilder:
         self._raw.flush()
         self._closed = True
         out = self._out
+        if self.options.archive is ArchiveFormat.NONE:  # the one file is the package
+            self._contents = [(id, size, f"md5:{out.md5}") for id, size, _ in self._contents]
         return Package(path=self._path, name=self.name, size=out.size, md5=out.md5,
                        sha256=out.sha256, mime_type=mime_type or self._mime_type,
                        specification=self._specification, warnings=tuple(self._warnings),
