@@ -43,10 +43,12 @@ log = logging.getLogger(__name__)
 @dataclass
 class Claim:
     """What the claim unit read and created: every deposit the submission needs, and
-    those still to run."""
+    those still to run. ``fresh``: this unit made the claim (NOT_STARTED -> IN_PROGRESS);
+    otherwise it resumes one made before."""
 
     submission: Submission
     content: DepositSubmission | None = None
+    fresh: bool = False
     deposits: list[Deposit] = field(default_factory=list)
     work: list[Work] = field(default_factory=list)
 
@@ -93,6 +95,10 @@ class SubmissionProcessor:
         try:
             found = run_unit(self.ctx.database, claim, what=f"submission {submission_id} claim")
             if found is not None:
+                # logged once committed: a run that lost the compare-and-set (another
+                # worker claimed it first) or died before its commit claimed nothing
+                log.info("submission %s %s", submission_id,
+                         "claimed" if found.fresh else "resumed")
                 self._run(found)
         finally:
             memory.busy("Submission", submission_id, False)
@@ -129,7 +135,6 @@ class SubmissionProcessor:
             # its announcement is taken up: out of the outbox with the claim (so submit
             # needs no transaction of its own to clean up after publishing it)
             uow.state.discard_messages(SubmissionReady(submission_id).to_json())
-        log.info("submission %s %s", submission_id, "claimed" if fresh else "resumed")
         try:
             content = build_deposit_submission(submission, graph)
         except ModelError as exc:
@@ -146,7 +151,7 @@ class SubmissionProcessor:
         existing = ({} if fresh and not lost_race else
                     {d.repository: d for d in uow.records.find(Deposit,
                                                                submission=submission_id)})
-        claim = Claim(submission, content)
+        claim = Claim(submission, content, fresh=fresh)
         for repository_id in deposit_repositories(submission, repositories):
             deposit = existing.get(repository_id)
             if deposit is None:
