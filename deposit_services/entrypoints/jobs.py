@@ -15,8 +15,8 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 - submission status: recompute Submission.submissionStatus (PASS's rule);
 - outbox: publish the messages a worker recorded and could not publish before it
   stopped (older than a minute);
-- notices: a digest of each repository's failed, rejected and stale deposits to its
-  contacts, where repositories.json asks for one (service/notices.py);
+- notices (when a repository in repositories.json asks for them): a digest of each
+  repository's failed, rejected and stale deposits to its contacts (service/notices.py);
 - nihms-mail (when ``PASS_DEPOSIT_NIHMS_EMAIL_HOST`` is set), every
   ``PASS_DEPOSIT_NIHMS_EMAIL_DELAY`` ms: read NIHMS's "Bulk submission" mails and record
   what they say of each package (``entrypoints/nihms_mail.py``);
@@ -150,12 +150,12 @@ class Jobs:
 
     def start(self) -> None:
         first = self.ctx.clock.now()
-        for name, func, per_cycle in ((REFRESH, self.run_refresh, True),
-                                      (RETRY, self.run_retry, False),
-                                      (SUBMISSION_STATUS, self.run_submission_status, True),
-                                      (UNSTARTED, self.run_unstarted, True),
-                                      (OUTBOX, self.run_outbox, True),
-                                      (NOTICES, self.run_notices, True)):
+        jobs = [(REFRESH, self.run_refresh, True), (RETRY, self.run_retry, False),
+                (SUBMISSION_STATUS, self.run_submission_status, True),
+                (UNSTARTED, self.run_unstarted, True), (OUTBOX, self.run_outbox, True)]
+        if self.notify is not None:  # no repository asks for notices: no job, no lease
+            jobs.append((NOTICES, self.run_notices, True))
+        for name, func, per_cycle in jobs:
             self._scheduler.add_job(self._guarded, "interval",
                                     args=(name, self.ctx.metrics.job(name, func), per_cycle),
                                     seconds=self.interval, id=name, next_run_time=first)
@@ -167,9 +167,7 @@ class Jobs:
                 seconds=self.mail_interval, id=NIHMS_MAIL, next_run_time=first)
             log.info("job nihms-mail started: every %.1f s", self.mail_interval)
         self._scheduler.start()
-        log.info("jobs started: refresh, retry, submission-status, unstarted, outbox, notices "
-                 "every "
-                 "%.1f s",
+        log.info("jobs started: %s every %.1f s", ", ".join(name for name, _, _ in jobs),
                  self.interval)
 
     def shutdown(self) -> None:
