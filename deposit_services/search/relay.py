@@ -120,7 +120,11 @@ class SearchRelay(CommitHook):
 
         One relay at a time among the processes on this store (the ``search-relay``
         lease): two that read the same mark could otherwise write an older document
-        after a newer one and leave it so."""
+        after a newer one and leave it so. Once the index is prepared, nothing marked
+        means nothing written: the lease is taken only when there is work, so an idle
+        relay's poll is one read."""
+        if self.prepared and not self.marks.oldest(1):
+            return 0
         if not run_unit(self.database, lambda uow: uow.state.acquire_lease(
                 LEASE, self.owner, LEASE_SECONDS), what="search relay lease"):
             return 0
