@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,13 @@ def shared_root() -> Iterator[Path]:
     import shutil
 
     shutil.rmtree(root, ignore_errors=True)
+
+
+def said_of(daemon: Daemon, ids: Iterable[str]) -> str:
+    """Every replica's log lines that name one of ``ids``, for a failure's message."""
+    return "\n".join(f"{short}: {line}" for short in REPLICAS
+                     for line in daemon.log_text(short).splitlines()
+                     if any(sid in line for sid in ids))
 
 
 def replica_args(daemon: Daemon, image: str, name: str) -> list[str]:
@@ -90,11 +97,10 @@ def test_three_replicas_each_submission_deposited_once(
         docker.run("stop", "-t", "60", survivor, timeout=120)
         assert docker.state(survivor)["ExitCode"] == 0
         assert docker.state(killed)["ExitCode"] == 137
-        for name, short in zip(names, REPLICAS, strict=True):
-            logs = docker.run("logs", name)
-            (daemon.root / f"{short}.log").write_text(logs.stdout + logs.stderr)
     finally:
-        for name in names:
+        for name, short in zip(names, REPLICAS, strict=True):  # kept, also on a failure
+            logs = docker.run("logs", name, check=False)
+            (daemon.root / f"{short}.log").write_text(logs.stdout + logs.stderr)
             docker.run("rm", "-f", "-v", name, check=False)
     packages = sorted(p.name for p in daemon.target_dir.iterdir())
     assert len(packages) == COUNT, f"{len(packages)} packages for {COUNT} deposits"
@@ -110,7 +116,8 @@ def test_three_replicas_each_submission_deposited_once(
         store.close()
     claimed = claims(daemon, list(REPLICAS))
     assert sorted(claimed) == sorted(ids), "every submission claimed"
-    assert not {sid: n for sid, n in claimed.items() if n != 1}, "a submission claimed twice"
+    twice = {sid: n for sid, n in claimed.items() if n != 1}
+    assert not twice, f"a submission claimed twice: {twice}\n" + said_of(daemon, twice)
     per_replica = {short: sum(claims(daemon, [short]).values()) for short in REPLICAS}
     assert all(per_replica.values()), f"a replica took no work: {per_replica}"
     assert leftovers(daemon) == {}, "messages left on the queues"
