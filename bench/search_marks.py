@@ -26,9 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from osmem_server import OsmemServer
+from reindex import seed  # bench/reindex.py: python puts bench/ first on sys.path
 from sqlalchemy import event
 
-from bench.reindex import seed
 from deposit_services.model.entities import Deposit, Repository, RepositoryCopy
 from deposit_services.search.commands import reindex
 from deposit_services.search.elastic import ElasticIndex

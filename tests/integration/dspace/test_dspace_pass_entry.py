@@ -12,6 +12,7 @@ import pytest
 
 from deposit_services import cli
 from deposit_services.config.repositories import load_repositories
+from deposit_services.entrypoints import command
 from deposit_services.model.entities import Repository
 from deposit_services.service.targets import Targets
 from tests.integration.dspace.conftest import HANDLE
@@ -54,7 +55,7 @@ def test_config_check_names_the_missing_pass_setting(
         pass_environment: dict[str, str], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("DSPACE_COLLECTION_HANDLE")
-    assert cli.main(["config", "check"]) == cli.EXIT_CONFIG
+    assert cli.main(["config", "check"]) == command.EXIT_CONFIG
     captured = capsys.readouterr()
     assert "DSPACE_COLLECTION_HANDLE" in captured.out + captured.err
 

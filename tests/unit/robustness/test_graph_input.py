@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from deposit_services import cli
+from deposit_services.entrypoints import command
 from deposit_services.errors import GraphError
 from deposit_services.model.entities import File, Submission
 from deposit_services.model.graph import MAX_GRAPH_BYTES, MAX_ID_LENGTH, Graph
@@ -193,6 +194,6 @@ def test_the_cli_reports_a_bad_graph_and_exits_1(
     monkeypatch.setenv("DEPOSIT_DATA_DIR", str(tmp_path / "data"))
     path = tmp_path / "nul.json"
     path.write_text(json.dumps(changed(lambda g: g[2].update(uri="a\x00b"))))
-    assert cli.main(["submit", str(path)]) == cli.EXIT_FAILURE
+    assert cli.main(["submit", str(path)]) == command.EXIT_FAILURE
     err = capsys.readouterr().err
     assert "field uri: contains a NUL character" in err and "Traceback" not in err

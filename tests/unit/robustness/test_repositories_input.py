@@ -16,6 +16,7 @@ from deposit_services.config.repositories import (
     load_repositories,
     parse_repositories,
 )
+from deposit_services.entrypoints import command
 from deposit_services.errors import ConfigurationError
 from deposit_services.model.entities import Repository
 from deposit_services.model.graph import load_json
@@ -239,6 +240,6 @@ def test_the_cli_reports_a_non_utf8_file_and_exits_2(
     path.write_bytes(json.dumps({"archivé": entry()}, ensure_ascii=False).encode("latin-1"))
     monkeypatch.setenv("DEPOSIT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PASS_DEPOSIT_REPOSITORY_CONFIGURATION", str(path))
-    assert cli.main(["config", "check"]) == cli.EXIT_CONFIG
+    assert cli.main(["config", "check"]) == command.EXIT_CONFIG
     err = capsys.readouterr().err
     assert f"{path} is not UTF-8: byte 0xe9 at offset" in err and "Traceback" not in err
