@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from deposit_services.clock import Clock
 from deposit_services.errors import (
@@ -53,6 +54,16 @@ COPY_STATUS_FOR = {
     DepositStatus.REJECTED: CopyStatus.REJECTED,
     DepositStatus.FAILED: CopyStatus.STALLED,
 }
+
+
+@runtime_checkable
+class Rechecks(Protocol):
+    """A status resolver that also re-checks ACCEPTED deposits (dtool: is the dataset
+    still registered?). ``recheck`` returns None when all is well, else the deposit's
+    new statusMessage (having repaired what it could); it raises DepositError when the
+    remote cannot say."""
+
+    def recheck(self, status_ref: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -142,7 +153,8 @@ class DepositProcessor:
     # -- refresh ------------------------------------------------------------------------
 
     def refresh(self, deposit_id: str) -> Outcome:
-        """Resolve a SUBMITTED deposit's status ref and record what it says."""
+        """Resolve a SUBMITTED deposit's status ref and record what it says; re-check an
+        ACCEPTED one whose resolver ``Rechecks``."""
 
         def look(uow: UnitOfWork) -> tuple[Deposit, Repository | None, datetime | None]:
             deposit = uow.records.get(Deposit, deposit_id)
@@ -154,6 +166,8 @@ class DepositProcessor:
             return deposit, get_or_none(uow, Repository, deposit.repository), since
 
         deposit, repository, since = run_unit(self.ctx.database, look, read_only=True)
+        if deposit.deposit_status is DepositStatus.ACCEPTED:
+            return self._recheck(deposit, repository)
         if deposit.deposit_status is not DepositStatus.SUBMITTED:
             return Outcome(deposit_id, True, status_word(deposit),
                            "not SUBMITTED; nothing to refresh", skipped=True)
@@ -181,6 +195,47 @@ class DepositProcessor:
         outcome = self._apply(deposit, resolved, watch)
         self.ctx.metrics.refreshed(repository, outcome.status, outcome.changed)
         return outcome
+
+    def rechecker(self, repository: Repository | None) -> Rechecks | None:
+        """The resolver re-checking ACCEPTED deposits of ``repository``, if it has one."""
+        try:
+            resolver = (self.ctx.targets.resolver_for(repository)
+                        if repository is not None else None)
+        except RepositoryConfigError:
+            return None
+        return resolver if isinstance(resolver, Rechecks) else None
+
+    def _recheck(self, deposit: Deposit, repository: Repository | None) -> Outcome:
+        """An ACCEPTED deposit stays ACCEPTED (terminal); its statusMessage says what a
+        re-check found wrong or repaired. Nothing is written when all is well."""
+        resolver = self.rechecker(repository)
+        if resolver is None or not deposit.deposit_status_ref:
+            return Outcome(deposit.id, True, status_word(deposit),
+                           "ACCEPTED; its repository has nothing to re-check", skipped=True)
+        try:
+            message = resolver.recheck(deposit.deposit_status_ref)
+        except DepositError as exc:
+            log.warning("deposit %s: re-check of the accepted deposit failed: %s",
+                        deposit.id, exc)
+            return Outcome(deposit.id, False, status_word(deposit),
+                           f"re-check failed: {exc}")
+        if message is None:
+            return Outcome(deposit.id, True, status_word(deposit), "still in place")
+        log.warning("deposit %s: %s", deposit.id, message)
+        if message == deposit.status_message:  # already said: nothing to write
+            return Outcome(deposit.id, True, status_word(deposit), message)
+        ref = deposit.deposit_status_ref
+
+        def note(uow: UnitOfWork) -> bool:
+            current = uow.records.get(Deposit, deposit.id)
+            if (current.deposit_status is not DepositStatus.ACCEPTED
+                    or current.deposit_status_ref != ref or current.status_message == message):
+                return False
+            current.status_message = message
+            return True
+
+        changed = run_unit(self.ctx.database, note, what=f"deposit {deposit.id} re-check")
+        return Outcome(deposit.id, True, status_word(deposit), message, changed=changed)
 
     def _stale_after(self, repository: Repository | None) -> timedelta:
         try:
