@@ -6,7 +6,10 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 - refresh: resolve the status of SUBMITTED deposits of submissions submitted within
   the refresh window (``DEPOSIT_REFRESH_WINDOW_DAYS``, default 10, widened to a day past
   the longest stale-after time so every deposit is seen stale once), and of those whose
-  copy is STALLED whatever their age (service/stale.py);
+  copy is STALLED whatever their age (service/stale.py); and re-check ACCEPTED deposits
+  whose protocol's resolver re-checks them (dtool: still registered in dserver?), each at
+  most once per ``RECHECK_EVERY`` per process (last-checked times kept in memory: a
+  restart checks them again once);
 - retry: transfer again the RETRY deposits whose next attempt time has come (a deposit
   going to RETRY also wakes this job at its next attempt time, so short backoffs are
   kept without a short interval), and run stranded deposits: created but never
@@ -51,6 +54,7 @@ from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
     DepositStatus,
+    Repository,
     RepositoryCopy,
     Submission,
 )
@@ -76,6 +80,8 @@ NIHMS_MAIL = "nihms-mail"
 WAKE = "retry-wake"
 # Due times within one slot of this length share one wake-up, at the end of the slot.
 WAKE_WINDOW = timedelta(seconds=1)
+# An ACCEPTED deposit whose resolver re-checks it is re-checked at most this often.
+RECHECK_EVERY = timedelta(days=1)
 # An outbox message older than this was left by a worker that stopped between its
 # commit and its publish (a live one publishes within milliseconds of the commit).
 OUTBOX_RELAY_AGE_S = 60.0
@@ -141,6 +147,7 @@ class Jobs:
         self.mail_interval = max(settings.nihms_email_delay_ms / 1000.0, 0.1)
         self.mail_reader = build_reader(self.ctx, settings) if mail_enabled(settings) else None
         self._unstarted_seen: set[str] = set()
+        self._rechecked: dict[str, datetime] = {}  # deposit id -> last re-check
         self._retry_lock = threading.Lock()  # one retry run per process at a time
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -226,8 +233,10 @@ class Jobs:
         """Refresh SUBMITTED deposits in the window; returns how many changed."""
         changed = 0
         now = self.ctx.clock.now()
-        work = run_unit(self.ctx.database, lambda uow: refreshable(uow, now, self.window),
-                        read_only=True)
+        work, recheck = run_unit(self.ctx.database, lambda uow: (
+            refreshable(uow, now, self.window), self._recheck_due(uow, now)), read_only=True)
+        self._rechecked.update((d.id, now) for d in recheck)
+        work += recheck
         for deposit in work:
             try:
                 if self.processor.refresh(deposit.id).changed:
@@ -237,6 +246,17 @@ class Jobs:
         if changed:
             log.info("refresh job: %d deposit(s) changed", changed)
         return changed
+
+    def _recheck_due(self, uow: UnitOfWork, now: datetime) -> list[Deposit]:
+        """ACCEPTED deposits whose resolver re-checks them, not re-checked here within
+        ``RECHECK_EVERY`` (``run_refresh`` marks them checked)."""
+        repositories = [r.id for r in uow.records.find(Repository)
+                        if self.processor.rechecker(r) is not None]
+        return [d for r in repositories
+                for d in uow.records.find(Deposit, repository=r,
+                                          deposit_status=DepositStatus.ACCEPTED)
+                if d.deposit_status_ref and ((last := self._rechecked.get(d.id)) is None
+                                             or now - last >= RECHECK_EVERY)]
 
     def run_retry(self) -> int:
         """Retry the due RETRY deposits; returns how many were transferred again."""
