@@ -211,7 +211,9 @@ class DepositProcessor:
         resolver = self.rechecker(repository)
         if resolver is None or not deposit.deposit_status_ref:
             return Outcome(deposit.id, True, status_word(deposit),
-                           "ACCEPTED; its repository has nothing to re-check", skipped=True)
+                           "ACCEPTED: only SUBMITTED deposits are refreshed, and ACCEPTED "
+                           "ones whose repository re-checks them (dtool); this one's does "
+                           "not", skipped=True)
         try:
             message = resolver.recheck(deposit.deposit_status_ref)
         except DepositError as exc:

@@ -3,7 +3,9 @@
 A deposit is named by its id or by any URL ending in it (a pass-core URL such as
 ``https://pass.example/data/deposit/31``). Without names, ``retry`` takes every FAILED
 and RETRY deposit and ``refresh`` every SUBMITTED one. A named deposit that is not in a
-state the command works on is reported as not done, with the reason.
+state the command works on is reported as not done, with the reason. A named ACCEPTED
+deposit is also refreshed: its repository's resolver may re-check it (dtool: is the
+dataset still registered in dserver? see service/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ SELECTED: dict[str, tuple[DepositStatus, ...]] = {
     RETRY: (DepositStatus.FAILED, DepositStatus.RETRY),
     REFRESH: (DepositStatus.SUBMITTED,),
 }
+# Also worked on when the operator names them.
+NAMED: dict[str, tuple[DepositStatus, ...]] = {REFRESH: (DepositStatus.ACCEPTED,)}
 
 
 def deposit_id_from_uri(uri: str) -> str:
@@ -73,7 +77,7 @@ def run(
     outcomes: list[Outcome] = []
     for index, deposit_id in enumerate(ids, start=1):
         outcome = _one(processor, command, deposit_id, current.get(deposit_id),
-                       TRIGGER_FORCE if force else TRIGGER_OPERATOR)
+                       TRIGGER_FORCE if force else TRIGGER_OPERATOR, named)
         if named and outcome.skipped:
             outcome = replace(outcome, ok=False)
         outcomes.append(outcome)
@@ -83,10 +87,10 @@ def run(
 
 
 def _one(processor: DepositProcessor, command: str, deposit_id: str,
-         deposit: Deposit | None, trigger: str) -> Outcome:
+         deposit: Deposit | None, trigger: str, named: bool = False) -> Outcome:
     if deposit is None:
         return Outcome(deposit_id, False, "-", "no such deposit", skipped=True)
-    wanted = SELECTED[command]
+    wanted = SELECTED[command] + (NAMED.get(command, ()) if named else ())
     if deposit.deposit_status not in wanted:
         current = status_word(deposit)
         names = " and ".join(s.value for s in wanted)

@@ -21,6 +21,7 @@ from deposit_services.config.repositories import parse_repositories
 from deposit_services.entrypoints.jobs import RECHECK_EVERY, Jobs
 from deposit_services.model.entities import Deposit, DepositStatus, RepositoryCopy
 from deposit_services.model.graph import Graph, resolve_file_uris
+from deposit_services.service import operations
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.submissions import SubmissionProcessor
@@ -172,3 +173,17 @@ def test_the_refresh_job_rechecks_an_accepted_deposit_at_most_once_a_day(
     assert jobs.run_refresh() == 1, "a day later it is checked and registered again"
     assert world.registered(deposit) == [uri]
     assert "registered again" in (world.deposit("rc-job").status_message or "")
+
+
+def test_the_operators_refresh_of_a_named_accepted_deposit_rechecks_it(world: World) -> None:
+    deposit = world.accepted("rc-named")
+    uri = world.copy(deposit).access_url or ""
+    world.unregister(deposit)
+    assert operations.select(world.ctx, operations.REFRESH, []) == [], \
+        "unnamed, refresh takes SUBMITTED deposits only"
+
+    (outcome,) = operations.run(world.ctx, operations.REFRESH, [deposit.id], named=True)
+
+    assert outcome.ok and outcome.changed, outcome.message
+    assert "registered again" in outcome.message
+    assert world.registered(deposit) == [uri]
