@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from deposit_services.errors import PermanentTransferError, TransientTransferError
+from deposit_services.safetext import mask_url
 from deposit_services.status.base import (
     ResolvedStatus,
     StatusDocumentError,
@@ -86,8 +87,9 @@ class DServerResolver(StatusResolver):
         if self._registered(uri) is not None:
             return None
         dataset = _frozen(uri)
+        shown, server = mask_url(uri), mask_url(self.client.url)
         if dataset is None:
-            return (f"dtool dataset {uri} is gone and dserver {self.client.url} has no "
+            return (f"dtool dataset {shown} is gone and dserver {server} has no "
                     "entry for it any more: the deposit is no longer findable. Restore the "
                     "dataset at that URI (from a backup) and run `deposit-services refresh` "
                     "for this deposit to register it again, or deposit the submission anew")
@@ -96,11 +98,11 @@ class DServerResolver(StatusResolver):
         except TransientTransferError as exc:
             raise StatusUnavailable(str(exc)) from exc
         except PermanentTransferError as exc:
-            raise StatusDocumentError(f"registering {uri} again: {exc}") from exc
+            raise StatusDocumentError(f"registering {shown} again: {exc}") from exc
         log.warning("dtool dataset %s (%s) was no longer registered in dserver %s; "
-                    "registered again", uri, dataset.uuid, self.client.url)
-        return (f"dserver {self.client.url} had lost the registration of dtool dataset "
-                f"{uri} ({dataset.uuid}); the frozen dataset is intact and was registered "
+                    "registered again", shown, dataset.uuid, server)
+        return (f"dserver {server} had lost the registration of dtool dataset "
+                f"{shown} ({dataset.uuid}); the frozen dataset is intact and was registered "
                 "again")
 
     def close(self) -> None:
