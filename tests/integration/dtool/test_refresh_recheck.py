@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,7 @@ from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.service.targets import Targets
 from deposit_services.settings import load_settings
 from deposit_services.store.sql import SqlDatabase
+from deposit_services.store.uow import Database
 from tests.support.clock import FakeClock
 from tests.support.dserver import DServer
 from tests.support.graphs import make_graph, write_graph
@@ -79,20 +81,25 @@ class World:
         return [e["uri"] for e in body]
 
 
+def context(world_root: Path, database: Database, clock: FakeClock, base_uri: str,
+            dserver_url: str, server: DServer, user: str) -> ServiceContext:
+    config = parse_repositories({"datasets": {
+        "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
+        "transport-config": {"protocol-binding": {
+            "protocol": "dtool", "base-uri": base_uri, "dserver-url": dserver_url,
+            "private-key-file": str(server.private_key), "username": user}}}}, {})
+    return ServiceContext(database=database, targets=Targets(config, "deposit-services-test"),
+                          work_dir=world_root / "work", owner="test", lease_seconds=10,
+                          clock=clock)
+
+
 @pytest.fixture
 def world(tmp_path: Path, sqlite_url: str, dserver_app: DServer, base_uri: str,
           worker: str) -> Iterator[World]:
     database = SqlDatabase(sqlite_url)
     store = StoreView(database)
-    config = parse_repositories({"datasets": {
-        "assembler": {"specification": "simple", "options": {"archive": "ZIP"}},
-        "transport-config": {"protocol-binding": {
-            "protocol": "dtool", "base-uri": base_uri, "dserver-url": dserver_app.url,
-            "private-key-file": str(dserver_app.private_key), "username": worker}}}}, {})
     clock = FakeClock(datetime.now(UTC))
-    ctx = ServiceContext(database=database, targets=Targets(config, "deposit-services-test"),
-                         work_dir=tmp_path / "work", owner="test", lease_seconds=10,
-                         clock=clock)
+    ctx = context(tmp_path, database, clock, base_uri, dserver_app.url, dserver_app, worker)
     yield World(tmp_path, store, ctx, clock, dserver_app, worker)
     ctx.targets.close()
     store.close()
@@ -187,3 +194,26 @@ def test_the_operators_refresh_of_a_named_accepted_deposit_rechecks_it(world: Wo
     assert outcome.ok and outcome.changed, outcome.message
     assert "registered again" in outcome.message
     assert world.registered(deposit) == [uri]
+
+
+def test_a_recheck_that_cannot_be_made_writes_nothing_and_says_why(
+        world: World, base_uri: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The repository now names another dserver than the deposit's: the re-check fails,
+    the deposit is untouched and the operator is told why."""
+    deposit = world.accepted("rc-moved")
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        moved = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    ctx = context(world.root, world.ctx.database, world.clock, base_uri, moved, world.server,
+                  world.user)
+    try:
+        with caplog.at_level(logging.WARNING):
+            outcome = DepositProcessor(ctx).refresh(deposit.id)
+    finally:
+        ctx.targets.close()
+    assert not outcome.ok and not outcome.changed
+    assert outcome.message.startswith("re-check failed") and "not an entry of dserver" \
+        in outcome.message
+    assert any("re-check of the accepted deposit failed" in r.getMessage()
+               for r in caplog.records)
+    assert world.deposit("rc-moved").version == deposit.version
