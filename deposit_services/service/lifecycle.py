@@ -5,7 +5,10 @@ deposit has its depositStatusRef resolved through its repository's status resolv
 ACCEPTED -> copy COMPLETE, REJECTED -> copy REJECTED, a ``failed`` state -> Deposit FAILED
 and copy STALLED; then the submission's aggregated status is settled. A message about
 a change this worker made itself costs one read and no write. ``refresh`` and ``retry``
-are the same steps for one deposit, used by the scheduled jobs and the CLI.
+are the same steps for one deposit, used by the scheduled jobs and the CLI; ``refresh``
+of an ACCEPTED deposit asks a resolver that ``Rechecks`` (dtool) whether what was
+deposited is still in place: the deposit stays ACCEPTED, and only a changed finding is
+written to its statusMessage.
 
 Every change is one unit of work (compare-and-set on the versions, run again on a lost
 race); a terminal deposit is never moved back, whatever message comes late or twice.
