@@ -95,6 +95,10 @@ def _drive(api_url: str, user: str, password: str) -> None:  # pragma: no cover 
             found = client.search_objects(query=f"handle:{command['handle']}",
                                           dso_type="COLLECTION")
             result = [{"uuid": d.uuid, "handle": d.handle, "name": d.name} for d in found]
+        elif op == "search_all":  # the client's paginated search, following _links.next
+            client.ITER_PAGE_SIZE = command["page_size"]
+            result = [d.uuid for d in client.search_objects_iter(
+                query=command["query"], dso_type=command.get("dso_type"))]
         elif op == "create":
             # The client has no call for a workspace item with files; its own session
             # (JWT and CSRF token as the client keeps them) posts the multipart.

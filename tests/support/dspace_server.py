@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -231,17 +232,17 @@ class DSpaceApp:
         method, args = request.method, request.args
         if path == "/discover/search/objects" and method == "GET":
             self._step("search")
-            return self._json(self.search(args.get("query", ""), args.get("dsoType")))
+            return self._json(self.search(request, args.get("query", ""), args.get("dsoType")))
         if path == "/submission/workspaceitems" and method == "POST":
             return self.create(request, user)
         if path == "/submission/workspaceitems/search/findBySubmitter":
             mine = [self._workspace(i) for i in self.workspace_items()
                     if self.epersons[i.submitter] == args.get("uuid")]
-            return self._json(self._page("workspaceitems", mine))
+            return self._json(self._paged("workspaceitems", mine, request))
         if path == "/workflow/workflowitems/search/findBySubmitter":
             mine = [self._workflow(i) for i in self.workflow_items()
                     if self.epersons[i.submitter] == args.get("uuid")]
-            return self._json(self._page("workflowitems", mine))
+            return self._json(self._paged("workflowitems", mine, request))
         if path == "/submission/workspaceitems/search/item":
             item = self.items.get(args.get("uuid", ""))
             if item is None or item.workspace_id is None:
@@ -327,7 +328,7 @@ class DSpaceApp:
         self._check_failure("submit", before=False)
         return self._json(self._workflow(item), 201)
 
-    def search(self, query: str, dso_type: str | None) -> dict[str, Any]:
+    def search(self, request: Request, query: str, dso_type: str | None) -> dict[str, Any]:
         found: list[dict[str, Any]] = []
         if query.startswith("handle:"):
             handle = query.removeprefix("handle:")
@@ -342,10 +343,8 @@ class DSpaceApp:
                 str(v["value"]).endswith(suffix)
                 for v in i.metadata.get("dc.identifier.other", []))]
         objects = [{"type": "discover", "_embedded": {"indexableObject": o}} for o in found]
-        return {"type": "discover", "_embedded": {"searchResult": {
-            "_embedded": {"objects": objects},
-            "page": {"number": 0, "size": 20, "totalElements": len(objects),
-                     "totalPages": 1}}}}
+        return {"type": "discover",
+                "_embedded": {"searchResult": self._paged("objects", objects, request)}}
 
     # -- shapes -------------------------------------------------------------------------
 
@@ -357,9 +356,31 @@ class DSpaceApp:
 
     @staticmethod
     def _page(name: str, objects: list[dict[str, Any]]) -> dict[str, Any]:
+        """Every object in one page (the answer to a multipart upload)."""
         return {"_embedded": {name: objects},
-                "page": {"number": 0, "size": 20, "totalElements": len(objects),
-                         "totalPages": 1}}
+                "page": {"number": 0, "size": max(len(objects), 1),
+                         "totalElements": len(objects), "totalPages": 1}}
+
+    @staticmethod
+    def _paged(name: str, objects: list[dict[str, Any]], request: Request) -> dict[str, Any]:
+        """A HAL page of ``objects``: the ``page``/``size`` the request asks for (DSpace's
+        default size is 20), with ``_links.next`` while more follow."""
+        try:
+            number = int(request.args.get("page", 0))
+            size = int(request.args.get("size", 20))
+        except ValueError as exc:
+            raise Fail(400, f"page and size must be numbers: {exc}") from exc
+        if number < 0 or size < 1:
+            raise Fail(400, "page must be >= 0 and size >= 1")
+        total = len(objects)
+        links = {"self": {"href": request.url}}
+        if (number + 1) * size < total:
+            query = {**request.args.to_dict(), "page": str(number + 1)}
+            links["next"] = {"href": f"{request.base_url}?{urlencode(query)}"}
+        return {"_embedded": {name: objects[number * size:(number + 1) * size]},
+                "page": {"number": number, "size": size, "totalElements": total,
+                         "totalPages": -(-total // size)},
+                "_links": links}
 
     def _item(self, item: Item) -> dict[str, Any]:
         title = item.metadata.get("dc.title", [{}])[0].get("value")

@@ -16,7 +16,7 @@ import pytest
 
 from tests.integration.dspace.conftest import HANDLE
 from tests.support.dspace_client_venv import ClientDriver
-from tests.support.dspace_server import DSpaceServer
+from tests.support.dspace_server import DSpaceServer, Item
 
 COLLECTION = "c0ffee00-0000-4000-8000-000000000002"
 SECTION = "/sections/traditionalpageone"
@@ -116,3 +116,30 @@ def test_unknown_item_is_404_and_unknown_workspace_item_204(client, dspace, tmp_
     # client reads that as "no workspace item" (None).
     assert client.call("workspace", item_uuid=unknown) is None
     assert ("GET", "/server/api/submission/workspaceitems/search/item") in dspace.app.calls
+
+
+def test_wrong_password_is_refused(dspace, tmp_path):
+    driver = ClientDriver(dspace.api_url, dspace.user, "not-the-password", tmp_path)
+    try:
+        assert driver.call("login") is False
+    finally:
+        driver.close()
+    assert dspace.app.logins == 0
+
+
+def test_search_pages_are_followed_by_the_client(client, dspace):
+    """Five archived items found by their marker, two a page: the client follows
+    ``_links.next`` through three pages and sees each item once."""
+    made = []
+    for n in range(5):
+        item = Item(f"0b0e0000-0000-4000-8000-00000000000{n}", COLLECTION, dspace.user,
+                    metadata={"dc.identifier.other": [{"value": f"deposit-services:s{n}:pkg"}]},
+                    in_archive=True, handle=f"123456789/{2000 + n}")
+        dspace.app.items[item.uuid] = item
+        made.append(item.uuid)
+    assert client.call("login") is True
+    found = client.call("search_all", query='dc.identifier.other:"*:pkg"', dso_type="ITEM",
+                        page_size=2)
+    assert sorted(found) == sorted(made)
+    searches = [c for c in dspace.app.calls if c[1].endswith("/discover/search/objects")]
+    assert len(searches) == 3
