@@ -9,7 +9,10 @@ otherwise, or once it has expired). Workspace items are made by a multipart uplo
 a collection (answered as a page, ``_embedded.workspaceitems``), patched with JSON
 Patch on their sections (422 for a section the submission definition lacks), and
 submitted by ``POST /workflow/workflowitems`` with their URI (``text/uri-list``; 422
-naming a missing required field or an ungranted license). Answers are HAL JSON.
+naming a missing required field or an ungranted license). Answers are HAL JSON; the
+lists (findBySubmitter, discover search) are pages honouring ``page``/``size`` (default
+20) with ``_links.next`` while more follow. Cross-checked with the independent
+dspace-rest-client (tests/integration/dspace/test_dspace_independent_client.py).
 
 The test drives the repository side: ``archive``, ``withdraw``, ``reject``, ``delete``,
 ``expire_tokens``, ``rotate_csrf``, and ``fail(step, status, after=False)`` to answer
