@@ -77,12 +77,12 @@ log "installing the project and its test extras"
 # flask<3, which moto[server] cannot share: it gets its own .venv-dserver, pins in
 # tests/support/dserver.py (the fixture makes it too when it is missing).
 log "dserver's own venv"
-.venv/bin/python tests/support/dserver.py install >/dev/null
+.venv/bin/python -m tests.support.dserver install >/dev/null
 # dspace-rest-client (the independent client the DSpace test server is cross-checked
 # with) pins an older requests than ours: its own .venv-dspace-client, pin in
 # tests/support/dspace_client_venv.py (the fixture makes it too when it is missing).
 log "dspace-rest-client's own venv"
-.venv/bin/python tests/support/dspace_client_venv.py install >/dev/null
+.venv/bin/python -m tests.support.dspace_client_venv install >/dev/null
 
 log "ruff"
 .venv/bin/ruff check deposit_services tests bench

@@ -60,20 +60,16 @@ ADMIN = "dserver-admin"
 
 
 def venv_python() -> Path:
-    return VENV / "bin" / "python"
+    from tests.support import side_venv  # here: this file also runs as a script in its venv
+
+    return side_venv.venv_python(VENV)
 
 
 def ensure_venv() -> Path:
-    """The dserver venv's python, creating the venv with ``PINS`` when it is missing."""
-    python = venv_python()
-    marker = VENV / "pins.txt"
-    wanted = "\n".join(PINS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
-    marker.write_text(wanted)
-    return python
+    """The venv's python, creating the venv with ``PINS`` when it is missing."""
+    from tests.support import side_venv
+
+    return side_venv.ensure_venv(VENV, PINS)
 
 
 def rsa_key_pair(folder: Path) -> tuple[Path, Path]:

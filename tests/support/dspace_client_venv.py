@@ -24,21 +24,16 @@ PINS = ("dspace-rest-client==0.1.20",)
 
 
 def venv_python() -> Path:
-    return VENV / "bin" / "python"
+    from tests.support import side_venv  # here: this file also runs as a script in its venv
+
+    return side_venv.venv_python(VENV)
 
 
 def ensure_venv() -> Path:
-    """The client venv's python, creating the venv with ``PINS`` when it is missing."""
-    python = venv_python()
-    marker = VENV / "pins.txt"
-    wanted = "\n".join(PINS)
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *PINS], check=True)
-    marker.write_text(wanted)
-    (VENV / ".gitignore").write_text("*\n")  # not the project's to commit
-    return python
+    """The venv's python, creating the venv with ``PINS`` when it is missing."""
+    from tests.support import side_venv
+
+    return side_venv.ensure_venv(VENV, PINS)
 
 
 class ClientDriver:
