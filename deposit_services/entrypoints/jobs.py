@@ -31,7 +31,11 @@ Every ``PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS`` (default 10 minutes), unless
 
 With N replicas on one store, refresh, submission-status, unstarted and outbox run on
 one replica per cycle: a job lease (``job:<name>``, held for most of an interval) is
-taken before the run and the losers skip the cycle. The retry job runs on every replica,
+taken before the run and the losers skip the cycle. Each of them first reads whether it
+has anything to do (one read unit; the probes of one process run one at a time, so they
+share one pooled connection) and takes its lease only then: an idle worker's cycle
+writes nothing. The lease is still a compare-and-set taken before the work, and the
+work reads again under it. The retry job runs on every replica,
 like competing consumers: each due deposit is claimed by its own lease and re-checked
 under it (still RETRY, still due), so a deposit is retried once per due time and never
 twice at the same time, while several replicas share a backlog.
@@ -63,7 +67,7 @@ from deposit_services.service.context import ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.outcome import TRIGGER_JOB
-from deposit_services.service.submission_status import recompute
+from deposit_services.service.submission_status import _changes, recompute
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import Settings
 from deposit_services.store.uow import UnitOfWork, run_unit
@@ -149,6 +153,14 @@ class Jobs:
         self._unstarted_seen: set[str] = set()
         self._rechecked: dict[str, datetime] = {}  # deposit id -> last re-check
         self._retry_lock = threading.Lock()  # one retry run per process at a time
+        # The jobs' reads for work (the probes, retry's) run one at a time: all the jobs
+        # start at once, and an idle start-up then needs one pooled connection, not one
+        # per job (each new connection is a committed transaction on PostgreSQL).
+        self._probe_lock = threading.Lock()
+        # Per-cycle jobs that read whether they have work before taking their lease.
+        self._probes: dict[str, Callable[[], bool]] = {
+            REFRESH: self.refresh_due, SUBMISSION_STATUS: self.status_due,
+            UNSTARTED: self.unstarted_due, OUTBOX: self.outbox_due}
         self._scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1,
@@ -215,6 +227,12 @@ class Jobs:
             if not per_cycle:
                 func()
                 return
+            probe = self._probes.get(name)
+            if probe is not None:
+                with self._probe_lock:
+                    if not probe():
+                        log.debug("job %s: nothing to do this cycle", name)
+                        return
             if not run_unit(database, take, what=f"job {name} lease"):
                 log.debug("job %s: another replica runs this cycle", name)
                 return
@@ -228,6 +246,41 @@ class Jobs:
             self.run_retry()
         except Exception:
             log.exception("retry wake-up failed; the periodic retry job will catch up")
+
+    # -- probes: does a per-cycle job have work? (one read unit, writes nothing) --------
+
+    def refresh_due(self) -> bool:
+        now = self.ctx.clock.now()
+        return bool(run_unit(self.ctx.database, lambda uow: refreshable(
+            uow, now, self.window) or self._recheck_due(uow, now), read_only=True))
+
+    def status_due(self) -> bool:
+        return bool(run_unit(self.ctx.database, lambda uow: _changes(uow, None),
+                             read_only=True))
+
+    def unstarted_due(self) -> bool:
+        """Any ready submission (with none, what this replica saw before is forgotten,
+        as a run with nothing ready would)."""
+        if not self._ready():
+            self._unstarted_seen = set()
+            return False
+        return True
+
+    def outbox_due(self) -> bool:
+        return self.ctx.database.publisher is not None and bool(run_unit(
+            self.ctx.database, lambda uow: uow.state.messages(OUTBOX_RELAY_AGE_S),
+            read_only=True))
+
+    def _ready(self) -> set[str]:
+        """Submissions that are submitted and not started (nobody claimed them)."""
+        return run_unit(self.ctx.database, lambda uow: {
+            s.id
+            for status in (AggregatedDepositStatus.NOT_STARTED, None)
+            for s in uow.records.find(Submission, aggregated_deposit_status=status)
+            if s.submitted
+        }, read_only=True)
+
+    # -- runs ----------------------------------------------------------------------------
 
     def run_refresh(self) -> int:
         """Refresh SUBMITTED deposits in the window; returns how many changed."""
@@ -263,8 +316,10 @@ class Jobs:
         done = 0
         with self._retry_lock:
             now = self.ctx.clock.now()
-            work = run_unit(self.ctx.database, lambda uow: stranded(uow) + due_retries(uow, now),
-                            read_only=True)
+            with self._probe_lock:
+                work = run_unit(self.ctx.database,
+                                lambda uow: stranded(uow) + due_retries(uow, now),
+                                read_only=True)
             for deposit in work:
                 try:
                     outcome = self.processor.retry(deposit.id, TRIGGER_JOB, due_only=True)
@@ -301,12 +356,7 @@ class Jobs:
     def run_unstarted(self) -> int:
         """Process ready submissions still unclaimed since this job's previous run here;
         returns how many were started."""
-        ready = run_unit(self.ctx.database, lambda uow: {
-            s.id
-            for status in (AggregatedDepositStatus.NOT_STARTED, None)
-            for s in uow.records.find(Submission, aggregated_deposit_status=status)
-            if s.submitted
-        }, read_only=True)
+        ready = self._ready()
         late, self._unstarted_seen = ready & self._unstarted_seen, ready
         for submission_id in sorted(late):
             log.warning("submission %s is ready but nobody claimed it for a whole cycle (its "

@@ -43,8 +43,12 @@ def test_a_retry_is_woken_at_its_time_not_at_the_next_interval(
 
 def test_refresh_runs_on_one_replica_per_cycle(make_world: Callable[..., World]) -> None:
     world = make_world()
+    world.seed("cycle", [SWORD_REPO])
+    SubmissionProcessor(world.ctx).process("cycle")  # a SUBMITTED deposit: refresh has work
+    assert world.deposit_of("cycle").deposit_status is DepositStatus.SUBMITTED
     settings = load_settings({"DEPOSIT_DATA_DIR": str(world.root),
-                              "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "5000"})
+                              "PASS_DEPOSIT_JOBS_DEFAULT_INTERVAL_MS": "5000",
+                              "DEPOSIT_REFRESH_WINDOW_DAYS": "36500"})  # the graph's date
     runs: list[str] = []
     replicas = [Jobs(replace(world.ctx, owner=f"r{n}"), settings) for n in range(2)]
     for n, jobs in enumerate(replicas):
