@@ -67,7 +67,7 @@ from deposit_services.service.context import ServiceContext
 from deposit_services.service.heartbeat import Heartbeat
 from deposit_services.service.lifecycle import DepositProcessor
 from deposit_services.service.outcome import TRIGGER_JOB
-from deposit_services.service.submission_status import _changes, recompute
+from deposit_services.service.submission_status import recompute, status_changes
 from deposit_services.service.submissions import SubmissionProcessor
 from deposit_services.settings import Settings
 from deposit_services.store.uow import UnitOfWork, run_unit
@@ -255,7 +255,7 @@ class Jobs:
             uow, now, self.window) or self._recheck_due(uow, now), read_only=True))
 
     def status_due(self) -> bool:
-        return bool(run_unit(self.ctx.database, lambda uow: _changes(uow, None),
+        return bool(run_unit(self.ctx.database, lambda uow: status_changes(uow, None),
                              read_only=True))
 
     def unstarted_due(self) -> bool:

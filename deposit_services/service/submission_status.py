@@ -57,7 +57,7 @@ def wanted_status(uow: UnitOfWork, submission: Submission) -> SubmissionStatus |
     return calculate(targets, deposits, list(copies.values()))
 
 
-def _changes(uow: UnitOfWork, ids: list[str] | None) -> list[str]:
+def status_changes(uow: UnitOfWork, ids: list[str] | None) -> list[str]:
     """The ids (of ``ids``, or of every post-submission submission) whose status moves;
     in a write unit the new status is set on them."""
     if ids is None:
@@ -79,8 +79,8 @@ def _changes(uow: UnitOfWork, ids: list[str] | None) -> list[str]:
 def recompute(database: Database, ids: list[str] | None = None) -> int:
     """Recompute ``ids`` (default: every post-submission submission); returns how many
     changed."""
-    moved = run_unit(database, lambda uow: _changes(uow, ids), read_only=True)
+    moved = run_unit(database, lambda uow: status_changes(uow, ids), read_only=True)
     if not moved:
         return 0
-    return len(run_unit(database, lambda uow: _changes(uow, moved),
+    return len(run_unit(database, lambda uow: status_changes(uow, moved),
                         what="submission status"))
