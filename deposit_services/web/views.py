@@ -20,6 +20,7 @@ from deposit_services.model.entities import (
     RepositoryCopy,
     Submission,
 )
+from deposit_services.service.health import HEALTHY, describe
 from deposit_services.store.base import Attempt
 from deposit_services.store.uow import Database, UnitOfWork, get_or_none, run_unit
 
@@ -38,6 +39,8 @@ class Overview:
     failures: list[dict[str, Any]]
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     dead_letters_note: str | None = None
+    # repository key -> its state as `status` shows it; only those not healthy
+    health: dict[str, str] = field(default_factory=dict)
 
 
 def overview(database: Database, broker: Broker | None, queues: Sequence[str],
@@ -64,11 +67,14 @@ def overview(database: Database, broker: Broker | None, queues: Sequence[str],
     backlog.sort(key=lambda d: d["nextAttemptAt"] or "")
     since = now - timedelta(days=FAILURE_DAYS)
 
-    def last_attempts(uow: UnitOfWork) -> dict[str, Attempt | None]:
-        return {d["id"]: next(iter(reversed(uow.state.attempts(d["id"]))), None)
+    def read_state(uow: UnitOfWork) -> tuple[dict[str, Attempt | None], dict[str, str]]:
+        last = {d["id"]: next(iter(reversed(uow.state.attempts(d["id"]))), None)
                 for d in failed}
+        health = {s.key: describe(s) for s in uow.state.repository_states()
+                  if s.health != HEALTHY}
+        return last, dict(sorted(health.items()))
 
-    last = run_unit(database, last_attempts, read_only=True)
+    last, health = run_unit(database, read_state, read_only=True)
     failures = []
     for row in failed:
         attempt = last.get(row["id"])
@@ -76,7 +82,8 @@ def overview(database: Database, broker: Broker | None, queues: Sequence[str],
         if when is None or when >= since:
             failures.append({**row, "failedAt": when.isoformat() if when else None})
     failures.sort(key=lambda d: d["failedAt"] or "", reverse=True)
-    result = Overview(dict(sorted(counts.items())), totals, submissions, backlog, failures)
+    result = Overview(dict(sorted(counts.items())), totals, submissions, backlog, failures,
+                      health=health)
     if broker is None:
         result.dead_letters_note = "no broker in this process"
     else:

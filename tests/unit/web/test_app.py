@@ -109,3 +109,36 @@ def test_failed_sign_ins_from_one_address_must_wait(client: Client) -> None:
     clock.advance(SIGN_IN_WINDOW_S + 1)  # type: ignore[attr-defined]
     status, headers, _ = client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=pw")
     assert status == 303 and headers["Location"] == "/"
+
+
+def test_the_overview_shows_each_repository_that_is_not_healthy_and_why(
+        client: Client, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from deposit_services.store.base import RepositoryState
+    from deposit_services.store.uow import run_unit
+
+    database = SqlDatabase(load_settings({"DEPOSIT_DATA_DIR": str(tmp_path)}).store_url)
+    since = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    run_unit(database, lambda uow: [uow.state.put_repository_state(state) for state in (
+        RepositoryState("jscholarship", "paused", 5, "HTTP 503 <b>x</b>", since,
+                        paused_until=since + timedelta(minutes=5)),
+        RepositoryState("pmc", "degraded", 2, "timed out", since),
+        RepositoryState("zenodo", "healthy"))])
+    csrf = client.csrf()
+    client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=pw&next=/")
+    status, _, page = client.call("GET", "/")
+    assert status == 200
+    table = page[page.index('<table id="health">'):]
+    table = table[:table.index("</table>")]
+    assert "jscholarship" in table and "next probe at 2026-11-01T10:05:00+00:00" in table
+    assert "pmc" in table and "degraded (timed out)" in table
+    assert "zenodo" not in table, "a healthy repository is not listed"
+    assert "&lt;b&gt;x&lt;/b&gt;" in table and "<b>x</b>" not in table
+
+
+def test_the_overview_says_when_every_repository_is_healthy(client: Client) -> None:
+    csrf = client.csrf()
+    client.call("POST", "/login", body=f"csrf={csrf}&user=op&password=pw&next=/")
+    _, _, page = client.call("GET", "/")
+    assert "Every repository is healthy." in page and '<table id="health">' not in page
