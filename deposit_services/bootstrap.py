@@ -66,6 +66,13 @@ class App:
             fault_injection=self.settings.fault_injection,
         )
 
+    def use_broker(self, broker: Broker) -> None:
+        """Put ``broker`` (this app's own, wrapped: e.g. counted by the metrics) in its
+        place, for the outbox's publishing too, so what passes the wrapper is all of it."""
+        self.broker = broker
+        if not queue_in_store(self.settings):  # else the outbox writes the queue itself
+            wire_publisher(self.database, broker)
+
     def require_broker(self) -> Broker:
         if self.broker is None:
             raise RuntimeError("this command was bootstrapped without a broker")
@@ -142,6 +149,11 @@ def wire_outbox(database: Database, broker: Broker, settings: Settings) -> None:
         assert isinstance(state, SqlDatabase)
         state.deliver_to_queue(enqueue, broker.wake)
         return
+    wire_publisher(database, broker)
+
+
+def wire_publisher(database: Database, broker: Broker) -> None:
+    """The outbox publishes through ``broker`` after each commit."""
 
     def publish(message: OutboxMessage) -> None:
         broker.publish(message.queue, message.body, message.headers)

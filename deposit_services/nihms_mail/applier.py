@@ -27,6 +27,7 @@ from deposit_services.model.entities import (
     CopyStatus,
     Deposit,
     DepositStatus,
+    Repository,
     RepositoryCopy,
     Submission,
 )
@@ -125,7 +126,10 @@ def record_mail(ctx: ServiceContext, report: MailReport, message_id: str) -> Mai
     """Record every notice of one mail in one unit of work (run again from fresh reads
     if it loses a race); returns what it did."""
 
+    counted: list[tuple[Repository, str]] = []  # what the committed run moved
+
     def record(uow: UnitOfWork) -> MailOutcome:
+        counted.clear()  # a run that lost a race counts nothing
         outcome = MailOutcome(message_id, unread=list(report.unknown))
         for notice in report.notices:
             deposits = find_deposits(uow, notice.package)
@@ -138,12 +142,18 @@ def record_mail(ctx: ServiceContext, report: MailReport, message_id: str) -> Mai
                          else _refused(uow, deposit, notice))
                 if moved:
                     announce(uow, ctx, deposit)
+                    repository = get_or_none(uow, Repository, deposit.repository)
+                    if repository is not None and deposit.deposit_status is not None:
+                        counted.append((repository, deposit.deposit_status.value))
                     outcome.changed.append((deposit.id, _word(deposit)))
                 else:
                     outcome.unchanged.append(deposit.id)
         return outcome
 
-    return run_unit(ctx.database, record, what=f"NIHMS mail {message_id}")
+    outcome = run_unit(ctx.database, record, what=f"NIHMS mail {message_id}")
+    for repository, status in counted:  # a settled one (REJECTED) in deposits_total
+        ctx.metrics.refreshed(repository, status, changed=True)
+    return outcome
 
 
 def _word(deposit: Deposit) -> str:

@@ -3,8 +3,9 @@
 One ``Metrics`` per process (built by ``listen``; the service context carries it, a
 fresh one by default so tests never share counters), with its own registry: no global
 state. The service layer records through one-line hooks (``transfer``, ``deposit``,
-``job``, ``error``); the broker is wrapped (``InstrumentedBroker``) so messages are
-counted without touching the worker; what the store knows (the RETRY backlog, its
+``job``, ``error``); the broker is wrapped (``InstrumentedBroker``, in the app's place,
+so the outbox's publishing is counted too) so messages are counted without touching
+the worker; what the store knows (the RETRY backlog, its
 oldest due time, submissions in progress) is read at scrape time by ``StoreCollector``.
 
 Names follow Prometheus' conventions: ``deposit_services_`` prefix, ``_total`` on
@@ -143,7 +144,8 @@ class Metrics:
         self.deposits.labels(repository_label(repository), str(value)).inc()
 
     def refreshed(self, repository: Repository, status: str, changed: bool) -> None:
-        """A status refresh: counted when it moved the deposit to a final status."""
+        """A status refresh or a repository's report (a NIHMS mail): counted when it
+        moved the deposit to a final status."""
         self.deposit(repository, status, counted=changed and status in FINAL)
 
     def job(self, name: str, func: Callable[[], T]) -> Callable[[], T]:

@@ -1,9 +1,10 @@
 """What ``listen`` runs for operators: the metrics, the instrumented broker, the HTTP port.
 
 ``listen`` builds one ``Operations`` after bootstrap and uses its ``metrics`` (in the
-service context) and ``broker`` (the app's, counted); when DEPOSIT_HTTP_PORT is set the
-port serves /metrics, /healthz, /readyz and hands every other path to ``fallback``
-(the web dashboard's WSGI app, when ``listen`` mounts one).
+service context) and ``broker`` (the app's, counted, also in the app and its outbox);
+when DEPOSIT_HTTP_PORT is set the port serves /metrics, /healthz, /readyz and hands
+every other path to ``fallback`` (the web dashboard's WSGI app, when ``listen`` mounts
+one).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Operations:
         self.metrics = Metrics()
         self.metrics.watch_store(app.database)
         self.broker = self.metrics.broker(app.require_broker())
+        app.use_broker(self.broker)  # the outbox's publishing counted too
         settings = app.settings
         self.server = (OpsServer(OpsApp(self.metrics, readiness_checks(app, self.broker),
                                         fallback), settings.http_host, settings.http_port)
