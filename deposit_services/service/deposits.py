@@ -26,7 +26,6 @@ from datetime import datetime
 
 from deposit_services.assemblers.base import Package
 from deposit_services.clock import Clock
-from deposit_services.config.repositories import RepositoryConfig
 from deposit_services.errors import StoreError
 from deposit_services.model.entities import (
     Deposit,
@@ -250,7 +249,7 @@ class DepositTask:
         if gate.probe:
             return Intent(deposit, attempts, probe=True)
         if gate.until is not None:
-            return self._hold(uow, deposit, target.config, gate, attempts)
+            return self._hold(uow, deposit, gate, attempts)
         if (not built or work.fingerprint is None or target.config.operations.allow_duplicates
                 or any(a.is_open for a in attempts)
                 or any(a.trigger == TRIGGER_FORCE for a in attempts)
@@ -269,18 +268,18 @@ class DepositTask:
         log.warning("deposit %s to %s: %s", deposit.id, target.config.key, message)
         return Intent(deposit, attempts, skipped=message)
 
-    def _hold(self, uow: UnitOfWork, deposit: Deposit, config: RepositoryConfig, gate: Gate,
+    def _hold(self, uow: UnitOfWork, deposit: Deposit, gate: Gate,
               attempts: list[Attempt]) -> Intent:
-        """RETRY at the pause's end, no attempt begun: the repository is paused."""
+        """RETRY at the pause's end, no attempt begun: the repository is paused. Held
+        already (same message): only its next time moves, with nothing to announce."""
         assert gate.until is not None
-        message = (f"not attempted: repository {config.key} is {gate.why}; waits until "
-                   f"{gate.until.isoformat(timespec='seconds')}")
-        same = (deposit.deposit_status, deposit.status_message, deposit.next_attempt_at) == (
-            DepositStatus.RETRY, message, gate.until)
-        if not same and set_status(deposit, DepositStatus.RETRY, message, gate.until):
+        if (deposit.deposit_status, deposit.status_message) == (DepositStatus.RETRY,
+                                                                 gate.why):
+            deposit.next_attempt_at = gate.until
+        elif set_status(deposit, DepositStatus.RETRY, gate.why, gate.until):
             announce(uow, self.ctx, deposit)
         uow.state.release_lease(deposit_lease(deposit.id), self.ctx.owner)
-        return Intent(deposit, attempts, skipped=message, held=gate.until)
+        return Intent(deposit, attempts, skipped=gate.why, held=gate.until)
 
     def _intent(self, work: Work, trigger: str, ready: Precondition,
                 package: PackageInfo | None, wait: bool, target: Target | None = None

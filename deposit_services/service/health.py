@@ -69,7 +69,8 @@ class HealthPolicy:
 @dataclass(frozen=True)
 class Gate:
     """What the intent unit decided for one deposit: go (``until`` None, no probe),
-    wait until ``until`` (paused: ``why``), or probe first (this worker claimed it)."""
+    wait until ``until`` (paused: ``why``, the held deposit's message, ``waiting``), or
+    probe first (this worker claimed it)."""
 
     until: datetime | None = None
     probe: bool = False
@@ -100,9 +101,9 @@ def admit(uow: UnitOfWork, config: RepositoryConfig, policy: HealthPolicy,
         return Gate()
     state = found[0]
     if state.manual and state.paused_until is None:  # until the operator resumes it
-        return Gate(until=now + MANUAL_RECHECK, why=describe(state))
+        return Gate(until=now + MANUAL_RECHECK, why=waiting(config.key, state))
     if state.paused_until is not None and state.paused_until > now:
-        return Gate(until=state.paused_until, why=describe(state))
+        return Gate(until=state.paused_until, why=waiting(config.key, state))
     if state.manual:  # the operator's --until has run out: resumed
         change(uow, config.key, lambda s: _resumed(s, now, "the operator's pause ended", 0)
                if s.health == PAUSED and s.manual else None)
@@ -111,9 +112,9 @@ def admit(uow: UnitOfWork, config: RepositoryConfig, policy: HealthPolicy,
     claimed = change(uow, config.key, lambda s: replace(
         s, paused_until=until, probes=s.probes + 1) if s.version == state.version else None)
     if claimed.version != state.version + 1:  # another worker probes: wait for it
-        return (Gate(until=claimed.paused_until, why=describe(claimed))
+        return (Gate(until=claimed.paused_until, why=waiting(config.key, claimed))
                 if claimed.health == PAUSED and claimed.paused_until else Gate())
-    return Gate(until=until, probe=True, why=describe(claimed))
+    return Gate(until=until, probe=True, why=waiting(config.key, claimed))
 
 
 def after_probe(database: Database, config: RepositoryConfig, policy: HealthPolicy,
@@ -187,6 +188,18 @@ def operator_resume(database: Database, key: str, now: datetime) -> RepositorySt
         what=f"repository {key} resume")
     log.info("repository %s resumed by the operator", key)
     return state
+
+
+def waiting(key: str, state: RepositoryState) -> str:
+    """A held deposit's statusMessage: the same for the whole pause, so a long one
+    rewrites and announces nothing per period. When it is tried next is the deposit's
+    nextAttemptAt; why the repository is paused, and its probes, are in ``status``."""
+    # an operator's reason stays as given; a probe rewrites the automatic one
+    what = (state.reason or "paused by the operator") if state.manual else (
+        "paused after transient failures")
+    since = f" since {state.since.isoformat(timespec='seconds')}" if state.since else ""
+    return (f"not attempted: repository {key} is {what}{since}; the deposit waits for "
+            "it (next try: nextAttemptAt; details: `deposit-services status`)")
 
 
 def describe(state: RepositoryState) -> str:

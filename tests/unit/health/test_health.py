@@ -393,3 +393,44 @@ def test_the_metrics_show_each_recorded_repository_s_health(world: World) -> Non
         (("repository", "fine"), ("state", "degraded")): 0.0,
         (("repository", "fine"), ("state", "paused")): 1.0,
     }
+
+
+def test_held_deposits_keep_one_message_across_pause_periods(world: World) -> None:
+    """A long pause costs a held deposit no new message and no DepositStatus per period:
+    the message names the pause, the next try is nextAttemptAt alone."""
+    world.servers["down"].mode = DOWN
+    world.probe_answers["down"] = "target: connection refused"
+    for n in range(1, 6):
+        world.seed(f"h{n}")
+        SubmissionProcessor(world.ctx).process(f"h{n}")
+    ids = [world.deposit(f"h{n}").id for n in range(1, 6)]
+
+    def announced() -> list[str]:
+        return [m.body for m in run_unit(world.database, lambda uow: uow.state.messages(0.0),
+                                         read_only=True) if m.queue == "deposit"]
+
+    world.clock.set(world.state("down").paused_until or world.clock.now())
+    world.run_due()  # the first period ends: every deposit is held now, probe failed
+    held = {d: world.store.get(Deposit, d).status_message for d in ids}
+    since = world.state("down").since
+    assert since is not None
+    assert set(held.values()) == {
+        f"not attempted: repository down is paused after transient failures since "
+        f"{since.isoformat(timespec='seconds')}; the deposit waits for it (next try: "
+        "nextAttemptAt; details: `deposit-services status`)"}
+    before = announced()
+    for period in range(2, 5):
+        until = world.state("down").paused_until
+        assert until is not None
+        world.clock.set(until)
+        assert world.run_due() == []
+        assert len(world.probes) == period  # one probe a period, still refused
+        state = world.state("down")
+        assert state.paused_until == until + timedelta(seconds=600)
+        for deposit_id in ids:
+            deposit = world.store.get(Deposit, deposit_id)
+            assert deposit.deposit_status is DepositStatus.RETRY
+            assert deposit.status_message == held[deposit_id]
+            assert deposit.next_attempt_at == state.paused_until
+    assert announced() == before  # no DepositStatus for a held deposit in periods 2-4
+    assert "still not answering" in (world.state("down").reason or "")  # status says why
