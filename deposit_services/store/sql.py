@@ -32,6 +32,7 @@ from deposit_services.store.base import (
 from deposit_services.store.base import entity_from_json as _load
 from deposit_services.store.engine import READ_ONLY, db_errors, make_engine, masked, now_expression
 from deposit_services.store.schema import ENTITY_TABLES, ensure_schema, is_current
+from deposit_services.store.sql_state import SqlWorkerState
 from deposit_services.store.uow import Database, UnitOfWork, column_value
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,6 @@ class SqlUnitOfWork(UnitOfWork):
         return SqlRecords(self.connection, self.database.statements)
 
     def _open_state(self) -> WorkerState:
-        from deposit_services.store.sql_state import SqlWorkerState
-
         return SqlWorkerState(self.connection, self.database.statements, self.database.enqueue)
 
     def _commit(self) -> None:

@@ -187,10 +187,13 @@ class SqlWorkerState(WorkerState):
 
     def repository_states(self, keys: Sequence[str] = ()) -> list[RepositoryState]:
         t = repository_states
-        query = select(t).order_by(t.c.key)
-        if keys:
-            query = query.where(t.c.key.in_(list(keys)))
-        return [_to_state(row) for row in self._execute(query)]
+        if not keys:
+            query = self._s.get("repository states", t, lambda: select(t).order_by(t.c.key))
+            return [_to_state(row) for row in self._execute(query)]
+        # built once (the health gate reads one key per intent and outcome unit)
+        query = self._s.get("repository states of", t, lambda: select(t).where(
+            t.c.key.in_(bindparam("_keys", expanding=True))).order_by(t.c.key))
+        return [_to_state(row) for row in self._execute(query, {"_keys": list(keys)})]
 
     def put_repository_state(self, state: RepositoryState) -> bool:
         t = repository_states
