@@ -45,6 +45,7 @@ from deposit_services.service.aggregate import aggregate_for, settle_aggregate
 from deposit_services.service.context import ServiceContext
 from deposit_services.service.deposits import DepositTask, Work
 from deposit_services.service.outcome import TRIGGER_JOB, announce, retry_hint, set_status
+from deposit_services.service.stale import PREFIX as STALLED
 from deposit_services.service.stale import stale_message, submitted_since
 from deposit_services.service.submissions import missing_repository
 from deposit_services.status.base import ResolvedStatus
@@ -87,6 +88,25 @@ class Outcome:
     message: str = ""
     changed: bool = False
     skipped: bool = False
+
+
+IN_PROGRESS = "still in progress at the repository"
+WHEN_SENT = "; when sent: "  # a refresh's word first, then what the transfer recorded
+# How what a refresh writes on a SUBMITTED deposit begins (never its transfer's note).
+REFRESH_WORDS = (IN_PROGRESS, STALLED, "no depositStatusRef", "cannot follow the status",
+                 "the repository's protocol has no status", "status check failed")
+
+
+def with_sent_note(heard: str, current: str | None) -> str:
+    """``heard`` (a refresh's word on a SUBMITTED deposit) followed by what its transfer
+    recorded, kept from the ``current`` message (e.g. which item a corrected
+    resubmission updated, what the package left out): a refresh never loses it."""
+    current = current or ""
+    if WHEN_SENT in current:
+        sent = current.partition(WHEN_SENT)[2]
+    else:
+        sent = "" if current.startswith(REFRESH_WORDS) else current
+    return f"{heard}{WHEN_SENT}{sent}" if sent else heard
 
 
 def status_word(deposit: Deposit) -> str:
@@ -253,7 +273,9 @@ class DepositProcessor:
     def _note(self, deposit: Deposit, message: str, transient: bool = False,
               watch: Watch | None = None) -> Outcome:
         """Keep a SUBMITTED deposit as it is but let the operator see why (on change);
-        one SUBMITTED too long has its copy STALLED (service/stale.py)."""
+        one SUBMITTED too long has its copy STALLED (service/stale.py). What its transfer
+        recorded stays after ``message`` (``with_sent_note``)."""
+        message = with_sent_note(message, deposit.status_message)
         stalled = (stale_message(watch.since, watch.limit, self.ctx.clock.now(), message)
                    if watch is not None else None)
         if stalled is not None:
@@ -290,10 +312,9 @@ class DepositProcessor:
         new = resolved.deposit_status
         words = resolved.description or resolved.state
         if new is None or new is DepositStatus.SUBMITTED or new is DepositStatus.RETRY:
-            message = f"still in progress at the repository ({words})"
-            noted = self._note(deposit, message, watch=watch)  # replaces a failure's message
-            return noted if noted.message != message else Outcome(
-                deposit.id, True, status_word(deposit), message)
+            noted = self._note(deposit, f"{IN_PROGRESS} ({words})", watch=watch)
+            return noted if noted.message.startswith(STALLED) else Outcome(
+                deposit.id, True, status_word(deposit), noted.message)
         message = f"{resolved.state}: {words}" if words != resolved.state else resolved.state
         if new is DepositStatus.FAILED:
             message = f"the repository reports a failure ({message}); {retry_hint(deposit.id)}"
