@@ -37,7 +37,11 @@ class _Timer:
                 self._thread = threading.Thread(target=self._run, name="heartbeats",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            elif self._due[0][2] is heartbeat:
+                # due before what the timer waits for: wake it. Otherwise (nearly every
+                # message: one interval for all) it wakes in time anyway, and a woken
+                # timer per message costs a thread switch each
+                self._cond.notify()
 
     def _run(self) -> None:
         with self._cond:

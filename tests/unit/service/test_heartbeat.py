@@ -80,3 +80,14 @@ def test_a_slow_beat_does_not_delay_another_heartbeat() -> None:
             time.sleep(0.4)
         stuck.set()
     assert len(fast) >= 3
+
+
+def test_a_sooner_heartbeat_wakes_the_timer_waiting_for_a_later_one() -> None:
+    """The timer is woken only for a beat due before the one it waits for: a short
+    interval entered inside a long one still beats on time."""
+    ticking, beat = threading.Event(), threading.Event()
+    with Heartbeat(30.0, lambda: None):
+        with Heartbeat(0.001, ticking.set):  # the timer thread runs and has fired
+            assert ticking.wait(5)
+        with Heartbeat(0.05, beat.set):
+            assert beat.wait(5), "the timer slept through a beat due before its next one"
