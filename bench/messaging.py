@@ -17,6 +17,11 @@ Prints, on one broker in one run:
   deposits publish), from the start to the last one handled, and submissions/s;
 * where an end-to-end message's time goes: the adapter's share (1 / adapter rate).
 
+* with ``--profile``: the process CPU per submission while the worker runs (all its
+  threads; the rates above are wall clock and swing with a shared machine's load, the
+  CPU much less), and after the runs a cProfile of ``MessageHandler.handle`` in every
+  consumer thread of one more SQLite run at concurrency 1 (own time, top functions).
+
 * store transactions per submission: counted by SQLAlchemy (``begin`` events) for
   ``submit`` and for the processing (the SubmissionReady and the DepositStatus message
   it leads to), and on PostgreSQL also as PostgreSQL counts them (``xact_commit`` of a
@@ -28,6 +33,7 @@ Usage (from the repository root)::
 
     python bench/messaging.py [--messages 5000] [--submissions 300]
                               [--url stomp://...] [--postgres ADMIN_URL | --postgres '']
+                              [--profile]
 
 Without ``--url`` an ActiveMQ is started from Debian's package (see
 tests/support/activemq.py). Each end-to-end run has a fresh SQLite file, or a fresh
@@ -38,9 +44,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import json
 import logging
 import os
+import pstats
 import queue
 import socket
 import sqlite3
@@ -303,6 +311,7 @@ class EndToEnd:
     submit_transactions: float  # per submission, counted by SQLAlchemy
     work_transactions: float  # per submission: SubmissionReady + the DepositStatus it made
     postgres_commits: float | None  # per submission, submit included, counted by PostgreSQL
+    cpu_ms: float  # process CPU per submission while the worker ran, all threads
 
 
 def _xact_commit(admin_url: str, name: str) -> int:
@@ -318,8 +327,11 @@ def _xact_commit(admin_url: str, name: str) -> int:
 
 
 def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
-                    store_url: str | None, admin_url: str | None = None) -> EndToEnd:
-    """The real worker on the devnull transport: rates and store transactions."""
+                    store_url: str | None, admin_url: str | None = None,
+                    profiles: list[cProfile.Profile] | None = None) -> EndToEnd:
+    """The real worker on the devnull transport: rates and store transactions. With
+    ``profiles``, each consumer thread profiles its ``handle`` calls into one of its
+    own, appended there."""
     from sqlalchemy import event
 
     from deposit_services.bootstrap import bootstrap
@@ -380,7 +392,15 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
         lock = threading.Lock()
 
         def handle(self, delivery: Delivery) -> None:
-            super().handle(delivery)
+            if profiles is None:
+                super().handle(delivery)
+            else:
+                profile = _thread_profile(profiles)
+                profile.enable()
+                try:
+                    super().handle(delivery)
+                finally:
+                    profile.disable()
             with self.lock:
                 CountingHandler.handled += 1
                 CountingHandler.last = time.perf_counter()
@@ -389,6 +409,7 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
     worker = Worker(handler, [settings.queue_submission, settings.queue_deposit], threads)
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,))
+    cpu_start = time.process_time()
     start = time.perf_counter()
     runner.start()
     # the worker publishes one DepositStatus per submission and consumes it: wait for
@@ -397,6 +418,7 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
     while CountingHandler.handled < 2 * submissions and time.monotonic() < deadline:
         time.sleep(0.2)
     elapsed = CountingHandler.last - start
+    cpu = time.process_time() - cpu_start
     stop.set()
     runner.join()
     event.remove(database.engine, "begin", count)
@@ -416,7 +438,29 @@ def end_to_end_rate(url: str, submissions: int, threads: int, root: Path,
         commits = (_xact_commit(admin_url, pg_name) - commits_before - 1) / submissions
     return EndToEnd(CountingHandler.handled / elapsed, submissions / elapsed,
                     submit_transactions / submissions, work_transactions / submissions,
-                    commits)
+                    commits, 1000 * cpu / submissions)
+
+
+_PROFILE = threading.local()
+
+
+def _thread_profile(profiles: list[cProfile.Profile]) -> cProfile.Profile:
+    """This thread's profile (made and added to ``profiles`` on first use)."""
+    profile: cProfile.Profile | None = getattr(_PROFILE, "profile", None)
+    if profile is None:
+        profile = _PROFILE.profile = cProfile.Profile()
+        profiles.append(profile)
+    return profile
+
+
+def print_profile(url: str, submissions: int, root: Path) -> None:
+    """cProfile of the handler's calls in one SQLite run at concurrency 1."""
+    profiles: list[cProfile.Profile] = []
+    end_to_end_rate(url, submissions, 1, root, None, profiles=profiles)
+    print(f"-- profile: MessageHandler.handle, SQLite, concurrency 1, {submissions} "
+          f"submissions (cProfile: its own overhead inflates every figure)")
+    stats = pstats.Stats(*profiles, stream=sys.stdout)
+    stats.sort_stats("tottime").print_stats(25)
 
 
 @contextlib.contextmanager
@@ -479,13 +523,17 @@ def report(url: str, args: argparse.Namespace, root: Path) -> None:
                   f"{result.submit_transactions:.2f} + processing {result.work_transactions:.2f}"
                   + (f"; committed per submission as PostgreSQL counts them: "
                      f"{result.postgres_commits:.2f}" if result.postgres_commits is not None
-                     else ""))
+                     else "")
+                  + (f"; process CPU per submission while the worker ran: "
+                     f"{result.cpu_ms:.2f} ms" if args.profile else ""))
         assert result is not None
         messages = result.messages_per_s
         print(f"{name}, concurrency 4: end to end = {messages / floor[4]:.1%} of the floor "
               f"(target: 50%), {messages / raw[4]:.1%} of the raw rate (prefetch 4); "
               f"the floor is {floor[4] / raw[4]:.1%} of the raw rate; the adapter's "
               f"receive+ack is {messages / adapter[4]:.1%} of an end-to-end message's time")
+    if args.profile:
+        print_profile(url, args.submissions, root)
 
 
 def main() -> None:
@@ -497,6 +545,9 @@ def main() -> None:
         "DEPOSIT_TEST_POSTGRES_URL", "postgresql://postgres:postgres@127.0.0.1:5432/postgres"),
         help="an admin URL: the PostgreSQL runs create and drop databases of their own "
              "('' to run on SQLite only)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the process CPU per submission of each end-to-end run, "
+                             "and a cProfile of the handler at the end")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-messaging-") as tmp:
