@@ -22,7 +22,8 @@ from deposit_services.model.submission import (
     Person,
     PersonType,
 )
-from deposit_services.service.duplicates import doi_key, fingerprint
+from deposit_services.model.works import doi_key
+from deposit_services.service.duplicates import fingerprint
 
 
 def _content(**changes: Any) -> DepositSubmission:
