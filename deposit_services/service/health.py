@@ -109,11 +109,14 @@ def admit(uow: UnitOfWork, config: RepositoryConfig, policy: HealthPolicy,
                if s.health == PAUSED and s.manual else None)
         return Gate()
     until = now + policy.pause_for(config)
-    claimed = change(uow, config.key, lambda s: replace(
-        s, paused_until=until, probes=s.probes + 1) if s.version == state.version else None)
-    if claimed.version != state.version + 1:  # another worker probes: wait for it
-        return (Gate(until=claimed.paused_until, why=waiting(config.key, claimed))
-                if claimed.health == PAUSED and claimed.paused_until else Gate())
+    claimed = replace(state, paused_until=until, probes=state.probes + 1)
+    # the probe is claimed by this compare-and-set on what was read: of the workers that
+    # read the same version, only the first to write probes
+    if not uow.state.put_repository_state(claimed):  # another worker probes: wait for it
+        found = uow.state.repository_states([config.key])
+        current = found[0] if found else state
+        return (Gate(until=current.paused_until, why=waiting(config.key, current))
+                if current.health == PAUSED and current.paused_until else Gate())
     return Gate(until=until, probe=True, why=waiting(config.key, claimed))
 
 

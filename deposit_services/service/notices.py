@@ -167,9 +167,9 @@ def _notify(database: Database, config: RepositoriesConfig, key: str,
         new = [p for p in every if p.mark not in set(state.noticed)]
         if not new:
             return None
-        taken = change(uow, key, lambda s: replace(s, noticed_at=now)
-                       if s.version == state.version else None)
-        if taken.noticed_at != now:
+        # the claim is this compare-and-set on what was read: a replica that read the
+        # same version and wrote first (even at the same instant) wins, this one sends none
+        if not uow.state.put_repository_state(replace(state, noticed_at=now)):
             return None  # another replica claimed it first
         return state, new, [p.mark for p in every]
 
