@@ -22,9 +22,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 WRITERS = 2  # bulk requests in flight: the index works while the next batch is read
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_CONFIG = 2
 
 
 def reindex(database: Database, index: SearchIndex,
@@ -80,7 +77,8 @@ def _build(uow: UnitOfWork, submissions: list[str], deposits: list[str],
 
 
 def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.bootstrap import bootstrap
+    # the commands' bootstrap: it masks configured secrets in every log line
+    from deposit_services.entrypoints.command import EXIT_CONFIG, EXIT_OK, bootstrap
     from deposit_services.entrypoints.progress import Progress
     from deposit_services.search.relay import build_index
     from deposit_services.service.lifecycle import Outcome
@@ -105,7 +103,7 @@ def cmd_reindex(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    from deposit_services.bootstrap import bootstrap
+    from deposit_services.entrypoints.command import EXIT_OK, bootstrap
     from deposit_services.entrypoints.reports import Column, print_json, render_table
 
     app = bootstrap(settings, with_broker=False, with_repositories=False)

@@ -51,3 +51,20 @@ def test_a_repositorys_password_is_masked_once_a_command_has_bootstrapped(
     err = capsys.readouterr().err
     assert f"before: {FTP_PASSWORD}" in err  # not yet known as a secret
     assert "after: ***" in err and err.count(FTP_PASSWORD) == 1
+
+
+def test_the_search_command_masks_the_settings_secrets_like_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], root_logging: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deposit_services import cli
+
+    password = "index-pw-27182"
+    for name, value in {"HOME": str(tmp_path), "DEPOSIT_DATA_DIR": str(tmp_path / "d"),
+                        "DEPOSIT_SEARCH_PASSWORD": password}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DEPOSIT_SEARCH_URL", raising=False)
+    assert cli.main(["search", "anything"]) == 0  # the records' own search: no index
+    logging.getLogger("tests.command").warning("after: %s", password)
+    err = capsys.readouterr().err
+    assert "after: ***" in err and password not in err
